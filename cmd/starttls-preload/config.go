@@ -1,0 +1,135 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
+)
+
+// Config is the one configuration struct. Every key can be set in the config
+// file (YAML, keys as below), as STARTTLS_PRELOAD_<SECTION>_<KEY> in the
+// environment, or by the command's flag where one exists.
+type Config struct {
+	DataDir string `mapstructure:"data_dir"`
+	Listen  string `mapstructure:"listen"`
+
+	Validate  ValidateConfig  `mapstructure:"validate"`
+	Admission AdmissionConfig `mapstructure:"admission"`
+	Demotion  DemotionConfig  `mapstructure:"demotion"`
+	Store     StoreConfig     `mapstructure:"store"`
+}
+
+// ValidateConfig holds the checker's settings (validate.*).
+type ValidateConfig struct {
+	Resolver        string        `mapstructure:"resolver"`
+	CAFile          string        `mapstructure:"ca_file"`
+	AllowPrivate    bool          `mapstructure:"allow_private"`
+	Timeout         time.Duration `mapstructure:"timeout"`
+	GreetingTimeout time.Duration `mapstructure:"greeting_timeout"`
+	SMTPPort        int           `mapstructure:"smtp_port"`
+	Concurrency     int           `mapstructure:"concurrency"`
+}
+
+// AdmissionConfig holds the admission rules (admission.*).
+type AdmissionConfig struct {
+	MinDays       int           `mapstructure:"min_days"`
+	MinChecks     int           `mapstructure:"min_checks"`
+	CheckInterval time.Duration `mapstructure:"check_interval"`
+}
+
+// DemotionConfig holds the demotion rules (demotion.*).
+type DemotionConfig struct {
+	Grace time.Duration `mapstructure:"grace"`
+}
+
+// StoreConfig selects the store (store.*): driver "sqlite" (default, a file
+// under data_dir) or "postgres" with a DSN.
+type StoreConfig struct {
+	Driver string `mapstructure:"driver"`
+	DSN    string `mapstructure:"dsn"`
+}
+
+func defaults(v *viper.Viper) {
+	v.SetDefault("data_dir", "./data")
+	v.SetDefault("listen", "127.0.0.1:8080")
+	v.SetDefault("validate.resolver", "")
+	v.SetDefault("validate.ca_file", "")
+	v.SetDefault("validate.allow_private", false)
+	v.SetDefault("validate.timeout", 30*time.Second)
+	v.SetDefault("validate.greeting_timeout", 60*time.Second)
+	v.SetDefault("validate.smtp_port", 25)
+	v.SetDefault("validate.concurrency", 64)
+	v.SetDefault("admission.min_days", 7)
+	v.SetDefault("admission.min_checks", 28)
+	v.SetDefault("admission.check_interval", 6*time.Hour)
+	v.SetDefault("demotion.grace", 24*time.Hour)
+	v.SetDefault("store.driver", "sqlite")
+	v.SetDefault("store.dsn", "")
+}
+
+// loadConfig reads defaults, the config file, the environment and the
+// command's flags (bound through flagKeys: config key -> flag name), in
+// rising order of precedence.
+func loadConfig(cmd *cobra.Command, flagKeys map[string]string) (*Config, error) {
+	v := viper.New()
+	defaults(v)
+	v.SetEnvPrefix("STARTTLS_PRELOAD")
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+	path, _ := cmd.Flags().GetString("config")
+	if path != "" {
+		v.SetConfigFile(path)
+	} else {
+		v.SetConfigName("starttls-preload")
+		v.SetConfigType("yaml")
+		v.AddConfigPath(".")
+	}
+	if err := v.ReadInConfig(); err != nil {
+		var nf viper.ConfigFileNotFoundError
+		if path != "" || !errors.As(err, &nf) {
+			return nil, usagef("reading config: %v", err)
+		}
+	}
+	for key, name := range flagKeys {
+		f := cmd.Flags().Lookup(name)
+		if f == nil {
+			return nil, fmt.Errorf("internal: no flag %q for key %q", name, key)
+		}
+		if err := v.BindPFlag(key, f); err != nil {
+			return nil, err
+		}
+	}
+	var c Config
+	if err := v.Unmarshal(&c); err != nil {
+		return nil, usagef("config: %v", err)
+	}
+	return &c, nil
+}
+
+func initLogging(cmd *cobra.Command) error {
+	lvl, _ := cmd.Flags().GetString("log-level")
+	format, _ := cmd.Flags().GetString("log-format")
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(lvl)); err != nil {
+		return usagef("--log-level: %v", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler
+	switch format {
+	case "text":
+		h = slog.NewTextHandler(os.Stderr, opts)
+	case "json":
+		h = slog.NewJSONHandler(os.Stderr, opts)
+	default:
+		return usagef("--log-format must be text or json, not %q", format)
+	}
+	slog.SetDefault(slog.New(h))
+	return nil
+}
+
