@@ -1,0 +1,247 @@
+// Package store keeps the life of every domain on the preload list: its
+// state, declared MX patterns, check history (time and findings per check),
+// the decisions taken and why, list serials, and the opt-out list.
+//
+// Store is the one interface; store/memstore (in memory, for tests),
+// store/sqlite (the default, a file under the data directory) and
+// store/postgres (several machines sharing the work) implement it, and all of
+// them pass the one conformance suite in store/storetest. store/backend opens
+// the configured one.
+//
+// Every write that belongs together happens in one transaction: a check, the
+// counters it changes, the next check time and a state transition with its
+// decision are written together or not at all (RecordCheck), so a process
+// killed at any moment leaves no half-applied transition. State changes are
+// compare-and-set on the expected current state (ErrConflict otherwise), so
+// no transition is lost when several workers or an operator act at once.
+//
+// Times are kept with microsecond precision and returned in UTC. The store
+// never reads the wall clock for decisions: callers pass the time (an
+// injected clock), so tests can run a month of checks in a second.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"time"
+)
+
+// Sentinel errors, matched with errors.Is.
+var (
+	ErrNotFound      = errors.New("store: not found")
+	ErrAlreadyExists = errors.New("store: already exists")
+	// ErrConflict: the domain's state was not the expected one (someone
+	// else changed it first), or the worker's claim was taken over after its
+	// lease expired. Nothing was written; re-read and decide again.
+	ErrConflict = errors.New("store: conflict")
+	// ErrInvalid: the caller passed a value the store refuses (unknown
+	// state, empty name).
+	ErrInvalid = errors.New("store: invalid value")
+)
+
+// State is where a domain is in its life on the list.
+type State string
+
+// The states. pending → validating → testing → enforce; any listed state →
+// demoted on failure; removal_requested → removed.
+const (
+	StatePending          State = "pending"           // ownership not yet proven
+	StateValidating       State = "validating"        // collecting passes before admission
+	StateTesting          State = "testing"           // listed, not enforced
+	StateEnforce          State = "enforce"           // listed, enforced
+	StateDemoted          State = "demoted"           // was listed, failed; listed in testing mode
+	StateRemovalRequested State = "removal_requested" // the owner asked to leave
+	StateRemoved          State = "removed"           // gone from the list; history kept
+)
+
+// States lists every state in life order.
+var States = []State{StatePending, StateValidating, StateTesting, StateEnforce, StateDemoted, StateRemovalRequested, StateRemoved}
+
+// Valid reports whether s is one of the known states.
+func (s State) Valid() bool {
+	for _, k := range States {
+		if s == k {
+			return true
+		}
+	}
+	return false
+}
+
+// Domain is one domain's row.
+type Domain struct {
+	Name       string   // lower-case, no trailing dot
+	State      State    //
+	Contact    string   // where failures are notified (e-mail address)
+	MXPatterns []string // declared MX patterns ("mx1.example.com", ".example.net"); never nil on read
+	// WantEnforce: the owner asked for promotion to enforce.
+	WantEnforce bool
+	// FollowMTASTS: the patterns follow the domain's MTA-STS "mx" list.
+	FollowMTASTS bool
+	// Token is the ownership-proof token (for pending domains), if any.
+	Token string
+
+	CreatedAt time.Time
+	UpdatedAt time.Time
+	// NextCheck is when the domain is next due; ClaimDue hands out
+	// domains whose NextCheck is not after "now".
+	NextCheck time.Time
+	// LastChecked is the time of the latest recorded check, nil if none.
+	LastChecked *time.Time
+	// ChecksPassed counts the passes of the current streak (or window);
+	// PassingSince is when that streak began (nil: no streak).
+	ChecksPassed int
+	PassingSince *time.Time
+	// FailingSince is when the current run of failures began (nil: the
+	// latest check passed).
+	FailingSince *time.Time
+
+	// ClaimedBy and ClaimedUntil show the worker holding the domain's
+	// check and when its lease expires (read-only; set by ClaimDue,
+	// cleared by RecordCheck and Release).
+	ClaimedBy    string
+	ClaimedUntil *time.Time
+}
+
+// CheckRecord is one check of one domain, kept as history.
+type CheckRecord struct {
+	ID       int64 // assigned by the store
+	Domain   string
+	At       time.Time
+	Eligible bool
+	MXHosts  []string // the MX hosts seen; never nil on read
+	// Findings is the checker's result as JSON (validate.Result or its
+	// findings); stored and returned verbatim. Empty means none.
+	Findings json.RawMessage
+	// Worker names the worker that ran the check. When set, RecordCheck
+	// requires the domain to be claimed by this worker.
+	Worker string
+}
+
+// Decision is one state change and why it was taken.
+type Decision struct {
+	ID     int64 // assigned by the store, rising
+	Domain string
+	At     time.Time
+	From   State
+	To     State
+	Reason string
+}
+
+// Transition is a compare-and-set state change: applied only when the
+// domain is in From, recorded as a Decision with Reason.
+type Transition struct {
+	From   State
+	To     State
+	Reason string
+}
+
+// CheckUpdate is everything one check changes, written in one transaction:
+// the check record, the domain's counters and next check time, optionally
+// new MX patterns and a state transition. It also releases the worker's
+// claim on the domain.
+type CheckUpdate struct {
+	Check        CheckRecord
+	NextCheck    time.Time
+	ChecksPassed int
+	PassingSince *time.Time
+	FailingSince *time.Time
+	// MXPatterns, when non-nil, replaces the declared patterns (a domain
+	// that follows its MTA-STS policy).
+	MXPatterns []string
+	// Transition, when non-nil, changes the state; if the domain is not in
+	// Transition.From nothing at all is written and ErrConflict returned.
+	Transition *Transition
+}
+
+// Filter selects domains for ListDomains. The zero Filter selects all.
+type Filter struct {
+	States []State // any of these; empty: every state
+	After  string  // only names sorting after this one (paging)
+	Limit  int     // at most this many; 0: no limit
+}
+
+// ListRecord is the metadata of one generated list (the signed bytes
+// themselves live in the publish archive).
+type ListRecord struct {
+	Serial    int64
+	Timestamp time.Time
+	Expires   time.Time
+	SHA256    string // hex digest of the list bytes
+	Entries   int    // number of policies
+}
+
+// Store is the persistent state of the service. Implementations are safe for
+// concurrent use. Methods take ctx first; times are caller-supplied.
+type Store interface {
+	// AddDomain inserts a new domain (ErrAlreadyExists if the name is
+	// taken, whatever its state). A zero CreatedAt/UpdatedAt is set to now;
+	// an empty State is pending.
+	AddDomain(ctx context.Context, d Domain) error
+	// GetDomain returns one domain or ErrNotFound.
+	GetDomain(ctx context.Context, name string) (Domain, error)
+	// ListDomains returns the domains matching f, sorted by name; never nil.
+	ListDomains(ctx context.Context, f Filter) ([]Domain, error)
+	// CountByState returns how many domains are in each state (states with
+	// none are absent).
+	CountByState(ctx context.Context) (map[State]int, error)
+	// UpdateDomain writes d's owner-editable and scheduling fields
+	// (Contact, MXPatterns, WantEnforce, FollowMTASTS, Token, NextCheck,
+	// ChecksPassed, PassingSince, FailingSince, UpdatedAt — zero: now). It
+	// never changes State, history, or claims. ErrNotFound if absent.
+	UpdateDomain(ctx context.Context, d Domain) error
+	// Transition changes a domain's state from `from` to `to` and records
+	// the decision, in one transaction. ErrConflict if the domain is not in
+	// `from`; ErrNotFound if absent.
+	Transition(ctx context.Context, name string, from, to State, reason string, at time.Time) error
+	// RequestRemoval moves a domain in any state but removed to
+	// removal_requested, recording the decision. ErrNotFound if absent,
+	// ErrConflict if already removed; a no-op if already requested.
+	RequestRemoval(ctx context.Context, name, reason string, at time.Time) error
+
+	// RecordCheck applies one CheckUpdate in one transaction (see
+	// CheckUpdate). ErrNotFound if the domain is absent; ErrConflict if the
+	// transition's From does not match or the check's Worker no longer
+	// holds the claim — and then nothing is written.
+	RecordCheck(ctx context.Context, u CheckUpdate) error
+	// RecordChecks applies many updates in one transaction for speed. Each
+	// update succeeds or fails alone: errs[i] is RecordCheck's error for
+	// us[i] (nil on success) and the failed ones write nothing. err is for
+	// the batch as a whole (then nothing was written).
+	RecordChecks(ctx context.Context, us []CheckUpdate) (errs []error, err error)
+	// Checks returns a domain's checks at or after since, newest first, at
+	// most limit (0: all); never nil.
+	Checks(ctx context.Context, domain string, since time.Time, limit int) ([]CheckRecord, error)
+	// Decisions returns a domain's decisions, oldest first; never nil.
+	Decisions(ctx context.Context, domain string) ([]Decision, error)
+
+	// ClaimDue claims up to limit domains that are due (NextCheck <= now),
+	// not removed, and not claimed by a live lease, for worker until
+	// now+lease, and returns them ordered by NextCheck. A claim whose
+	// lease has expired (its worker died) is claimed again. Concurrent
+	// callers never receive the same domain under live leases.
+	ClaimDue(ctx context.Context, worker string, now time.Time, limit int, lease time.Duration) ([]Domain, error)
+	// Release drops worker's claims on the named domains without
+	// recording a check, setting their NextCheck to next (zero: unchanged).
+	Release(ctx context.Context, worker string, names []string, next time.Time) error
+
+	// NextSerial returns a new list serial, strictly greater than every
+	// serial it returned before and every saved list's serial.
+	NextSerial(ctx context.Context) (int64, error)
+	// SaveList records a generated list's metadata (ErrAlreadyExists if
+	// the serial was saved before).
+	SaveList(ctx context.Context, l ListRecord) error
+	// LatestList returns the metadata of the highest saved serial, or
+	// ErrNotFound.
+	LatestList(ctx context.Context) (ListRecord, error)
+
+	// AddOptOut puts a domain on the never-probe list (idempotent).
+	AddOptOut(ctx context.Context, domain, reason string, at time.Time) error
+	// RemoveOptOut takes it off again (idempotent).
+	RemoveOptOut(ctx context.Context, domain string) error
+	// IsOptedOut reports whether a domain must never be probed.
+	IsOptedOut(ctx context.Context, domain string) (bool, error)
+
+	// Close releases the store's resources.
+	Close() error
+}
