@@ -38,6 +38,8 @@ var (
 	// ErrInvalid: the caller passed a value the store refuses (unknown
 	// state, empty name).
 	ErrInvalid = errors.New("store: invalid value")
+	// ErrClosed: the store was closed.
+	ErrClosed = errors.New("store: closed")
 )
 
 // State is where a domain is in its life on the list.
