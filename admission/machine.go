@@ -22,31 +22,33 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	"github.com/starttls-preload/starttls-preload/store"
 )
 
-// State is a domain's place in its life on the list.
-type State string
+// State is a domain's place in its life on the list (the store's states).
+type State = store.State
 
 // The states of a domain.
 const (
-	Pending          State = "pending"           // ownership not yet proven
-	Validating       State = "validating"        // collecting passing checks
-	Testing          State = "testing"           // listed, not enforced
-	Enforce          State = "enforce"           // listed, enforced
-	Demoted          State = "demoted"           // listed as testing after a failure
-	RemovalRequested State = "removal_requested" // leaves the next list
-	Removed          State = "removed"           // gone; kept for its history
+	Pending          = store.StatePending          // ownership not yet proven
+	Validating       = store.StateValidating       // collecting passing checks
+	Testing          = store.StateTesting          // listed, not enforced
+	Enforce          = store.StateEnforce          // listed, enforced
+	Demoted          = store.StateDemoted          // listed as testing after a failure
+	RemovalRequested = store.StateRemovalRequested // leaves the next list
+	Removed          = store.StateRemoved          // gone; kept for its history
 )
 
 // Listed reports whether a domain in state s appears in the list.
-func (s State) Listed() bool { return s == Testing || s == Enforce || s == Demoted }
+func Listed(s State) bool { return s == Testing || s == Enforce || s == Demoted }
 
-// Checked reports whether domains in state s are checked in rounds.
-func (s State) Checked() bool { return s == Validating || s.Listed() }
+// Probed reports whether domains in state s are checked in rounds.
+func Probed(s State) bool { return s == Validating || Listed(s) }
 
 // ListMode is the list's mode for a listed state: a demoted domain is
 // listed as testing.
-func (s State) ListMode() string {
+func ListMode(s State) string {
 	if s == Enforce {
 		return "enforce"
 	}
@@ -74,7 +76,8 @@ type Rules struct {
 	// MinDays is how long a domain must pass every check before admission.
 	MinDays int
 	// MinChecks is the least number of passing checks in that period; they
-	// must be spread over it: every day of the period holds at least one.
+	// must be spread over it: no two consecutive checks more than a day
+	// apart.
 	MinChecks int
 	// PromotionPeriod is how long a listed domain that asked for
 	// enforcement must keep passing before promotion (and how long a
@@ -92,21 +95,25 @@ func DefaultRules() Rules {
 
 const day = 24 * time.Hour
 
-// Window is how far back Evaluate needs a domain's checks.
-func (r Rules) Window() time.Duration {
-	w := time.Duration(r.MinDays)*day + day
-	w = max(w, r.PromotionPeriod+day, 2*r.Grace+day)
-	return w
-}
-
-// Domain is what the rules need to know about a domain.
+// Domain is what the rules need to know about a domain: its declared
+// intent and a summary of its recent checks (kept by the store), so that a
+// decision never needs the domain's whole history.
 type Domain struct {
 	Name         string
 	State        State
-	Since        time.Time // when the domain entered State
-	Patterns     []string  // declared MX patterns (RFC 8461 §4.1 syntax)
-	WantEnforce  bool      // promotion to enforce was requested
-	FollowMTASTS bool      // patterns follow the MTA-STS mx list when its mode is enforce
+	Patterns     []string // declared MX patterns (RFC 8461 §4.1 syntax)
+	WantEnforce  bool     // promotion to enforce was requested
+	FollowMTASTS bool     // patterns follow the MTA-STS mx list when its mode is enforce
+
+	// ChecksPassed counts the passing checks since PassingSince: the
+	// current run of passes in the current state (zero time: none).
+	ChecksPassed int
+	PassingSince time.Time
+	// FailingSince is when the current run of failures began (zero: the
+	// latest check passed).
+	FailingSince time.Time
+	// LastChecked is the time of the previous check (zero: none).
+	LastChecked time.Time
 }
 
 // Check is one check of a domain, as the rules see it.
@@ -144,16 +151,20 @@ type Notice struct {
 	Codes   []string // the failing check's finding codes
 }
 
-// Outcome is the result of evaluating a domain after a check.
+// Outcome is the result of evaluating a domain after a check: its new
+// state and summary, and what to record and tell.
 type Outcome struct {
-	State     State
-	Patterns  []string // non-nil when the patterns changed
-	Decisions []Decision
-	Notices   []Notice
+	State        State
+	Patterns     []string // non-nil when the patterns changed
+	ChecksPassed int
+	PassingSince time.Time
+	FailingSince time.Time
+	Decisions    []Decision
+	Notices      []Notice
 }
 
-// Changed reports whether anything must be recorded.
-func (o Outcome) Changed() bool { return len(o.Decisions) > 0 }
+// Transitioned reports whether the state changed.
+func (o Outcome) Transitioned(from State) bool { return o.State != from }
 
 func (o *Outcome) move(to State, code, format string, a ...any) {
 	o.Decisions = append(o.Decisions, Decision{From: o.State, To: to, Code: code, Reason: fmt.Sprintf(format, a...)})
@@ -164,11 +175,23 @@ func (o *Outcome) notify(d Domain, c Check, code, format string, a ...any) {
 	o.Notices = append(o.Notices, Notice{Domain: d.Name, Code: code, Message: fmt.Sprintf(format, a...), At: c.At, Codes: c.Codes})
 }
 
-// Evaluate decides what follows for domain d given its checks (oldest
-// first, covering at least Window before now; the last one is the check
-// just made) at time now. It is a pure function.
-func (r Rules) Evaluate(d Domain, history []Check, now time.Time) Outcome {
-	out := Outcome{State: d.State}
+// Pass reports whether a check passes for a domain with the given
+// patterns: the validator found no error and every MX host matches a
+// pattern.
+func Pass(patterns []string, c Check) bool {
+	ok, _ := MatchAll(patterns, c.MXHosts)
+	return c.Eligible && ok
+}
+
+// Evaluate folds check c (made at c.At, after d.LastChecked) into domain d
+// and decides what follows. It is a pure function.
+//
+// The passing run restarts at a failure, at every change of state, and
+// after a gap of more than a day between checks: admission needs its checks
+// spread over the whole period, and a day without checks proves nothing
+// about that day.
+func (r Rules) Evaluate(d Domain, c Check) Outcome {
+	out := Outcome{State: d.State, ChecksPassed: d.ChecksPassed, PassingSince: d.PassingSince, FailingSince: d.FailingSince}
 	switch d.State {
 	case Pending, Removed:
 		return out
@@ -176,121 +199,86 @@ func (r Rules) Evaluate(d Domain, history []Check, now time.Time) Outcome {
 		out.move(Removed, CodeRemoved, "removal requested; not in the next list")
 		return out
 	}
-	if len(history) == 0 {
-		return out
-	}
-	latest := history[len(history)-1]
+	now := c.At
 
 	// RFC 8461 §8.3: a policy of mode "none" is how a domain withdraws
 	// from MTA-STS; the list treats it as a request to leave.
-	if latest.MTASTS != nil && strings.EqualFold(latest.MTASTS.Mode, "none") {
+	if c.MTASTS != nil && strings.EqualFold(c.MTASTS.Mode, "none") {
 		out.move(RemovalRequested, CodeMTASTSNone, "the domain publishes an MTA-STS policy in mode none")
 		return out
 	}
 
 	patterns := normalizePatterns(d.Patterns)
-	if d.FollowMTASTS && latest.MTASTS != nil && strings.EqualFold(latest.MTASTS.Mode, "enforce") &&
-		len(latest.MTASTS.MX) > 0 && !samePatterns(patterns, latest.MTASTS.MX) {
-		patterns = normalizePatterns(latest.MTASTS.MX)
+	if d.FollowMTASTS && c.MTASTS != nil && strings.EqualFold(c.MTASTS.Mode, "enforce") &&
+		len(c.MTASTS.MX) > 0 && !samePatterns(patterns, c.MTASTS.MX) {
+		patterns = normalizePatterns(c.MTASTS.MX)
 		out.Patterns = patterns
 		out.Decisions = append(out.Decisions, Decision{From: d.State, To: d.State, Code: CodeFollowMTASTS,
 			Reason: "MX patterns follow the MTA-STS policy: " + strings.Join(patterns, " ")})
 	}
-	pass := func(c Check) bool {
-		ok, _ := MatchAll(patterns, c.MXHosts)
-		return c.Eligible && ok
-	}
-	// The passing streak: checks since the domain entered its state and
-	// after its last failure.
-	first, passes := -1, 0
-	for i, c := range history {
-		if c.At.Before(d.Since) {
-			continue
-		}
-		if pass(c) {
-			if first < 0 {
-				first = i
-			}
-			passes++
+
+	pass := Pass(patterns, c)
+	if pass {
+		out.FailingSince = time.Time{}
+		gap := d.LastChecked.IsZero() || now.Sub(d.LastChecked) > day
+		if d.PassingSince.IsZero() || gap {
+			out.PassingSince, out.ChecksPassed = now, 1
 		} else {
-			first, passes = -1, 0
+			out.ChecksPassed++
+		}
+	} else {
+		out.PassingSince, out.ChecksPassed = time.Time{}, 0
+		if d.FailingSince.IsZero() {
+			out.FailingSince = now
 		}
 	}
 	streak := time.Duration(0)
-	if first >= 0 {
-		streak = now.Sub(history[first].At)
+	if pass {
+		streak = now.Sub(out.PassingSince)
 	}
 
 	switch d.State {
 	case Validating:
-		need := time.Duration(r.MinDays) * day
-		if passes >= r.MinChecks && streak >= need && r.spread(history[max(first, 0):], now, pass) {
-			out.move(Testing, CodeAdmitted, "eligible on all %d checks over %s", passes, roundDays(streak))
+		if pass && out.ChecksPassed >= r.MinChecks && streak >= time.Duration(r.MinDays)*day {
+			out.move(Testing, CodeAdmitted, "eligible on all %d checks over %s", out.ChecksPassed, roundDays(streak))
 		}
 	case Testing, Enforce:
-		if pass(latest) {
-			if d.State == Testing && d.WantEnforce && passes >= 2 && streak >= r.PromotionPeriod {
-				out.move(Enforce, CodePromoted, "enforcement requested; passed all %d checks over %s", passes, roundDays(streak))
+		if pass {
+			if d.State == Testing && d.WantEnforce && out.ChecksPassed >= 2 && streak >= r.PromotionPeriod {
+				out.move(Enforce, CodePromoted, "enforcement requested; passed all %d checks over %s", out.ChecksPassed, roundDays(streak))
 			}
-			return out
+			break
 		}
-		if ok, unmatched := MatchAll(patterns, latest.MXHosts); !ok && len(unmatched) > 0 {
+		if ok, unmatched := MatchAll(patterns, c.MXHosts); !ok && len(unmatched) > 0 {
 			out.move(Demoted, CodeMXMismatch, "MX %s matches no declared pattern (%s); the patterns must be declared again",
 				strings.Join(unmatched, ", "), strings.Join(patterns, " "))
-			out.notify(d, latest, CodeMXMismatch, "%s was demoted to testing: %s", d.Name, out.Decisions[len(out.Decisions)-1].Reason)
-			return out
+			out.notify(d, c, CodeMXMismatch, "%s was demoted to testing: %s", d.Name, out.Decisions[len(out.Decisions)-1].Reason)
+			break
 		}
-		// The failing streak: consecutive failures ending with this check.
-		n := 0
-		for i := len(history) - 1; i >= 0 && !pass(history[i]); i-- {
-			n++
+		if d.FailingSince.IsZero() {
+			out.notify(d, c, CodeCheckFailed, "%s failed a check (%s); it is demoted if the failure persists for %s",
+				d.Name, codesOrUnknown(c.Codes), r.Grace)
+			break
 		}
-		since := history[len(history)-n].At
-		if n == 1 {
-			out.notify(d, latest, CodeCheckFailed, "%s failed a check (%s); it is demoted if the failure persists for %s",
-				d.Name, codesOrUnknown(latest.Codes), r.Grace)
-		}
-		if n >= 2 && now.Sub(since) >= r.Grace {
-			out.move(Demoted, CodeFailure, "failed %d checks in a row since %s (%s)", n, since.UTC().Format(time.RFC3339), codesOrUnknown(latest.Codes))
-			out.notify(d, latest, CodeFailure, "%s was demoted to testing: %s", d.Name, out.Decisions[len(out.Decisions)-1].Reason)
+		// At least two failing checks: the one at FailingSince and this one.
+		if now.Sub(d.FailingSince) >= r.Grace {
+			out.move(Demoted, CodeFailure, "failing since %s (%s)", d.FailingSince.UTC().Format(time.RFC3339), codesOrUnknown(c.Codes))
+			out.notify(d, c, CodeFailure, "%s was demoted to testing: %s", d.Name, out.Decisions[len(out.Decisions)-1].Reason)
 		}
 	case Demoted:
-		if pass(latest) && passes >= 2 && streak >= r.PromotionPeriod {
+		if pass && out.ChecksPassed >= 2 && streak >= r.PromotionPeriod {
 			to := Testing
 			if d.WantEnforce {
 				to = Enforce
 			}
-			out.move(to, CodeRecovered, "passed all %d checks over %s since the demotion", passes, roundDays(streak))
+			out.move(to, CodeRecovered, "passed all %d checks over %s since the failure", out.ChecksPassed, roundDays(streak))
 		}
+	}
+	if out.State != d.State && pass {
+		// A new state starts a new run of passes.
+		out.PassingSince, out.ChecksPassed = now, 1
 	}
 	return out
-}
-
-// spread reports whether every day of the admission period, counted back
-// from now, holds at least one passing check.
-func (r Rules) spread(checks []Check, now time.Time, pass func(Check) bool) bool {
-	if r.MinDays <= 0 {
-		return true
-	}
-	covered := make([]bool, r.MinDays)
-	for _, c := range checks {
-		if !pass(c) {
-			continue
-		}
-		age := now.Sub(c.At)
-		if age < 0 {
-			continue
-		}
-		if i := int(age / day); i < r.MinDays {
-			covered[i] = true
-		}
-	}
-	for _, ok := range covered {
-		if !ok {
-			return false
-		}
-	}
-	return true
 }
 
 func roundDays(d time.Duration) string {

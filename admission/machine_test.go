@@ -2,6 +2,7 @@ package admission
 
 import (
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -30,16 +31,40 @@ func cat(parts ...[]Check) []Check { return slices.Concat(parts...) }
 
 func with(c Check, f func(*Check)) Check { f(&c); return c }
 
+// replay feeds checks to the rules one by one, as the scheduler does, and
+// returns the domain afterwards with every decision and notice code.
+func replay(rules Rules, d Domain, checks []Check) (Domain, []string, []string) {
+	var codes, notes []string
+	for _, c := range checks {
+		out := rules.Evaluate(d, c)
+		for _, dec := range out.Decisions {
+			codes = append(codes, dec.Code)
+		}
+		for _, n := range out.Notices {
+			notes = append(notes, n.Code)
+		}
+		d.State = out.State
+		if out.Patterns != nil {
+			d.Patterns = out.Patterns
+		}
+		d.ChecksPassed, d.PassingSince, d.FailingSince = out.ChecksPassed, out.PassingSince, out.FailingSince
+		d.LastChecked = c.At
+	}
+	return d, codes, notes
+}
+
 func TestEvaluate(t *testing.T) {
 	rules := DefaultRules()
-	dom := func(s State, since time.Time) Domain {
-		return Domain{Name: "example.test", State: s, Since: since, Patterns: []string{"mx.example.test"}}
+	dom := func(s State) Domain {
+		return Domain{Name: "example.test", State: s, Patterns: []string{"mx.example.test"}}
 	}
+	wantEnforce := func(d Domain) Domain { d.WantEnforce = true; return d }
+	follow := func(d Domain) Domain { d.FollowMTASTS = true; return d }
 	week := 7 * day
 	tests := []struct {
 		name      string
 		d         Domain
-		history   []Check
+		checks    []Check
 		wantState State
 		wantCodes []string // decision codes
 		wantNote  []string // notice codes
@@ -47,101 +72,97 @@ func TestEvaluate(t *testing.T) {
 	}{
 		{
 			name:      "validating: 29 passes over 7 days admits",
-			d:         dom(Validating, t0),
-			history:   series(t0, 29, 6*time.Hour, good),
+			d:         dom(Validating),
+			checks:    series(t0, 29, 6*time.Hour, good),
 			wantState: Testing, wantCodes: []string{CodeAdmitted},
 		},
 		{
 			name:      "validating: 7 days but 27 passes is not enough",
-			d:         dom(Validating, t0),
-			history:   cat(series(t0, 1, 0, good), series(t0.Add(week-25*6*time.Hour), 26, 6*time.Hour, good)),
+			d:         dom(Validating),
+			checks:    cat(series(t0, 1, 0, good), series(t0.Add(week-25*6*time.Hour), 26, 6*time.Hour, good)),
 			wantState: Validating,
 		},
 		{
 			name:      "validating: 28 passes in 6 days is not enough",
-			d:         dom(Validating, t0),
-			history:   series(t0, 40, 3*time.Hour, good),
+			d:         dom(Validating),
+			checks:    series(t0, 48, 3*time.Hour, good),
 			wantState: Validating,
 		},
 		{
-			name: "validating: a failure in the window resets it",
-			d:    dom(Validating, t0),
-			history: cat(series(t0, 10, 6*time.Hour, good), []Check{bad(t0.Add(60 * time.Hour))},
-				series(t0.Add(66*time.Hour), 19, 6*time.Hour, good)),
+			name: "validating: a failure in the period starts it again",
+			d:    dom(Validating),
+			checks: cat(series(t0, 10, 6*time.Hour, good), []Check{bad(t0.Add(60 * time.Hour))},
+				series(t0.Add(66*time.Hour), 28, 6*time.Hour, good)),
 			wantState: Validating,
 		},
 		{
-			name:      "validating: passes crowded into two days are not spread",
-			d:         dom(Validating, t0),
-			history:   cat(series(t0, 30, time.Hour, good), []Check{good(t0.Add(week))}),
-			wantState: Validating,
-		},
-		{
-			name:      "validating: checks before the state began do not count",
-			d:         dom(Validating, t0.Add(day)),
-			history:   series(t0, 29, 6*time.Hour, good),
+			name:      "validating: a day without checks starts the period again",
+			d:         dom(Validating),
+			checks:    cat(series(t0, 30, time.Hour, good), series(t0.Add(3*day), 20, 6*time.Hour, good)),
 			wantState: Validating,
 		},
 		{
 			name: "validating: an MX outside the patterns is a failure",
-			d:    dom(Validating, t0),
-			history: cat(series(t0, 28, 6*time.Hour, good), []Check{with(good(t0.Add(week)), func(c *Check) {
+			d:    dom(Validating),
+			checks: cat(series(t0, 28, 6*time.Hour, good), []Check{with(good(t0.Add(week)), func(c *Check) {
 				c.MXHosts = []string{"mx.other.test"}
 			})}),
 			wantState: Validating,
 		},
 		{
+			name:      "validating: no MX host is a failure",
+			d:         dom(Validating),
+			checks:    cat(series(t0, 28, 6*time.Hour, good), []Check{with(good(t0.Add(week)), func(c *Check) { c.MXHosts = nil })}),
+			wantState: Validating,
+		},
+		{
 			name:      "validating: MTA-STS mode none is a request to leave",
-			d:         dom(Validating, t0),
-			history:   []Check{with(good(t0), func(c *Check) { c.MTASTS = &MTASTS{Mode: "none"} })},
+			d:         dom(Validating),
+			checks:    []Check{with(good(t0), func(c *Check) { c.MTASTS = &MTASTS{Mode: "none"} })},
 			wantState: RemovalRequested, wantCodes: []string{CodeMTASTSNone},
 		},
 		{
 			name:      "testing: one failure notifies at once and does not demote",
-			d:         dom(Testing, t0),
-			history:   cat(series(t0, 4, time.Hour, good), []Check{bad(t0.Add(4 * time.Hour))}),
+			d:         dom(Testing),
+			checks:    cat(series(t0, 4, time.Hour, good), []Check{bad(t0.Add(4 * time.Hour))}),
 			wantState: Testing, wantNote: []string{CodeCheckFailed},
 		},
 		{
 			name:      "enforce: failure persisting under the grace period keeps the domain",
-			d:         dom(Enforce, t0),
-			history:   cat(series(t0, 2, time.Hour, good), series(t0.Add(2*time.Hour), 23, time.Hour, bad)),
-			wantState: Enforce,
+			d:         dom(Enforce),
+			checks:    cat(series(t0, 2, time.Hour, good), series(t0.Add(2*time.Hour), 24, time.Hour, bad)),
+			wantState: Enforce, wantNote: []string{CodeCheckFailed},
 		},
 		{
 			name:      "enforce: failure persisting over the grace period demotes",
-			d:         dom(Enforce, t0),
-			history:   cat(series(t0, 2, time.Hour, good), series(t0.Add(2*time.Hour), 25, time.Hour, bad)),
-			wantState: Demoted, wantCodes: []string{CodeFailure}, wantNote: []string{CodeFailure},
+			d:         dom(Enforce),
+			checks:    cat(series(t0, 2, time.Hour, good), series(t0.Add(2*time.Hour), 25, time.Hour, bad)),
+			wantState: Demoted, wantCodes: []string{CodeFailure}, wantNote: []string{CodeCheckFailed, CodeFailure},
 		},
 		{
 			name:      "enforce: a single failing check does not demote even after the grace period",
-			d:         dom(Enforce, t0),
-			history:   cat(series(t0, 1, 0, good), []Check{bad(t0.Add(2 * day))}),
+			d:         dom(Enforce),
+			checks:    cat(series(t0, 1, 0, good), []Check{bad(t0.Add(2 * day))}),
 			wantState: Enforce, wantNote: []string{CodeCheckFailed},
 		},
 		{
 			name:      "enforce: a pass in between restarts the grace period",
-			d:         dom(Enforce, t0),
-			history:   cat(series(t0, 20, time.Hour, bad), []Check{good(t0.Add(20 * time.Hour))}, series(t0.Add(21*time.Hour), 5, time.Hour, bad)),
-			wantState: Enforce,
+			d:         dom(Enforce),
+			checks:    cat(series(t0, 20, time.Hour, bad), []Check{good(t0.Add(20 * time.Hour))}, series(t0.Add(21*time.Hour), 5, time.Hour, bad)),
+			wantState: Enforce, wantNote: []string{CodeCheckFailed, CodeCheckFailed},
 		},
 		{
 			name: "enforce: an MX outside the patterns demotes at once",
-			d:    dom(Enforce, t0),
-			history: cat(series(t0, 3, time.Hour, good), []Check{with(good(t0.Add(3*time.Hour)), func(c *Check) {
+			d:    dom(Enforce),
+			checks: cat(series(t0, 3, time.Hour, good), []Check{with(good(t0.Add(3*time.Hour)), func(c *Check) {
 				c.MXHosts = []string{"mx.example.test", "mx.newprovider.test"}
 			})}),
 			wantState: Demoted, wantCodes: []string{CodeMXMismatch}, wantNote: []string{CodeMXMismatch},
 		},
 		{
 			name: "enforce: following MTA-STS updates the patterns instead of demoting",
-			d: func() Domain {
-				d := dom(Enforce, t0)
-				d.FollowMTASTS = true
-				return d
-			}(),
-			history: cat(series(t0, 3, time.Hour, good), []Check{with(good(t0.Add(3*time.Hour)), func(c *Check) {
+			d:    follow(dom(Enforce)),
+			checks: cat(series(t0, 3, time.Hour, good), []Check{with(good(t0.Add(3*time.Hour)), func(c *Check) {
 				c.MXHosts = []string{"mx1.newprovider.test"}
 				c.MTASTS = &MTASTS{Mode: "enforce", MX: []string{"*.newprovider.test"}}
 			})}),
@@ -149,12 +170,8 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name: "enforce: MTA-STS in testing mode is not followed",
-			d: func() Domain {
-				d := dom(Enforce, t0)
-				d.FollowMTASTS = true
-				return d
-			}(),
-			history: []Check{with(good(t0), func(c *Check) {
+			d:    follow(dom(Enforce)),
+			checks: []Check{with(good(t0), func(c *Check) {
 				c.MXHosts = []string{"mx1.newprovider.test"}
 				c.MTASTS = &MTASTS{Mode: "testing", MX: []string{"*.newprovider.test"}}
 			})},
@@ -162,88 +179,58 @@ func TestEvaluate(t *testing.T) {
 		},
 		{
 			name:      "enforce: MTA-STS mode none is a request to leave",
-			d:         dom(Enforce, t0),
-			history:   []Check{with(good(t0), func(c *Check) { c.MTASTS = &MTASTS{Mode: "none"} })},
+			d:         dom(Enforce),
+			checks:    []Check{with(good(t0), func(c *Check) { c.MTASTS = &MTASTS{Mode: "none"} })},
 			wantState: RemovalRequested, wantCodes: []string{CodeMTASTSNone},
 		},
 		{
-			name: "testing: promotion when requested after the promotion period",
-			d: func() Domain {
-				d := dom(Testing, t0)
-				d.WantEnforce = true
-				return d
-			}(),
-			history:   series(t0, 7*24+1, time.Hour, good),
+			name:      "testing: promotion when requested after the promotion period",
+			d:         wantEnforce(dom(Testing)),
+			checks:    series(t0, 7*24+1, time.Hour, good),
 			wantState: Enforce, wantCodes: []string{CodePromoted},
 		},
 		{
 			name:      "testing: no promotion unless requested",
-			d:         dom(Testing, t0),
-			history:   series(t0, 7*24+1, time.Hour, good),
+			d:         dom(Testing),
+			checks:    series(t0, 7*24+1, time.Hour, good),
 			wantState: Testing,
 		},
 		{
-			name: "testing: no promotion before the period",
-			d: func() Domain {
-				d := dom(Testing, t0)
-				d.WantEnforce = true
-				return d
-			}(),
-			history:   series(t0, 7*24, time.Hour, good),
+			name:      "testing: no promotion before the period",
+			d:         wantEnforce(dom(Testing)),
+			checks:    series(t0, 7*24, time.Hour, good),
 			wantState: Testing,
 		},
 		{
-			name: "demoted: recovers to enforce when requested after a period of passes",
-			d: func() Domain {
-				d := dom(Demoted, t0)
-				d.WantEnforce = true
-				return d
-			}(),
-			history:   cat([]Check{bad(t0)}, series(t0.Add(time.Hour), 7*24+1, time.Hour, good)),
+			name:      "demoted: recovers to enforce when requested after a period of passes",
+			d:         wantEnforce(dom(Demoted)),
+			checks:    cat([]Check{bad(t0)}, series(t0.Add(time.Hour), 7*24+1, time.Hour, good)),
 			wantState: Enforce, wantCodes: []string{CodeRecovered},
 		},
 		{
 			name:      "demoted: stays while failing",
-			d:         dom(Demoted, t0),
-			history:   series(t0, 10, time.Hour, bad),
+			d:         dom(Demoted),
+			checks:    series(t0, 10, time.Hour, bad),
 			wantState: Demoted,
 		},
 		{
 			name:      "removal requested: removed",
-			d:         dom(RemovalRequested, t0),
+			d:         dom(RemovalRequested),
+			checks:    []Check{{At: t0}},
 			wantState: Removed, wantCodes: []string{CodeRemoved},
 		},
 		{
 			name:      "pending: nothing happens",
-			d:         dom(Pending, t0),
-			history:   series(t0, 40, 6*time.Hour, good),
+			d:         dom(Pending),
+			checks:    series(t0, 40, 6*time.Hour, good),
 			wantState: Pending,
-		},
-		{
-			name:      "no checks: nothing happens",
-			d:         dom(Validating, t0),
-			wantState: Validating,
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			now := tt.d.Since
-			if len(tt.history) > 0 {
-				now = tt.history[len(tt.history)-1].At
-			}
-			out := rules.Evaluate(tt.d, tt.history, now)
-			if out.State != tt.wantState {
-				t.Errorf("state = %s, want %s (decisions %v)", out.State, tt.wantState, out.Decisions)
-			}
-			var codes, notes []string
-			for _, d := range out.Decisions {
-				codes = append(codes, d.Code)
-				if d.Reason == "" {
-					t.Errorf("decision %s has no reason", d.Code)
-				}
-			}
-			for _, n := range out.Notices {
-				notes = append(notes, n.Code)
+			got, codes, notes := replay(rules, tt.d, tt.checks)
+			if got.State != tt.wantState {
+				t.Errorf("state = %s, want %s (decisions %v)", got.State, tt.wantState, codes)
 			}
 			if !slices.Equal(codes, tt.wantCodes) {
 				t.Errorf("decisions = %v, want %v", codes, tt.wantCodes)
@@ -251,10 +238,21 @@ func TestEvaluate(t *testing.T) {
 			if !slices.Equal(notes, tt.wantNote) {
 				t.Errorf("notices = %v, want %v", notes, tt.wantNote)
 			}
-			if !slices.Equal(out.Patterns, tt.wantPat) {
-				t.Errorf("patterns = %v, want %v", out.Patterns, tt.wantPat)
+			if tt.wantPat != nil && !slices.Equal(got.Patterns, tt.wantPat) {
+				t.Errorf("patterns = %v, want %v", got.Patterns, tt.wantPat)
 			}
 		})
+	}
+}
+
+func TestDecisionsHaveReasons(t *testing.T) {
+	out := DefaultRules().Evaluate(Domain{Name: "example.test", State: Enforce, Patterns: []string{"mx.example.test"}},
+		with(good(t0), func(c *Check) { c.MXHosts = []string{"mx.elsewhere.test"} }))
+	if len(out.Decisions) != 1 || !strings.Contains(out.Decisions[0].String(), "mx.elsewhere.test") {
+		t.Errorf("decisions = %v, want one naming the stray MX", out.Decisions)
+	}
+	if len(out.Notices) != 1 || out.Notices[0].Domain != "example.test" || out.Notices[0].Message == "" {
+		t.Errorf("notices = %+v", out.Notices)
 	}
 }
 
@@ -265,11 +263,10 @@ func TestEvaluate(t *testing.T) {
 // demoted, then recovers.
 func TestMonth(t *testing.T) {
 	rules := DefaultRules()
-	d := Domain{Name: "example.test", State: Validating, Since: t0, Patterns: []string{"*.example.test"}, WantEnforce: true}
+	d := Domain{Name: "example.test", State: Validating, Patterns: []string{"*.example.test"}, WantEnforce: true}
 	broken := func(at time.Time) bool {
 		return !at.Before(t0.Add(20*day)) && at.Before(t0.Add(22*day))
 	}
-	var history []Check
 	var decisions []string
 	notices := 0
 	checks := 0
@@ -279,20 +276,13 @@ func TestMonth(t *testing.T) {
 			c.Codes = []string{"cert.expired"}
 		}
 		checks++
-		history = append(history, c)
-		// Keep only the window, as the scheduler fetches it.
-		for len(history) > 0 && history[0].At.Before(now.Add(-rules.Window())) {
-			history = history[1:]
+		var codes, notes []string
+		d, codes, notes = replay(rules, d, []Check{c})
+		notices += len(notes)
+		for _, code := range codes {
+			decisions = append(decisions, now.Sub(t0).Round(time.Hour).String()+" "+code+" "+string(d.State))
 		}
-		out := rules.Evaluate(d, history, now)
-		notices += len(out.Notices)
-		for _, dec := range out.Decisions {
-			decisions = append(decisions, now.Sub(t0).Round(time.Hour).String()+" "+dec.Code+" "+string(dec.To))
-		}
-		if out.State != d.State {
-			d.State, d.Since = out.State, now
-		}
-		if d.State.Listed() {
+		if Listed(d.State) {
 			now = now.Add(time.Hour)
 		} else {
 			now = now.Add(6 * time.Hour)
