@@ -23,6 +23,8 @@ type Config struct {
 	Admission AdmissionConfig `mapstructure:"admission"`
 	Demotion  DemotionConfig  `mapstructure:"demotion"`
 	Store     StoreConfig     `mapstructure:"store"`
+	Fetch     FetchConfig     `mapstructure:"fetch"`
+	Publish   PublishConfig   `mapstructure:"publish"`
 }
 
 // ValidateConfig holds the checker's settings (validate.*).
@@ -55,6 +57,28 @@ type StoreConfig struct {
 	DSN    string `mapstructure:"dsn"`
 }
 
+// FetchConfig holds the MTA-host client's settings (fetch.*).
+type FetchConfig struct {
+	URL          string        `mapstructure:"url"`
+	PubKey       string        `mapstructure:"pubkey"`
+	StateDir     string        `mapstructure:"state_dir"`
+	PostfixMap   string        `mapstructure:"postfix_map"`
+	Postmap      string        `mapstructure:"postmap"`
+	EximFile     string        `mapstructure:"exim_file"`
+	Reload       string        `mapstructure:"reload"`
+	EarlyAdopter bool          `mapstructure:"early_adopter"`
+	Jitter       time.Duration `mapstructure:"jitter"`
+	CAFile       string        `mapstructure:"ca_file"`
+	Timeout      time.Duration `mapstructure:"timeout"`
+	MaxSize      int64         `mapstructure:"max_size"`
+}
+
+// PublishConfig holds where the signed lists are kept (publish.*).
+type PublishConfig struct {
+	Archive string `mapstructure:"archive"` // default DATA_DIR/archive
+	PubKey  string `mapstructure:"pubkey"`  // public key file (PEM or allowed_signers)
+}
+
 func defaults(v *viper.Viper) {
 	v.SetDefault("data_dir", "./data")
 	v.SetDefault("listen", "127.0.0.1:8080")
@@ -71,6 +95,20 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("demotion.grace", 24*time.Hour)
 	v.SetDefault("store.driver", "sqlite")
 	v.SetDefault("store.dsn", "")
+	v.SetDefault("fetch.url", "")
+	v.SetDefault("fetch.pubkey", "")
+	v.SetDefault("fetch.state_dir", "/var/lib/starttls-preload")
+	v.SetDefault("fetch.postfix_map", "")
+	v.SetDefault("fetch.postmap", "")
+	v.SetDefault("fetch.exim_file", "")
+	v.SetDefault("fetch.reload", "")
+	v.SetDefault("fetch.early_adopter", false)
+	v.SetDefault("fetch.jitter", time.Duration(0))
+	v.SetDefault("fetch.ca_file", "")
+	v.SetDefault("fetch.timeout", 2*time.Minute)
+	v.SetDefault("fetch.max_size", int64(256<<20))
+	v.SetDefault("publish.archive", "")
+	v.SetDefault("publish.pubkey", "")
 }
 
 // loadConfig reads defaults, the config file, the environment and the
@@ -132,4 +170,3 @@ func initLogging(cmd *cobra.Command) error {
 	slog.SetDefault(slog.New(h))
 	return nil
 }
-
