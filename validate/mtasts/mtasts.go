@@ -1,0 +1,425 @@
+// Package mtasts implements the parts of SMTP MTA Strict Transport Security
+// (MTA-STS, RFC 8461) that a checker needs: parsing the "_mta-sts" TXT
+// record (§3.1), fetching (§3.3) and parsing (§3.2) the policy, and matching
+// MX host names against the policy's "mx" patterns (§4.1).
+//
+// The package is pure protocol code: it does no DNS look-ups and keeps no
+// cache. Callers look up the TXT record themselves, pass its strings to
+// SelectRecord, and give Fetch the HTTP client to use.
+//
+// Every error is, or wraps, one of the sentinel errors below, so that callers
+// can map them to stable finding codes with errors.Is.
+package mtasts
+
+import (
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// Sentinel errors. Each error returned by this package wraps exactly one of
+// them (Fetch errors may wrap a cause as well).
+var (
+	// ErrNoRecord: no TXT string starts with "v=STSv1"; the domain does not
+	// use MTA-STS.
+	ErrNoRecord = errors.New("mtasts: no MTA-STS record")
+	// ErrMultipleRecords: more than one MTA-STS record; RFC 8461 §3.1 says
+	// senders then treat the domain as not implementing MTA-STS.
+	ErrMultipleRecords = errors.New("mtasts: more than one MTA-STS record")
+	// ErrRecordSyntax: the TXT record does not follow RFC 8461 §3.1.
+	ErrRecordSyntax = errors.New("mtasts: invalid MTA-STS record")
+	// ErrPolicySyntax: the policy does not follow RFC 8461 §3.2.
+	ErrPolicySyntax = errors.New("mtasts: invalid MTA-STS policy")
+
+	// ErrFetch: the policy could not be fetched (DNS, connection, timeout,
+	// HTTP protocol error).
+	ErrFetch = errors.New("mtasts: policy fetch failed")
+	// ErrCertificate: the policy host's certificate is not valid for
+	// "mta-sts.<domain>" (RFC 8461 §3.3 requires a valid PKIX certificate).
+	ErrCertificate = errors.New("mtasts: policy host certificate not valid")
+	// ErrRedirect: the policy host answered with a redirect, which RFC 8461
+	// §3.3 forbids following.
+	ErrRedirect = errors.New("mtasts: policy fetch redirected")
+	// ErrHTTPStatus: the policy host answered with a status other than 200.
+	ErrHTTPStatus = errors.New("mtasts: policy fetch status not 200")
+	// ErrContentType: the policy is not served as text/plain (RFC 8461 §3.2).
+	ErrContentType = errors.New("mtasts: policy content type not text/plain")
+	// ErrTooLarge: the policy is larger than MaxPolicySize.
+	ErrTooLarge = errors.New("mtasts: policy larger than 64 KiB")
+)
+
+// MaxPolicySize is the largest policy body accepted, in bytes. RFC 8461 §3.3
+// recommends that senders limit the policy body; 64 KiB is the common limit.
+const MaxPolicySize = 64 << 10
+
+// MaxMaxAge is the largest max_age allowed by RFC 8461 §3.2 (about a year).
+const MaxMaxAge = 31557600
+
+// Record is a parsed "_mta-sts" TXT record.
+type Record struct {
+	// ID identifies the current policy; it changes whenever the policy does.
+	ID string
+	// Extensions holds unknown fields in order, as the RFC says to ignore
+	// them; kept for display only.
+	Extensions []Pair
+}
+
+// Pair is one extension field of a record or policy.
+type Pair struct{ Key, Value string }
+
+// Mode is a policy mode (RFC 8461 §5).
+type Mode string
+
+// Policy modes.
+const (
+	ModeEnforce Mode = "enforce"
+	ModeTesting Mode = "testing"
+	ModeNone    Mode = "none"
+)
+
+// Policy is a parsed MTA-STS policy (RFC 8461 §3.2).
+type Policy struct {
+	Version string // always "STSv1"
+	Mode    Mode
+	// MX holds the "mx" patterns in order, lower case, as written:
+	// "mail.example.com" or "*.example.com".
+	MX []string
+	// MaxAge is the policy lifetime in seconds, 0..MaxMaxAge.
+	MaxAge int64
+	// Extensions holds unknown fields in order (RFC 8461 §3.2 says to ignore
+	// them).
+	Extensions []Pair
+}
+
+// SelectRecord picks the MTA-STS record among the strings of a TXT RRset
+// (each string being one record, its character-strings already joined).
+// RFC 8461 §3.1: records that do not begin with "v=STSv1" are discarded; if
+// none is left the result is ErrNoRecord, if more than one is left it is
+// ErrMultipleRecords, and the one left is parsed with ParseRecord.
+func SelectRecord(txts []string) (*Record, error) {
+	var found []string
+	for _, t := range txts {
+		// RFC 8461 §3.1: "Records that do not begin with "v=STSv1;" are
+		// discarded". A bare "v=STSv1" (or followed by white space) is kept
+		// so that a malformed record is reported rather than ignored.
+		if t == "v=STSv1" || strings.HasPrefix(t, "v=STSv1;") || strings.HasPrefix(t, "v=STSv1 ") || strings.HasPrefix(t, "v=STSv1\t") {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrNoRecord
+	case 1:
+		return ParseRecord(found[0])
+	default:
+		return nil, fmt.Errorf("%w (%d records)", ErrMultipleRecords, len(found))
+	}
+}
+
+// ParseRecord parses one "_mta-sts" TXT record strictly per RFC 8461 §3.1:
+//
+//	sts-text-record = sts-version 1*(sts-field-delim sts-field) [sts-field-delim]
+//	sts-field-delim = *WSP ";" *WSP
+//	sts-id          = %s"id=" 1*32(ALPHA / DIGIT)
+func ParseRecord(txt string) (*Record, error) {
+	fields, err := splitFields(txt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrRecordSyntax, err)
+	}
+	// RFC 8461 §3.1: the version comes first, exactly "v=STSv1" (case-sensitive, %s).
+	if len(fields) == 0 || fields[0] != "v=STSv1" {
+		return nil, fmt.Errorf("%w: must start with \"v=STSv1\"", ErrRecordSyntax)
+	}
+	r := &Record{}
+	haveID := false
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("%w: field %q has no \"=\"", ErrRecordSyntax, f)
+		}
+		if !validExtName(k) {
+			return nil, fmt.Errorf("%w: bad field name %q", ErrRecordSyntax, k)
+		}
+		// RFC 8461 §3.1: values exclude "=", ";", SP and control characters.
+		if !validExtValue(v) {
+			return nil, fmt.Errorf("%w: bad value for %q", ErrRecordSyntax, k)
+		}
+		switch k {
+		case "id":
+			if haveID {
+				return nil, fmt.Errorf("%w: \"id\" given twice", ErrRecordSyntax)
+			}
+			// RFC 8461 §3.1: id is 1 to 32 letters or digits.
+			if len(v) > 32 || !isAlnum(v) {
+				return nil, fmt.Errorf("%w: id %q must be 1 to 32 letters or digits", ErrRecordSyntax, v)
+			}
+			r.ID, haveID = v, true
+		case "v":
+			return nil, fmt.Errorf("%w: \"v\" given twice", ErrRecordSyntax)
+		default:
+			// RFC 8461 §3.1: unknown fields (sts-extension) are ignored.
+			r.Extensions = append(r.Extensions, Pair{k, v})
+		}
+	}
+	if !haveID {
+		return nil, fmt.Errorf("%w: no \"id\" field", ErrRecordSyntax)
+	}
+	return r, nil
+}
+
+// splitFields splits a TXT record on sts-field-delim (*WSP ";" *WSP),
+// allowing one trailing delimiter and nothing else around the fields.
+func splitFields(s string) ([]string, error) {
+	parts := strings.Split(s, ";")
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		t := p
+		if i > 0 {
+			t = strings.TrimLeft(t, " \t")
+		}
+		if i < len(parts)-1 {
+			t = strings.TrimRight(t, " \t")
+		}
+		if i == len(parts)-1 && i > 0 && t == "" {
+			// The optional trailing sts-field-delim.
+			break
+		}
+		if t == "" {
+			return nil, errors.New("empty field")
+		}
+		if strings.ContainsAny(t, " \t") {
+			return nil, fmt.Errorf("white space inside field %q", t)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// ParsePolicy parses a policy body strictly per RFC 8461 §3.2. Lines end in
+// LF or CRLF; each is "key: value". version, mode and max_age are required
+// exactly once; mx is required at least once unless mode is none; unknown
+// keys are ignored. The body must not exceed MaxPolicySize.
+func ParsePolicy(b []byte) (*Policy, error) {
+	if len(b) > MaxPolicySize {
+		return nil, ErrTooLarge
+	}
+	s := string(b)
+	// RFC 8461 §3.2: sts-policy-term = LF / CRLF, optional after the last field.
+	s = strings.TrimSuffix(s, "\n")
+	s = strings.TrimSuffix(s, "\r")
+	if s == "" {
+		return nil, fmt.Errorf("%w: empty policy", ErrPolicySyntax)
+	}
+	p := &Policy{}
+	var haveVersion, haveMode, haveMaxAge bool
+	for n, line := range strings.Split(s, "\n") {
+		n++
+		line = strings.TrimSuffix(line, "\r")
+		if strings.ContainsRune(line, '\r') {
+			return nil, fmt.Errorf("%w: line %d: stray CR", ErrPolicySyntax, n)
+		}
+		// RFC 8461 §3.2: sts-policy-field *WSP: trailing white space is allowed.
+		line = strings.TrimRight(line, " \t")
+		k, v, ok := strings.Cut(line, ":")
+		if !ok {
+			return nil, fmt.Errorf("%w: line %d: no \":\"", ErrPolicySyntax, n)
+		}
+		// RFC 8461 §3.2: sts-policy-field-delim = ":" *WSP.
+		v = strings.TrimLeft(v, " \t")
+		switch k {
+		case "version":
+			if haveVersion {
+				return nil, fmt.Errorf("%w: line %d: version given twice", ErrPolicySyntax, n)
+			}
+			// RFC 8461 §3.2: sts-policy-version-value = %s"STSv1".
+			if v != "STSv1" {
+				return nil, fmt.Errorf("%w: line %d: version %q is not STSv1", ErrPolicySyntax, n, v)
+			}
+			p.Version, haveVersion = v, true
+		case "mode":
+			if haveMode {
+				return nil, fmt.Errorf("%w: line %d: mode given twice", ErrPolicySyntax, n)
+			}
+			switch Mode(v) {
+			case ModeEnforce, ModeTesting, ModeNone:
+			default:
+				return nil, fmt.Errorf("%w: line %d: mode %q is not enforce, testing or none", ErrPolicySyntax, n, v)
+			}
+			p.Mode, haveMode = Mode(v), true
+		case "max_age":
+			if haveMaxAge {
+				return nil, fmt.Errorf("%w: line %d: max_age given twice", ErrPolicySyntax, n)
+			}
+			// RFC 8461 §3.2: sts-policy-max-age-value = 1*10(DIGIT), at most 31557600.
+			if len(v) == 0 || len(v) > 10 || !isDigits(v) {
+				return nil, fmt.Errorf("%w: line %d: max_age %q is not 1 to 10 digits", ErrPolicySyntax, n, v)
+			}
+			age, _ := strconv.ParseInt(v, 10, 64)
+			if age > MaxMaxAge {
+				return nil, fmt.Errorf("%w: line %d: max_age %d exceeds %d", ErrPolicySyntax, n, age, MaxMaxAge)
+			}
+			p.MaxAge, haveMaxAge = age, true
+		case "mx":
+			// RFC 8461 §3.2: sts-policy-mx-value = ["*."] Domain.
+			pat := strings.ToLower(v)
+			if !validMXPattern(pat) {
+				return nil, fmt.Errorf("%w: line %d: mx %q is not a host name or \"*.\" pattern", ErrPolicySyntax, n, v)
+			}
+			p.MX = append(p.MX, pat)
+		default:
+			// RFC 8461 §3.2: sts-policy-ext-name, then a value of visible
+			// characters (UTF-8 allowed), no CTLs and no trailing space.
+			if !validExtName(k) {
+				return nil, fmt.Errorf("%w: line %d: bad key %q", ErrPolicySyntax, n, k)
+			}
+			if !validPolicyExtValue(v) {
+				return nil, fmt.Errorf("%w: line %d: bad value for %q", ErrPolicySyntax, n, k)
+			}
+			// RFC 8461 §3.2: "Unknown fields MUST be ignored".
+			p.Extensions = append(p.Extensions, Pair{k, v})
+		}
+	}
+	switch {
+	case !haveVersion:
+		return nil, fmt.Errorf("%w: no version field", ErrPolicySyntax)
+	case !haveMode:
+		return nil, fmt.Errorf("%w: no mode field", ErrPolicySyntax)
+	case !haveMaxAge:
+		return nil, fmt.Errorf("%w: no max_age field", ErrPolicySyntax)
+	case len(p.MX) == 0 && p.Mode != ModeNone:
+		// RFC 8461 §3.2: mx is required at least once, except when mode is none.
+		return nil, fmt.Errorf("%w: no mx field (required unless mode is none)", ErrPolicySyntax)
+	}
+	return p, nil
+}
+
+// Match reports whether the MX host name host matches one of the policy's
+// mx patterns (RFC 8461 §4.1). Comparison ignores case and a trailing dot.
+func (p *Policy) Match(host string) bool {
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if host == "" {
+		return false
+	}
+	for _, pat := range p.MX {
+		if MatchPattern(pat, host) {
+			return true
+		}
+	}
+	return false
+}
+
+// MatchPattern reports whether host matches one mx pattern (RFC 8461 §4.1).
+func MatchPattern(pattern, host string) bool {
+	pattern = strings.ToLower(strings.TrimSuffix(pattern, "."))
+	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		// RFC 8461 §4.1: "*" matches exactly one leftmost label:
+		// "*.example.com" matches "mx.example.com", not "a.b.example.com"
+		// nor "example.com".
+		label, parent, ok := strings.Cut(host, ".")
+		return ok && label != "" && parent == rest
+	}
+	// RFC 8461 §4.1: otherwise the names must be identical.
+	return pattern == host
+}
+
+func isAlnum(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+func isDigits(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validExtName: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
+func validExtName(s string) bool {
+	if s == "" || len(s) > 32 || !isAlnum(s[:1]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		c := s[i]
+		if !isAlnum(string(c)) && c != '_' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+// validExtValue: 1*(%x21-3A / %x3C / %x3E-7E).
+func validExtValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x21 || c > 0x7e || c == ';' || c == '=' {
+			return false
+		}
+	}
+	return true
+}
+
+// validPolicyExtValue: visible characters and UTF-8, inner spaces allowed,
+// no CTLs, not empty, no leading or trailing space.
+func validPolicyExtValue(s string) bool {
+	if s == "" || s[0] == ' ' || s[len(s)-1] == ' ' {
+		return false
+	}
+	for _, r := range s {
+		if r == 0xfffd || r < 0x20 || r == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// validMXPattern: ["*."] Domain, with Domain per RFC 5321 §4.1.2 (letters,
+// digits and inner hyphens; labels of 1 to 63 octets; 253 octets at most).
+func validMXPattern(s string) bool {
+	s = strings.TrimPrefix(s, "*.")
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for i := 0; i < len(label); i++ {
+			c := label[i]
+			if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// String returns the policy in the RFC 8461 §3.2 format, CRLF line ends,
+// fields in the order version, mode, mx, max_age, then extensions.
+func (p *Policy) String() string {
+	var b strings.Builder
+	b.WriteString("version: " + p.Version + "\r\nmode: " + string(p.Mode) + "\r\n")
+	for _, mx := range p.MX {
+		b.WriteString("mx: " + mx + "\r\n")
+	}
+	b.WriteString("max_age: " + strconv.FormatInt(p.MaxAge, 10) + "\r\n")
+	for _, e := range p.Extensions {
+		b.WriteString(e.Key + ": " + e.Value + "\r\n")
+	}
+	return b.String()
+}
