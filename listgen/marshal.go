@@ -1,0 +1,243 @@
+package listgen
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// timeLayout is the one form of timestamps in the list: RFC 3339, UTC,
+// whole seconds, "Z".
+const timeLayout = "2006-01-02T15:04:05Z"
+
+// Marshal returns the canonical bytes of l (see the package documentation).
+// Times are written in UTC, truncated to the second; each policy's MX
+// patterns are written sorted. It fails, with a *ParseError naming the JSON
+// path, when l is not a list that Parse would accept.
+func Marshal(l *List) ([]byte, error) {
+	if l == nil {
+		return nil, &ParseError{Path: "$", Msg: "nil list"}
+	}
+	if l.Version != FormatVersion {
+		return nil, &ParseError{Path: "$.version", Msg: fmt.Sprintf("version must be %q, not %q", FormatVersion, l.Version)}
+	}
+	if l.Serial < 0 {
+		return nil, &ParseError{Path: "$.serial", Msg: "serial must not be negative"}
+	}
+	if err := checkAuthor(l.Author); err != nil {
+		return nil, &ParseError{Path: "$.author", Msg: err.Error()}
+	}
+	for _, f := range []struct {
+		path string
+		t    time.Time
+	}{{"$.expires", l.Expires}, {"$.timestamp", l.Timestamp}} {
+		if y := f.t.UTC().Year(); y < 1 || y > 9999 {
+			return nil, &ParseError{Path: f.path, Msg: "year out of range 0001-9999"}
+		}
+	}
+
+	aliases := sortedKeys(l.PolicyAliases)
+	domains := sortedKeys(l.Policies)
+	b := make([]byte, 0, estimateSize(l, domains))
+	b = append(b, "{\n  \"author\": "...)
+	b = appendString(b, l.Author)
+	b = append(b, ",\n  \"expires\": \""...)
+	b = l.Expires.UTC().Truncate(time.Second).AppendFormat(b, timeLayout)
+	b = append(b, "\",\n  \"policies\": "...)
+	var err error
+	if b, err = appendPolicies(b, "policies", domains, l.Policies, l.PolicyAliases); err != nil {
+		return nil, err
+	}
+	b = append(b, ",\n  \"policy-aliases\": "...)
+	if b, err = appendPolicies(b, "policy-aliases", aliases, l.PolicyAliases, nil); err != nil {
+		return nil, err
+	}
+	b = append(b, ",\n  \"serial\": "...)
+	b = strconv.AppendInt(b, l.Serial, 10)
+	b = append(b, ",\n  \"timestamp\": \""...)
+	b = l.Timestamp.UTC().Truncate(time.Second).AppendFormat(b, timeLayout)
+	b = append(b, "\",\n  \"version\": "...)
+	b = appendString(b, l.Version)
+	b = append(b, "\n}\n"...)
+	return b, nil
+}
+
+func sortedKeys(m map[string]Policy) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
+
+func estimateSize(l *List, domains []string) int {
+	n := 512 + len(l.Author)
+	for _, d := range domains {
+		p := l.Policies[d]
+		n += 2*len(d) + 64
+		for _, m := range p.MXs {
+			n += len(m) + 12
+		}
+	}
+	for _, p := range l.PolicyAliases {
+		n += 128
+		for _, m := range p.MXs {
+			n += len(m) + 12
+		}
+	}
+	return n
+}
+
+// appendPolicies writes one of the two policy objects, checking each entry
+// as Parse would. aliases is nil when writing the aliases themselves.
+func appendPolicies(b []byte, section string, keys []string, m map[string]Policy, aliases map[string]Policy) ([]byte, error) {
+	if len(keys) == 0 {
+		return append(b, "{}"...), nil
+	}
+	isAliases := aliases == nil
+	b = append(b, "{\n"...)
+	var sorted []string
+	for i, k := range keys {
+		var err error
+		if isAliases {
+			err = checkAliasName(k)
+		} else {
+			err = checkHostname(k)
+		}
+		if err != nil {
+			return nil, &ParseError{Path: keyPath(section, k), Msg: err.Error()}
+		}
+		p := m[k]
+		if err := checkPolicyShape(p, isAliases); err != nil {
+			err.Path = keyPath(section, k) + err.Path
+			return nil, err
+		}
+		b = append(b, "    \""...)
+		b = append(b, k...) // names need no escaping: checked above
+		b = append(b, "\": {\n"...)
+		if p.PolicyAlias != "" {
+			b = append(b, "      \"policy-alias\": \""...)
+			b = append(b, p.PolicyAlias...)
+			b = append(b, "\"\n    }"...)
+		} else {
+			b = append(b, "      \"mode\": \""...)
+			b = append(b, p.Mode...)
+			b = append(b, "\",\n      \"mxs\": [\n"...)
+			mxs := p.MXs
+			if !slices.IsSorted(mxs) {
+				sorted = append(sorted[:0], mxs...)
+				slices.Sort(sorted)
+				mxs = sorted
+			}
+			for j, mx := range mxs {
+				if j > 0 && mxs[j-1] == mx {
+					return nil, &ParseError{Path: keyPath(section, k) + ".mxs", Msg: fmt.Sprintf("duplicate MX pattern %q", mx)}
+				}
+				b = append(b, "        \""...)
+				b = append(b, mx...)
+				if j < len(mxs)-1 {
+					b = append(b, "\",\n"...)
+				} else {
+					b = append(b, "\"\n"...)
+				}
+			}
+			b = append(b, "      ]\n    }"...)
+		}
+		if i < len(keys)-1 {
+			b = append(b, ",\n"...)
+		} else {
+			b = append(b, "\n  }"...)
+		}
+	}
+	return b, nil
+}
+
+// checkPolicyShape checks one policy the way Parse does: either a
+// reference to an alias (not allowed inside the aliases themselves) or a
+// mode with 1 to MaxMXs valid patterns. The error's Path is relative to the
+// policy.
+func checkPolicyShape(p Policy, isAlias bool) *ParseError {
+	if p.PolicyAlias != "" {
+		if isAlias {
+			return &ParseError{Path: ".policy-alias", Msg: "an alias cannot refer to another alias"}
+		}
+		if p.Mode != "" || len(p.MXs) > 0 {
+			return &ParseError{Path: ".policy-alias", Msg: "a policy with policy-alias has no other fields"}
+		}
+		if err := checkAliasName(p.PolicyAlias); err != nil {
+			return &ParseError{Path: ".policy-alias", Msg: err.Error()}
+		}
+		return nil
+	}
+	if p.Mode != ModeTesting && p.Mode != ModeEnforce {
+		return &ParseError{Path: ".mode", Msg: fmt.Sprintf("mode must be %q or %q, not %q", ModeTesting, ModeEnforce, p.Mode)}
+	}
+	if len(p.MXs) == 0 {
+		return &ParseError{Path: ".mxs", Msg: "mxs must list at least one MX pattern"}
+	}
+	if len(p.MXs) > MaxMXs {
+		return &ParseError{Path: ".mxs", Msg: fmt.Sprintf("more than %d MX patterns", MaxMXs)}
+	}
+	for i, mx := range p.MXs {
+		if err := checkPattern(mx); err != nil {
+			return &ParseError{Path: fmt.Sprintf(".mxs[%d]", i), Msg: err.Error()}
+		}
+	}
+	return nil
+}
+
+func checkAuthor(s string) error {
+	if len(s) > MaxAuthor {
+		return fmt.Errorf("author longer than %d bytes", MaxAuthor)
+	}
+	if !utf8.ValidString(s) {
+		return fmt.Errorf("author is not valid UTF-8")
+	}
+	return nil
+}
+
+func keyPath(section, key string) string {
+	return "$." + section + "[" + strconv.Quote(key) + "]"
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString writes s as a JSON string the way RFC 8785 §3.2.2.2 does:
+// '"' and '\' escaped, \b \t \n \f \r for those controls, \u00xx (lower-case
+// hex) for the other controls below U+0020, every other character as its
+// UTF-8 bytes. s must be valid UTF-8.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"':
+			b = append(b, `\"`...)
+		case '\\':
+			b = append(b, `\\`...)
+		case '\b':
+			b = append(b, `\b`...)
+		case '\t':
+			b = append(b, `\t`...)
+		case '\n':
+			b = append(b, `\n`...)
+		case '\f':
+			b = append(b, `\f`...)
+		case '\r':
+			b = append(b, `\r`...)
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}

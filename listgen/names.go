@@ -1,0 +1,147 @@
+package listgen
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"golang.org/x/net/idna"
+)
+
+// checkHostname reports why s is not a host name in the list's form:
+// lower-case LDH labels of 1 to 63 bytes, neither starting nor ending with
+// a hyphen, at least two labels, at most 253 bytes, no trailing dot, and a
+// last label that is not all digits (so that no IPv4 address passes).
+// It checks syntax only; Lint also checks that A-labels are valid IDNA.
+func checkHostname(s string) error {
+	if s == "" {
+		return errors.New("empty name")
+	}
+	if len(s) > 253 {
+		return errors.New("name longer than 253 bytes")
+	}
+	labels := 0
+	start := 0
+	allDigits := true
+	for i := 0; i <= len(s); i++ {
+		if i < len(s) && s[i] != '.' {
+			c := s[i]
+			switch {
+			case c >= 'a' && c <= 'z':
+				allDigits = false
+			case c >= '0' && c <= '9':
+			case c == '-':
+				allDigits = false
+			case c >= 'A' && c <= 'Z':
+				return fmt.Errorf("%q is not lower-case", s)
+			default:
+				return fmt.Errorf("%q contains %q: only letters, digits, hyphens and dots are allowed", s, rune(c))
+			}
+			continue
+		}
+		label := s[start:i]
+		switch {
+		case label == "":
+			return fmt.Errorf("%q has an empty label", s)
+		case len(label) > 63:
+			return fmt.Errorf("%q has a label longer than 63 bytes", s)
+		case label[0] == '-' || label[len(label)-1] == '-':
+			return fmt.Errorf("%q has a label that starts or ends with a hyphen", s)
+		}
+		labels++
+		if i < len(s) {
+			allDigits = true
+		}
+		start = i + 1
+	}
+	if labels < 2 {
+		return fmt.Errorf("%q is not a fully qualified name (one label)", s)
+	}
+	if allDigits {
+		return fmt.Errorf("%q ends in an all-digit label", s)
+	}
+	return nil
+}
+
+// checkPattern reports why s is not an MX pattern: a host name, or "*."
+// followed by a host name.
+func checkPattern(s string) error {
+	if suffix, ok := strings.CutPrefix(s, "*."); ok {
+		return checkHostname(suffix)
+	}
+	if strings.Contains(s, "*") {
+		return fmt.Errorf("%q: a wildcard is allowed only as the whole leftmost label (\"*.example.com\")", s)
+	}
+	return checkHostname(s)
+}
+
+// checkAliasName reports why s is not an alias name: 1 to 63 bytes of
+// lower-case letters, digits, '.', '_' and '-', starting with a letter or digit.
+func checkAliasName(s string) error {
+	if s == "" || len(s) > MaxAliasName {
+		return fmt.Errorf("alias name must be 1 to %d bytes", MaxAliasName)
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || i > 0 && (c == '.' || c == '_' || c == '-')
+		if !ok {
+			return fmt.Errorf("alias name %q: only lower-case letters, digits, '.', '_' and '-' are allowed, starting with a letter or digit", s)
+		}
+	}
+	return nil
+}
+
+// NormalizeName converts a domain or host name as people write it (any
+// case, U-labels, one trailing dot) to the list's form: lower-case
+// A-labels without a trailing dot. It fails when the result is not a valid
+// host name.
+func NormalizeName(s string) (string, error) {
+	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
+	a, err := idna.Lookup.ToASCII(s)
+	if err != nil {
+		return "", fmt.Errorf("%q: %v", s, err)
+	}
+	a = strings.ToLower(a)
+	if err := checkHostname(a); err != nil {
+		return "", err
+	}
+	return a, nil
+}
+
+// NormalizePattern converts an MX pattern to the list's form. A leading
+// "." (the EFF list's suffix form) is read as "*.": both match one more
+// leftmost label.
+func NormalizePattern(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if rest, ok := strings.CutPrefix(s, "*."); ok {
+		n, err := NormalizeName(rest)
+		if err != nil {
+			return "", err
+		}
+		return "*." + n, nil
+	}
+	if rest, ok := strings.CutPrefix(s, "."); ok {
+		n, err := NormalizeName(rest)
+		if err != nil {
+			return "", err
+		}
+		return "*." + n, nil
+	}
+	return NormalizeName(s)
+}
+
+// checkIDNA reports whether a syntactically valid name is also valid IDNA
+// (every "xn--" label a well-formed A-label).
+func checkIDNA(s string) error {
+	a, err := idna.Lookup.ToASCII(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a valid IDNA name: %v", s, err)
+	}
+	if a != s {
+		return fmt.Errorf("%q is not in canonical A-label form (%q)", s, a)
+	}
+	if _, err := idna.Lookup.ToUnicode(s); err != nil {
+		return fmt.Errorf("%q is not a valid IDNA name: %v", s, err)
+	}
+	return nil
+}

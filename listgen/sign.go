@@ -1,0 +1,234 @@
+package listgen
+
+import (
+	"bytes"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/sha512"
+	"encoding/asn1"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"math/big"
+
+	"github.com/sigstore/sigstore/pkg/signature"
+	"golang.org/x/crypto/ssh"
+)
+
+// maxSigFile bounds the signature files the verifiers read.
+const maxSigFile = 16 << 10
+
+// SignBlob returns the contents of FILE.sig for data: the standard base64
+// (no line breaks, no trailing newline) of an ECDSA P-256 SHA-256 signature
+// in ASN.1 DER, or of a raw 64-byte Ed25519 signature, made with sigstore's
+// pkg/signature. `openssl dgst -sha256 -verify PUB -signature <(base64 -d
+// FILE.sig) FILE` (ECDSA) and `cosign verify-blob --key PUB --signature
+// FILE.sig FILE` accept it.
+func SignBlob(s crypto.Signer, data []byte) ([]byte, error) {
+	if err := checkPublic(s.Public()); err != nil {
+		return nil, err
+	}
+	sv, err := signature.LoadSigner(s, crypto.SHA256)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	sig, err := sv.SignMessage(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("listgen: signing: %w", err)
+	}
+	out := make([]byte, base64.StdEncoding.EncodedLen(len(sig)))
+	base64.StdEncoding.Encode(out, sig)
+	return out, nil
+}
+
+// VerifyBlob checks a FILE.sig (as SignBlob writes it; surrounding white
+// space is ignored) over data. ECDSA signatures must be ASN.1 DER. Any
+// failure is ErrBadSignature, except an unsupported key (ErrBadKey).
+func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
+	if err := checkPublic(pub); err != nil {
+		return err
+	}
+	if len(sig) > maxSigFile {
+		return fmt.Errorf("%w: signature file too large", ErrBadSignature)
+	}
+	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(sig)))
+	if err != nil {
+		return fmt.Errorf("%w: signature is not base64", ErrBadSignature)
+	}
+	if _, ok := pub.(*ecdsa.PublicKey); ok {
+		// sigstore also takes raw r||s; openssl only DER: insist on DER.
+		var rs struct{ R, S *big.Int }
+		if rest, err := asn1.Unmarshal(raw, &rs); err != nil || len(rest) != 0 {
+			return fmt.Errorf("%w: ECDSA signature is not ASN.1 DER", ErrBadSignature)
+		}
+	}
+	v, err := signature.LoadVerifier(pub, crypto.SHA256)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	if err := v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data)); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}
+
+// SSHSIG (OpenSSH PROTOCOL.sshsig).
+const (
+	sshsigMagic   = "SSHSIG"
+	sshsigVersion = 1
+	sshsigHash    = "sha512"
+	armorBegin    = "-----BEGIN SSH SIGNATURE-----"
+	armorEnd      = "-----END SSH SIGNATURE-----"
+)
+
+// sshsigSigned is the blob that the SSH key actually signs
+// (PROTOCOL.sshsig, "Signed Data, of which the signature goes into the blob").
+type sshsigSigned struct {
+	Magic     [6]byte
+	Namespace string
+	Reserved  string
+	HashAlg   string
+	Hash      string
+}
+
+// sshsigBlob is the envelope inside the armour.
+type sshsigBlob struct {
+	Magic     [6]byte
+	Version   uint32
+	PublicKey string
+	Namespace string
+	Reserved  string
+	HashAlg   string
+	Signature string
+}
+
+func sshsigMessage(hashAlg string, data []byte) ([]byte, error) {
+	var h []byte
+	switch hashAlg {
+	case "sha512":
+		s := sha512.Sum512(data)
+		h = s[:]
+	case "sha256":
+		s := sha256.Sum256(data)
+		h = s[:]
+	default:
+		return nil, fmt.Errorf("%w: SSHSIG hash %q", ErrBadSignature, hashAlg)
+	}
+	m := sshsigSigned{Namespace: SSHNamespace, HashAlg: hashAlg, Hash: string(h)}
+	copy(m.Magic[:], sshsigMagic)
+	return ssh.Marshal(m), nil
+}
+
+// SignSSH returns the contents of FILE.sshsig for data: an armoured OpenSSH
+// signature (namespace "starttls-preload", hash sha512) made with
+// golang.org/x/crypto/ssh, as `ssh-keygen -Y sign` writes it, which
+// `ssh-keygen -Y verify -f allowed_signers -I starttls-preload -n
+// starttls-preload -s FILE.sshsig < FILE` accepts.
+func SignSSH(s crypto.Signer, data []byte) ([]byte, error) {
+	if err := checkPublic(s.Public()); err != nil {
+		return nil, err
+	}
+	signer, err := ssh.NewSignerFromSigner(s)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	msg, err := sshsigMessage(sshsigHash, data)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := signer.Sign(rand.Reader, msg)
+	if err != nil {
+		return nil, fmt.Errorf("listgen: signing: %w", err)
+	}
+	blob := sshsigBlob{
+		Version:   sshsigVersion,
+		PublicKey: string(signer.PublicKey().Marshal()),
+		Namespace: SSHNamespace,
+		HashAlg:   sshsigHash,
+		Signature: string(ssh.Marshal(sig)),
+	}
+	copy(blob.Magic[:], sshsigMagic)
+	return armor(ssh.Marshal(blob)), nil
+}
+
+// armor wraps b as ssh-keygen does: base64 in lines of 70 characters.
+func armor(b []byte) []byte {
+	enc := base64.StdEncoding.EncodeToString(b)
+	var out bytes.Buffer
+	out.WriteString(armorBegin + "\n")
+	for len(enc) > 70 {
+		out.WriteString(enc[:70] + "\n")
+		enc = enc[70:]
+	}
+	out.WriteString(enc + "\n" + armorEnd + "\n")
+	return out.Bytes()
+}
+
+func dearmor(b []byte) ([]byte, error) {
+	b = bytes.TrimSpace(b)
+	body, ok := bytes.CutPrefix(b, []byte(armorBegin))
+	if !ok {
+		return nil, errors.New("no BEGIN SSH SIGNATURE line")
+	}
+	body, ok = bytes.CutSuffix(body, []byte(armorEnd))
+	if !ok {
+		return nil, errors.New("no END SSH SIGNATURE line")
+	}
+	var enc []byte
+	for line := range bytes.Lines(body) {
+		enc = append(enc, bytes.TrimSpace(line)...)
+	}
+	return base64.StdEncoding.DecodeString(string(enc))
+}
+
+// VerifySSH checks a FILE.sshsig over data: the armoured SSHSIG must be
+// version 1, in namespace "starttls-preload", made by pub, with hash sha512
+// or sha256. Any failure is ErrBadSignature, except an unsupported key
+// (ErrBadKey).
+func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
+	if err := checkPublic(pub); err != nil {
+		return err
+	}
+	want, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadKey, err)
+	}
+	if len(sshsig) > maxSigFile {
+		return fmt.Errorf("%w: signature file too large", ErrBadSignature)
+	}
+	raw, err := dearmor(sshsig)
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+	}
+	var blob sshsigBlob
+	if err := ssh.Unmarshal(raw, &blob); err != nil {
+		return fmt.Errorf("%w: malformed SSHSIG: %v", ErrBadSignature, err)
+	}
+	switch {
+	case string(blob.Magic[:]) != sshsigMagic:
+		return fmt.Errorf("%w: not an SSHSIG", ErrBadSignature)
+	case blob.Version != sshsigVersion:
+		return fmt.Errorf("%w: SSHSIG version %d", ErrBadSignature, blob.Version)
+	case blob.Namespace != SSHNamespace:
+		return fmt.Errorf("%w: namespace %q, want %q", ErrBadSignature, blob.Namespace, SSHNamespace)
+	case !bytes.Equal([]byte(blob.PublicKey), want.Marshal()):
+		return fmt.Errorf("%w: made by another key", ErrBadSignature)
+	}
+	var sig ssh.Signature
+	if err := ssh.Unmarshal([]byte(blob.Signature), &sig); err != nil {
+		return fmt.Errorf("%w: malformed signature: %v", ErrBadSignature, err)
+	}
+	if sig.Format != want.Type() {
+		return fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
+	}
+	msg, err := sshsigMessage(blob.HashAlg, data)
+	if err != nil {
+		return err
+	}
+	if err := want.Verify(msg, &sig); err != nil {
+		return ErrBadSignature
+	}
+	return nil
+}

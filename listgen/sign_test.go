@@ -1,0 +1,150 @@
+package listgen
+
+import (
+	"bytes"
+	"crypto"
+	"encoding/base64"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/starttls-preload/starttls-preload/internal/testenv"
+)
+
+// signed is a key, its files as keygen writes them, and data signed with it.
+type signed struct {
+	key                        crypto.Signer
+	dir, pubPEM, allowed, file string
+	data, sig, sshsig          []byte
+}
+
+func newSigned(t *testing.T, alg string, data []byte) *signed {
+	t.Helper()
+	key, err := GenerateKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &signed{key: key, dir: t.TempDir(), data: data}
+	pub, err := MarshalPublicKey(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := AllowedSignersLine(key.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.sig, err = SignBlob(key, data); err != nil {
+		t.Fatal(err)
+	}
+	if s.sshsig, err = SignSSH(key, data); err != nil {
+		t.Fatal(err)
+	}
+	s.pubPEM = s.write(t, "pub.pem", pub)
+	s.allowed = s.write(t, "allowed_signers", []byte(line))
+	s.file = s.write(t, "policy-list.json", data)
+	s.write(t, "policy-list.json.sig", s.sig)
+	s.write(t, "policy-list.json.sshsig", s.sshsig)
+	return s
+}
+
+func (s *signed) write(t *testing.T, name string, b []byte) string {
+	t.Helper()
+	p := filepath.Join(s.dir, name)
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// sshKeygenVerify runs `ssh-keygen -Y verify` on data with an armoured
+// signature and reports whether it accepted it.
+func sshKeygenVerify(t *testing.T, allowed string, data, sshsig []byte) bool {
+	t.Helper()
+	bin := testenv.LookPath(t, "ssh-keygen")
+	dir := t.TempDir()
+	sigFile := filepath.Join(dir, "f.sshsig")
+	if err := os.WriteFile(sigFile, sshsig, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-Y", "verify", "-f", allowed, "-I", SSHNamespace, "-n", SSHNamespace, "-s", sigFile)
+	cmd.Stdin = bytes.NewReader(data)
+	out, err := cmd.CombinedOutput()
+	t.Logf("ssh-keygen: %s", bytes.TrimSpace(out))
+	return err == nil
+}
+
+// opensslVerify runs `openssl dgst -sha256 -verify` on data with a FILE.sig.
+func opensslVerify(t *testing.T, pubPEM string, data, sig []byte) bool {
+	t.Helper()
+	bin := testenv.LookPath(t, "openssl")
+	dir := t.TempDir()
+	der, err := base64.StdEncoding.DecodeString(string(sig))
+	if err != nil {
+		der = []byte("not base64")
+	}
+	sigFile := filepath.Join(dir, "f.sig.der")
+	dataFile := filepath.Join(dir, "f")
+	if err := os.WriteFile(sigFile, der, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dataFile, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin, "dgst", "-sha256", "-verify", pubPEM, "-signature", sigFile, dataFile).CombinedOutput()
+	t.Logf("openssl: %s", bytes.TrimSpace(out))
+	return err == nil
+}
+
+func TestSignVerify(t *testing.T) {
+	data := []byte("{\n  \"author\": \"x\"\n}\n")
+	for _, alg := range []string{AlgECDSAP256, AlgEd25519} {
+		t.Run(alg, func(t *testing.T) {
+			s := newSigned(t, alg, data)
+			other := newSigned(t, alg, data)
+			changed := bytes.Clone(data)
+			changed[3] ^= 1
+			truncated := data[:len(data)-1]
+			cases := []struct {
+				name   string
+				data   []byte
+				s      *signed // whose key verifies
+				wantOK bool
+			}{
+				{"good", data, s, true},
+				{"changed byte", changed, s, false},
+				{"truncated file", truncated, s, false},
+				{"wrong key", data, other, false},
+			}
+			for _, c := range cases {
+				t.Run(c.name, func(t *testing.T) {
+					pub, err := os.ReadFile(c.s.pubPEM)
+					if err != nil {
+						t.Fatal(err)
+					}
+					k, err := ParsePublicKey(pub)
+					if err != nil {
+						t.Fatal(err)
+					}
+					err = VerifyBlob(k, c.data, s.sig)
+					if (err == nil) != c.wantOK || err != nil && !errors.Is(err, ErrBadSignature) {
+						t.Errorf("VerifyBlob = %v, want ok %v", err, c.wantOK)
+					}
+					err = VerifySSH(k, c.data, s.sshsig)
+					if (err == nil) != c.wantOK || err != nil && !errors.Is(err, ErrBadSignature) {
+						t.Errorf("VerifySSH = %v, want ok %v", err, c.wantOK)
+					}
+					if got := sshKeygenVerify(t, c.s.allowed, c.data, s.sshsig); got != c.wantOK {
+						t.Errorf("ssh-keygen -Y verify accepted = %v, want %v", got, c.wantOK)
+					}
+					if alg == AlgECDSAP256 {
+						if got := opensslVerify(t, c.s.pubPEM, c.data, s.sig); got != c.wantOK {
+							t.Errorf("openssl dgst -verify accepted = %v, want %v", got, c.wantOK)
+						}
+					}
+				})
+			}
+		})
+	}
+}
