@@ -1,0 +1,200 @@
+// Package tlsrpt parses SMTP TLS Reporting (TLS-RPT) DNS records
+// (RFC 8460 §3): the "_smtp._tls.<domain>" TXT record that tells senders
+// where to send daily reports about TLS failures.
+//
+// The package is pure protocol code: callers look up the TXT record and pass
+// its strings to SelectRecord. Every error wraps one of the sentinels below.
+package tlsrpt
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"strings"
+)
+
+// Sentinel errors.
+var (
+	// ErrNoRecord: no TXT string starts with "v=TLSRPTv1".
+	ErrNoRecord = errors.New("tlsrpt: no TLS-RPT record")
+	// ErrMultipleRecords: more than one TLS-RPT record; RFC 8460 §3 says
+	// senders then send no reports.
+	ErrMultipleRecords = errors.New("tlsrpt: more than one TLS-RPT record")
+	// ErrSyntax: the record does not follow RFC 8460 §3.
+	ErrSyntax = errors.New("tlsrpt: invalid TLS-RPT record")
+)
+
+// Record is a parsed TLS-RPT record.
+type Record struct {
+	// RUA holds the report destinations in order, each a "mailto:" or
+	// "https:" URI (RFC 8460 §3).
+	RUA []*url.URL
+	// Extensions holds unknown fields in order (they are ignored by senders).
+	Extensions []Pair
+}
+
+// Pair is one extension field.
+type Pair struct{ Key, Value string }
+
+// SelectRecord picks the TLS-RPT record among the strings of a TXT RRset
+// (each string one record, its character-strings already joined). RFC 8460
+// §3: records not starting with "v=TLSRPTv1" are ignored; more than one
+// record means no reporting (ErrMultipleRecords).
+func SelectRecord(txts []string) (*Record, error) {
+	var found []string
+	for _, t := range txts {
+		if t == "v=TLSRPTv1" || strings.HasPrefix(t, "v=TLSRPTv1;") || strings.HasPrefix(t, "v=TLSRPTv1 ") || strings.HasPrefix(t, "v=TLSRPTv1\t") {
+			found = append(found, t)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return nil, ErrNoRecord
+	case 1:
+		return ParseRecord(found[0])
+	default:
+		return nil, fmt.Errorf("%w (%d records)", ErrMultipleRecords, len(found))
+	}
+}
+
+// ParseRecord parses one TLS-RPT record strictly per RFC 8460 §3:
+//
+//	tlsrpt-record = tlsrpt-version 1*(field-delim tlsrpt-field) [field-delim]
+//	field-delim   = *WSP ";" *WSP
+//	tlsrpt-rua    = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
+func ParseRecord(txt string) (*Record, error) {
+	fields, err := splitFields(txt)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", ErrSyntax, err)
+	}
+	// RFC 8460 §3: tlsrpt-version = %s"v=TLSRPTv1", first.
+	if len(fields) == 0 || fields[0] != "v=TLSRPTv1" {
+		return nil, fmt.Errorf("%w: must start with \"v=TLSRPTv1\"", ErrSyntax)
+	}
+	r := &Record{}
+	haveRUA := false
+	for _, f := range fields[1:] {
+		k, v, ok := strings.Cut(f, "=")
+		if !ok {
+			return nil, fmt.Errorf("%w: field %q has no \"=\"", ErrSyntax, f)
+		}
+		if !validExtName(k) {
+			return nil, fmt.Errorf("%w: bad field name %q", ErrSyntax, k)
+		}
+		switch k {
+		case "rua":
+			if haveRUA {
+				return nil, fmt.Errorf("%w: \"rua\" given twice", ErrSyntax)
+			}
+			haveRUA = true
+			for _, u := range strings.Split(v, ",") {
+				// RFC 8460 §3: *WSP "," *WSP between URIs.
+				u = strings.Trim(u, " \t")
+				parsed, err := parseURI(u)
+				if err != nil {
+					return nil, fmt.Errorf("%w: rua %q: %s", ErrSyntax, u, err)
+				}
+				r.RUA = append(r.RUA, parsed)
+			}
+		case "v":
+			return nil, fmt.Errorf("%w: \"v\" given twice", ErrSyntax)
+		default:
+			// RFC 8460 §3: tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E).
+			if !validExtValue(v) {
+				return nil, fmt.Errorf("%w: bad value for %q", ErrSyntax, k)
+			}
+			r.Extensions = append(r.Extensions, Pair{k, v})
+		}
+	}
+	// RFC 8460 §3: "the tlsrpt-rua field is required".
+	if !haveRUA {
+		return nil, fmt.Errorf("%w: no \"rua\" field", ErrSyntax)
+	}
+	return r, nil
+}
+
+// parseURI checks one report URI: RFC 8460 §3 defines "mailto" (with an
+// address) and "https" (with a host); commas and "!" must be
+// percent-encoded, so a raw "!" is refused.
+func parseURI(s string) (*url.URL, error) {
+	if s == "" {
+		return nil, errors.New("empty URI")
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= 0x20 || c >= 0x7f || c == '!' || c == ';' {
+			return nil, fmt.Errorf("character %q not allowed (percent-encode it)", c)
+		}
+	}
+	u, err := url.Parse(s)
+	if err != nil {
+		return nil, errors.New("not a URI")
+	}
+	switch strings.ToLower(u.Scheme) {
+	case "mailto":
+		addr := u.Opaque
+		if at := strings.LastIndexByte(addr, '@'); at <= 0 || at == len(addr)-1 {
+			return nil, errors.New("mailto: URI without an address")
+		}
+	case "https":
+		if u.Host == "" {
+			return nil, errors.New("https: URI without a host")
+		}
+	default:
+		return nil, fmt.Errorf("scheme %q is not mailto or https", u.Scheme)
+	}
+	return u, nil
+}
+
+// splitFields splits on field-delim (*WSP ";" *WSP), allowing one trailing
+// delimiter. White space is allowed inside a field only after a comma in
+// rua; the caller checks values.
+func splitFields(s string) ([]string, error) {
+	parts := strings.Split(s, ";")
+	out := make([]string, 0, len(parts))
+	for i, p := range parts {
+		t := p
+		if i > 0 {
+			t = strings.TrimLeft(t, " \t")
+		}
+		if i < len(parts)-1 {
+			t = strings.TrimRight(t, " \t")
+		}
+		if i == len(parts)-1 && i > 0 && t == "" {
+			break
+		}
+		if t == "" {
+			return nil, errors.New("empty field")
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+func isAlnum(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
+}
+
+// validExtName: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
+func validExtName(s string) bool {
+	if s == "" || len(s) > 32 || !isAlnum(s[0]) {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
+			return false
+		}
+	}
+	return true
+}
+
+func validExtValue(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x21 || c > 0x7e || c == ';' || c == '=' {
+			return false
+		}
+	}
+	return true
+}
