@@ -1,0 +1,676 @@
+// Package sqlstore implements store.Store over database/sql for the SQL
+// backends (SQLite and PostgreSQL). The queries are written once with "?"
+// placeholders; a Dialect supplies what differs: placeholder style, how
+// times are stored, row locking, and how a write transaction begins.
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/store"
+)
+
+// Dialect is what differs between the SQL backends.
+type Dialect struct {
+	// Dollar rewrites "?" placeholders to $1, $2, ... (PostgreSQL).
+	Dollar bool
+	// IntTimes stores times as integer microseconds since the Unix epoch
+	// (SQLite); otherwise times are bound as time.Time (timestamptz).
+	IntTimes bool
+	// LockRows is appended to the SELECTs that read a row before
+	// changing it ("FOR UPDATE"), and SkipLocked to the claim query
+	// ("FOR UPDATE SKIP LOCKED"); empty where the transaction already
+	// holds the database's single write lock (SQLite).
+	LockRows, SkipLocked string
+	// SerializeWrites takes an in-process lock around write transactions,
+	// so that goroutines queue in Go rather than spin in the database's
+	// busy handler (SQLite has one writer at a time anyway).
+	SerializeWrites bool
+	// MigrationLock is executed first in the migration transaction to
+	// keep concurrent openers apart (empty: the transaction is enough).
+	MigrationLock string
+}
+
+// Store is a store.Store over a *sql.DB.
+type Store struct {
+	db      *sql.DB
+	d       Dialect
+	wmu     sync.Mutex
+	queries sync.Map // query text -> rewritten text
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New wraps db, which must already be migrated (see Migrate).
+func New(db *sql.DB, d Dialect) *Store { return &Store{db: db, d: d} }
+
+// DB returns the underlying database handle.
+func (s *Store) DB() *sql.DB { return s.db }
+
+// q rewrites a query for the dialect.
+func (s *Store) q(query string) string {
+	if !s.d.Dollar {
+		return query
+	}
+	if v, ok := s.queries.Load(query); ok {
+		return v.(string)
+	}
+	var b strings.Builder
+	n := 0
+	for _, r := range query {
+		if r == '?' {
+			n++
+			b.WriteString("$" + strconv.Itoa(n))
+			continue
+		}
+		b.WriteRune(r)
+	}
+	s.queries.Store(query, b.String())
+	return b.String()
+}
+
+// t converts a time for binding.
+func (s *Store) t(t time.Time) any {
+	t = store.Time(t)
+	if s.d.IntTimes {
+		if t.IsZero() {
+			return int64(0)
+		}
+		return t.UnixMicro()
+	}
+	return t
+}
+
+// tp converts an optional time for binding.
+func (s *Store) tp(t *time.Time) any {
+	if t == nil {
+		return nil
+	}
+	return s.t(*t)
+}
+
+// tscan scans a time column stored either way; NULL leaves it nil.
+type tscan struct{ t **time.Time }
+
+func (x tscan) Scan(src any) error {
+	var t time.Time
+	switch v := src.(type) {
+	case nil:
+		*x.t = nil
+		return nil
+	case int64:
+		if v != 0 {
+			t = time.UnixMicro(v).UTC()
+		}
+	case time.Time:
+		t = store.Time(v)
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T as a time", src)
+	}
+	*x.t = &t
+	return nil
+}
+
+// tval scans a NOT NULL time column.
+type tval struct{ t *time.Time }
+
+func (x tval) Scan(src any) error {
+	var p *time.Time
+	if err := (tscan{&p}).Scan(src); err != nil {
+		return err
+	}
+	if p != nil {
+		*x.t = *p
+	} else {
+		*x.t = time.Time{}
+	}
+	return nil
+}
+
+// jlist scans a JSON array of strings; NULL or empty is an empty list.
+type jlist struct{ l *[]string }
+
+func (x jlist) Scan(src any) error {
+	var b []byte
+	switch v := src.(type) {
+	case nil:
+	case string:
+		b = []byte(v)
+	case []byte:
+		b = v
+	default:
+		return fmt.Errorf("sqlstore: cannot scan %T as a list", src)
+	}
+	*x.l = []string{}
+	if len(b) == 0 {
+		return nil
+	}
+	return json.Unmarshal(b, x.l)
+}
+
+func jsonList(l []string) string {
+	if l == nil {
+		l = []string{}
+	}
+	b, _ := json.Marshal(l)
+	return string(b)
+}
+
+// tx runs fn in a transaction, committing when it returns nil.
+func (s *Store) tx(ctx context.Context, write bool, fn func(*sql.Tx) error) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if write && s.d.SerializeWrites {
+		s.wmu.Lock()
+		defer s.wmu.Unlock()
+	}
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(err)
+	}
+	if err := fn(tx); err != nil {
+		tx.Rollback()
+		return err
+	}
+	return wrap(tx.Commit())
+}
+
+func wrap(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
+		return fmt.Errorf("%w: %v", store.ErrClosed, err)
+	}
+	return err
+}
+
+const domainCols = `name, state, contact, mx_patterns, want_enforce, follow_mtasts, token,
+	created_at, updated_at, next_check, last_checked, checks_passed, passing_since, failing_since,
+	claimed_by, claimed_until`
+
+type scanner interface{ Scan(...any) error }
+
+func scanDomain(r scanner) (store.Domain, error) {
+	var d store.Domain
+	var st string
+	err := r.Scan(&d.Name, &st, &d.Contact, jlist{&d.MXPatterns}, &d.WantEnforce, &d.FollowMTASTS, &d.Token,
+		tval{&d.CreatedAt}, tval{&d.UpdatedAt}, tval{&d.NextCheck}, tscan{&d.LastChecked}, &d.ChecksPassed,
+		tscan{&d.PassingSince}, tscan{&d.FailingSince}, &d.ClaimedBy, tscan{&d.ClaimedUntil})
+	d.State = store.State(st)
+	return d, err
+}
+
+// AddDomain implements store.Store.
+func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
+	if d.Name == "" {
+		return store.ErrInvalid
+	}
+	if d.State == "" {
+		d.State = store.StatePending
+	}
+	if !d.State.Valid() {
+		return store.ErrInvalid
+	}
+	if d.CreatedAt.IsZero() {
+		d.CreatedAt = time.Now()
+	}
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = d.CreatedAt
+	}
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, '', NULL) ON CONFLICT (name) DO NOTHING`),
+			d.Name, string(d.State), d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token,
+			s.t(d.CreatedAt), s.t(d.UpdatedAt), s.t(d.NextCheck), d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrAlreadyExists
+		}
+		return nil
+	})
+}
+
+// GetDomain implements store.Store.
+func (s *Store) GetDomain(ctx context.Context, name string) (store.Domain, error) {
+	d, err := scanDomain(s.db.QueryRowContext(ctx, s.q(`SELECT `+domainCols+` FROM domains WHERE name = ?`), name))
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Domain{}, store.ErrNotFound
+	}
+	return d, wrap(err)
+}
+
+// ListDomains implements store.Store.
+func (s *Store) ListDomains(ctx context.Context, f store.Filter) ([]store.Domain, error) {
+	var where []string
+	var args []any
+	if len(f.States) > 0 {
+		ph := make([]string, len(f.States))
+		for i, st := range f.States {
+			ph[i] = "?"
+			args = append(args, string(st))
+		}
+		where = append(where, "state IN ("+strings.Join(ph, ", ")+")")
+	}
+	if f.After != "" {
+		where = append(where, "name > ?")
+		args = append(args, f.After)
+	}
+	query := `SELECT ` + domainCols + ` FROM domains`
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	query += " ORDER BY name"
+	if f.Limit > 0 {
+		query += " LIMIT " + strconv.Itoa(f.Limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []store.Domain{}
+	for rows.Next() {
+		d, err := scanDomain(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, wrap(rows.Err())
+}
+
+// CountByState implements store.Store.
+func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM domains GROUP BY state`)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	m := map[store.State]int{}
+	for rows.Next() {
+		var st string
+		var n int
+		if err := rows.Scan(&st, &n); err != nil {
+			return nil, err
+		}
+		m[store.State(st)] = n
+	}
+	return m, wrap(rows.Err())
+}
+
+// UpdateDomain implements store.Store.
+func (s *Store) UpdateDomain(ctx context.Context, d store.Domain) error {
+	if d.UpdatedAt.IsZero() {
+		d.UpdatedAt = time.Now()
+	}
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET contact = ?, mx_patterns = ?, want_enforce = ?,
+			follow_mtasts = ?, token = ?, next_check = ?, checks_passed = ?, passing_since = ?, failing_since = ?,
+			updated_at = ? WHERE name = ?`),
+			d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token, s.t(d.NextCheck),
+			d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince), s.t(d.UpdatedAt), d.Name)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrNotFound
+		}
+		return nil
+	})
+}
+
+// lockState reads a domain's state and claim, locking its row.
+func (s *Store) lockState(ctx context.Context, tx *sql.Tx, name string) (store.State, string, error) {
+	var st, by string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT state, claimed_by FROM domains WHERE name = ? `+s.d.LockRows), name).Scan(&st, &by)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", "", store.ErrNotFound
+	}
+	return store.State(st), by, err
+}
+
+func (s *Store) decide(ctx context.Context, tx *sql.Tx, name string, from, to store.State, reason string, at time.Time) error {
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET state = ?, updated_at = ? WHERE name = ?`),
+		string(to), s.t(at), name); err != nil {
+		return err
+	}
+	_, err := tx.ExecContext(ctx, s.q(`INSERT INTO decisions (domain, at, from_state, to_state, reason) VALUES (?, ?, ?, ?, ?)`),
+		name, s.t(at), string(from), string(to), reason)
+	return err
+}
+
+// Transition implements store.Store.
+func (s *Store) Transition(ctx context.Context, name string, from, to store.State, reason string, at time.Time) error {
+	if !from.Valid() || !to.Valid() {
+		return store.ErrInvalid
+	}
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		st, _, err := s.lockState(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		if st != from {
+			return store.ErrConflict
+		}
+		return s.decide(ctx, tx, name, from, to, reason, at)
+	})
+}
+
+// RequestRemoval implements store.Store.
+func (s *Store) RequestRemoval(ctx context.Context, name, reason string, at time.Time) error {
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		st, _, err := s.lockState(ctx, tx, name)
+		if err != nil {
+			return err
+		}
+		switch st {
+		case store.StateRemoved:
+			return store.ErrConflict
+		case store.StateRemovalRequested:
+			return nil
+		}
+		return s.decide(ctx, tx, name, st, store.StateRemovalRequested, reason, at)
+	})
+}
+
+// precheck refuses an update before anything is written.
+func precheck(u store.CheckUpdate) error {
+	if u.Check.Domain == "" {
+		return store.ErrInvalid
+	}
+	if u.Transition != nil && (!u.Transition.From.Valid() || !u.Transition.To.Valid()) {
+		return store.ErrInvalid
+	}
+	if len(u.Check.Findings) > 0 && !json.Valid(u.Check.Findings) {
+		return store.ErrInvalid
+	}
+	return nil
+}
+
+// apply writes one update inside tx. It returns a store error (nothing
+// written) or a database error (the transaction must be abandoned) — the
+// second kind wrapped in dbError.
+func (s *Store) apply(ctx context.Context, tx *sql.Tx, u store.CheckUpdate) error {
+	if err := precheck(u); err != nil {
+		return err
+	}
+	st, by, err := s.lockState(ctx, tx, u.Check.Domain)
+	if errors.Is(err, store.ErrNotFound) {
+		return err
+	} else if err != nil {
+		return dbError{err}
+	}
+	if u.Check.Worker != "" && by != u.Check.Worker {
+		return store.ErrConflict
+	}
+	if u.Transition != nil && st != u.Transition.From {
+		return store.ErrConflict
+	}
+	var findings any
+	if len(u.Check.Findings) > 0 {
+		findings = string(u.Check.Findings)
+	}
+	at := s.t(u.Check.At)
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker) VALUES (?, ?, ?, ?, ?, ?)`),
+		u.Check.Domain, at, u.Check.Eligible, jsonList(u.Check.MXHosts), findings, u.Check.Worker); err != nil {
+		return dbError{err}
+	}
+	query := `UPDATE domains SET last_checked = ?, next_check = ?, checks_passed = ?, passing_since = ?,
+		failing_since = ?, updated_at = ?, claimed_by = '', claimed_until = NULL`
+	args := []any{at, s.t(u.NextCheck), u.ChecksPassed, s.tp(u.PassingSince), s.tp(u.FailingSince), at}
+	if u.MXPatterns != nil {
+		query += `, mx_patterns = ?`
+		args = append(args, jsonList(u.MXPatterns))
+	}
+	args = append(args, u.Check.Domain)
+	if _, err := tx.ExecContext(ctx, s.q(query+` WHERE name = ?`), args...); err != nil {
+		return dbError{err}
+	}
+	if u.Transition != nil {
+		if err := s.decide(ctx, tx, u.Check.Domain, u.Transition.From, u.Transition.To, u.Transition.Reason, u.Check.At); err != nil {
+			return dbError{err}
+		}
+	}
+	return nil
+}
+
+type dbError struct{ err error }
+
+func (e dbError) Error() string { return e.err.Error() }
+func (e dbError) Unwrap() error { return e.err }
+
+// RecordCheck implements store.Store.
+func (s *Store) RecordCheck(ctx context.Context, u store.CheckUpdate) error {
+	if err := precheck(u); err != nil {
+		return err
+	}
+	err := s.tx(ctx, true, func(tx *sql.Tx) error { return s.apply(ctx, tx, u) })
+	var de dbError
+	if errors.As(err, &de) {
+		return wrap(de.err)
+	}
+	return err
+}
+
+// RecordChecks implements store.Store.
+func (s *Store) RecordChecks(ctx context.Context, us []store.CheckUpdate) ([]error, error) {
+	errs := make([]error, len(us))
+	if len(us) == 0 {
+		return errs, nil
+	}
+	// Lock rows in name order, so that concurrent batches cannot deadlock.
+	order := make([]int, len(us))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return us[order[a]].Check.Domain < us[order[b]].Check.Domain })
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		for _, i := range order {
+			err := s.apply(ctx, tx, us[i])
+			var de dbError
+			if errors.As(err, &de) {
+				return de.err
+			}
+			errs[i] = err
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return errs, nil
+}
+
+// Checks implements store.Store.
+func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limit int) ([]store.CheckRecord, error) {
+	query := `SELECT id, domain, at, eligible, mx_hosts, findings, worker FROM checks WHERE domain = ?`
+	args := []any{domain}
+	if !since.IsZero() {
+		query += ` AND at >= ?`
+		args = append(args, s.t(since))
+	}
+	query += ` ORDER BY at DESC, id DESC`
+	if limit > 0 {
+		query += " LIMIT " + strconv.Itoa(limit)
+	}
+	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []store.CheckRecord{}
+	for rows.Next() {
+		var c store.CheckRecord
+		var findings sql.NullString
+		if err := rows.Scan(&c.ID, &c.Domain, tval{&c.At}, &c.Eligible, jlist{&c.MXHosts}, &findings, &c.Worker); err != nil {
+			return nil, err
+		}
+		if findings.Valid && findings.String != "" {
+			c.Findings = json.RawMessage(findings.String)
+		}
+		out = append(out, c)
+	}
+	return out, wrap(rows.Err())
+}
+
+// Decisions implements store.Store.
+func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision, error) {
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, domain, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`), domain)
+	if err != nil {
+		return nil, wrap(err)
+	}
+	defer rows.Close()
+	out := []store.Decision{}
+	for rows.Next() {
+		var d store.Decision
+		var from, to string
+		if err := rows.Scan(&d.ID, &d.Domain, tval{&d.At}, &from, &to, &d.Reason); err != nil {
+			return nil, err
+		}
+		d.From, d.To = store.State(from), store.State(to)
+		out = append(out, d)
+	}
+	return out, wrap(rows.Err())
+}
+
+// ClaimDue implements store.Store.
+func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limit int, lease time.Duration) ([]store.Domain, error) {
+	if worker == "" || limit <= 0 || lease <= 0 {
+		return nil, store.ErrInvalid
+	}
+	var out []store.Domain
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.q(`UPDATE domains SET claimed_by = ?, claimed_until = ?
+			WHERE name IN (SELECT name FROM domains
+				WHERE state <> 'removed' AND next_check <= ? AND (claimed_until IS NULL OR claimed_until <= ?)
+				ORDER BY next_check, name LIMIT ? `+s.d.SkipLocked+`)
+			RETURNING `+domainCols),
+			worker, s.t(now.Add(lease)), s.t(now), s.t(now), limit)
+		if err != nil {
+			return err
+		}
+		defer rows.Close()
+		out = []store.Domain{}
+		for rows.Next() {
+			d, err := scanDomain(rows)
+			if err != nil {
+				return err
+			}
+			out = append(out, d)
+		}
+		return rows.Err()
+	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if !out[i].NextCheck.Equal(out[j].NextCheck) {
+			return out[i].NextCheck.Before(out[j].NextCheck)
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Release implements store.Store.
+func (s *Store) Release(ctx context.Context, worker string, names []string, next time.Time) error {
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		for _, n := range names {
+			var err error
+			if next.IsZero() {
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET claimed_by = '', claimed_until = NULL WHERE name = ? AND claimed_by = ?`), n, worker)
+			} else {
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET claimed_by = '', claimed_until = NULL, next_check = ? WHERE name = ? AND claimed_by = ?`), s.t(next), n, worker)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// NextSerial implements store.Store.
+func (s *Store) NextSerial(ctx context.Context) (int64, error) {
+	var n int64
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		return tx.QueryRowContext(ctx, `UPDATE serial SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&n)
+	})
+	return n, wrap(err)
+}
+
+// SaveList implements store.Store.
+func (s *Store) SaveList(ctx context.Context, l store.ListRecord) error {
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO lists (serial, timestamp, expires, sha256, entries) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (serial) DO NOTHING`), l.Serial, s.t(l.Timestamp), s.t(l.Expires), l.SHA256, l.Entries)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return store.ErrAlreadyExists
+		}
+		_, err = tx.ExecContext(ctx, s.q(`UPDATE serial SET value = CASE WHEN value < ? THEN ? ELSE value END WHERE id = 1`), l.Serial, l.Serial)
+		return err
+	})
+}
+
+// LatestList implements store.Store.
+func (s *Store) LatestList(ctx context.Context) (store.ListRecord, error) {
+	var l store.ListRecord
+	err := s.db.QueryRowContext(ctx, `SELECT serial, timestamp, expires, sha256, entries FROM lists ORDER BY serial DESC LIMIT 1`).
+		Scan(&l.Serial, tval{&l.Timestamp}, tval{&l.Expires}, &l.SHA256, &l.Entries)
+	if errors.Is(err, sql.ErrNoRows) {
+		return l, store.ErrNotFound
+	}
+	return l, wrap(err)
+}
+
+// AddOptOut implements store.Store.
+func (s *Store) AddOptOut(ctx context.Context, domain, reason string, at time.Time) error {
+	if domain == "" {
+		return store.ErrInvalid
+	}
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`INSERT INTO opt_out (domain, reason, at) VALUES (?, ?, ?) ON CONFLICT (domain) DO NOTHING`),
+			domain, reason, s.t(at))
+		return err
+	})
+}
+
+// RemoveOptOut implements store.Store.
+func (s *Store) RemoveOptOut(ctx context.Context, domain string) error {
+	return s.tx(ctx, true, func(tx *sql.Tx) error {
+		_, err := tx.ExecContext(ctx, s.q(`DELETE FROM opt_out WHERE domain = ?`), domain)
+		return err
+	})
+}
+
+// IsOptedOut implements store.Store.
+func (s *Store) IsOptedOut(ctx context.Context, domain string) (bool, error) {
+	var n int
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM opt_out WHERE domain = ?`), domain).Scan(&n)
+	return n > 0, wrap(err)
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error { return s.db.Close() }

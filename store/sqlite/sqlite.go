@@ -1,0 +1,72 @@
+// Package sqlite is the default store: one SQLite file (under the data
+// directory) through modernc.org/sqlite, pure Go without cgo, in WAL mode.
+// The schema is embedded and migrated on Open.
+//
+// Writers take the database's write lock at BEGIN (BEGIN IMMEDIATE), so a
+// transaction never fails half-way for lack of the lock; with synchronous=FULL
+// every committed transaction survives a crash of the process or the machine.
+// Several processes may open the same file (serve and an operator's
+// `domains` command); they wait for each other up to the busy timeout.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+
+	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
+
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/internal/sqlstore"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// FileName is the database file's name under the data directory.
+const FileName = "starttls-preload.db"
+
+// Store is the SQLite store.
+type Store struct{ *sqlstore.Store }
+
+var _ store.Store = (*Store)(nil)
+
+var dialect = sqlstore.Dialect{IntTimes: true, SerializeWrites: true}
+
+// Open opens (creating if needed) the database file at path and applies any
+// pending migrations.
+func Open(ctx context.Context, path string) (*Store, error) {
+	if dir := filepath.Dir(path); dir != "" {
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("sqlite: %w", err)
+		}
+	}
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "foreign_keys(ON)")
+	q.Set("_txlock", "immediate")
+	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	// A few connections: readers proceed beside the one writer (WAL).
+	db.SetMaxOpenConns(4)
+	db.SetMaxIdleConns(4)
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: opening %s: %w", path, err)
+	}
+	sub, _ := fs.Sub(migrations, "migrations")
+	if err := sqlstore.Migrate(ctx, db, sub, dialect); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("sqlite: %w", err)
+	}
+	return &Store{sqlstore.New(db, dialect)}, nil
+}
