@@ -1,6 +1,7 @@
 package admission
 
 import (
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -331,15 +332,14 @@ func TestMatchPattern(t *testing.T) {
 	}
 }
 
-func TestValidPattern(t *testing.T) {
-	for _, s := range []string{"mx.example.test", "*.example.test", "MX1.Example.Test."} {
-		if !ValidPattern(s) {
-			t.Errorf("ValidPattern(%q) = false", s)
-		}
+func TestNormalizePatterns(t *testing.T) {
+	got, err := NormalizePatterns([]string{"MX1.Example.Test.", ".example.net", "*.example.org", "mx1.example.test"})
+	if want := []string{"mx1.example.test", "*.example.net", "*.example.org"}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("NormalizePatterns = %v, %v; want %v", got, err, want)
 	}
-	for _, s := range []string{"", "localhost", "*.", "*.test", "a..b", "-a.test", "a b.test", "mx.*.test", "**.example.test"} {
-		if ValidPattern(s) {
-			t.Errorf("ValidPattern(%q) = true", s)
+	for _, s := range []string{"", "mx.*.test", "**.example.test", "a b.test"} {
+		if _, err := NormalizePatterns([]string{s}); !errors.Is(err, ErrInvalid) {
+			t.Errorf("NormalizePatterns(%q) err = %v, want ErrInvalid", s, err)
 		}
 	}
 }

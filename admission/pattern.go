@@ -1,6 +1,15 @@
 package admission
 
-import "strings"
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
+)
+
+// ErrInvalid is returned for a value an operator or owner must correct.
+var ErrInvalid = errors.New("admission: invalid value")
 
 // normalizeHost lower-cases a host name and drops one trailing dot.
 func normalizeHost(s string) string {
@@ -8,20 +17,13 @@ func normalizeHost(s string) string {
 }
 
 // MatchPattern reports whether an MX host name matches an MX pattern as
-// MTA-STS defines them.
+// MTA-STS defines them (RFC 8461 §4.1: "*" matches exactly one leftmost
+// label), the list's own rule.
 func MatchPattern(pattern, host string) bool {
-	p, h := normalizeHost(pattern), normalizeHost(host)
-	if p == "" || h == "" {
+	if normalizeHost(pattern) == "" || normalizeHost(host) == "" {
 		return false
 	}
-	if rest, ok := strings.CutPrefix(p, "*."); ok {
-		// RFC 8461 §4.1: "*" matches exactly one leftmost label: a
-		// wildcard does not match the bare parent or two labels.
-		label, parent, found := strings.Cut(h, ".")
-		return found && label != "" && parent == rest
-	}
-	// RFC 8461 §4.1: otherwise the host name must equal the pattern.
-	return h == p
+	return listgen.Matches(pattern, host)
 }
 
 // MatchAll reports whether every host matches at least one pattern, and
@@ -46,30 +48,23 @@ func MatchAll(patterns, hosts []string) (ok bool, unmatched []string) {
 	return len(unmatched) == 0, unmatched
 }
 
-// ValidPattern reports whether s is an acceptable MX pattern: a host name
-// with at least two labels, or "*." followed by one.
-func ValidPattern(s string) bool {
-	p := normalizeHost(s)
-	p = strings.TrimPrefix(p, "*.")
-	if !strings.Contains(p, ".") || len(p) > 253 {
-		return false
+// NormalizePatterns converts declared MX patterns to the list's form
+// ("*.example.com", a leading "." read as "*."), refusing any that is not a
+// host name or a one-label wildcard over one.
+func NormalizePatterns(in []string) ([]string, error) {
+	out := make([]string, 0, len(in))
+	for _, p := range in {
+		n, err := listgen.NormalizePattern(p)
+		if err != nil {
+			return nil, fmt.Errorf("%w: MX pattern %v", ErrInvalid, err)
+		}
+		out = append(out, n)
 	}
-	for _, label := range strings.Split(p, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			ok := c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_'
-			if !ok {
-				return false
-			}
-		}
-		if label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
+	out = normalizePatterns(out)
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: at least one MX pattern is needed", ErrInvalid)
 	}
-	return true
+	return out, nil
 }
 
 // normalizePatterns lower-cases, trims and de-duplicates patterns, keeping

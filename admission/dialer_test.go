@@ -1,0 +1,155 @@
+package admission
+
+import (
+	"context"
+	"net"
+	"sync"
+	"testing"
+	"time"
+)
+
+// countingDialer hands out pipe connections and tracks how many are open
+// per address.
+type countingDialer struct {
+	mu      sync.Mutex
+	open    map[string]int
+	maxOpen map[string]int
+	dials   int
+}
+
+func (c *countingDialer) DialContext(ctx context.Context, network, addr string) (net.Conn, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open, c.maxOpen = map[string]int{}, map[string]int{}
+	}
+	c.dials++
+	c.open[addr]++
+	c.maxOpen[addr] = max(c.maxOpen[addr], c.open[addr])
+	a, b := net.Pipe()
+	b.Close()
+	return &trackedConn{Conn: a, done: func() {
+		c.mu.Lock()
+		c.open[addr]--
+		c.mu.Unlock()
+	}}, nil
+}
+
+type trackedConn struct {
+	net.Conn
+	once sync.Once
+	done func()
+}
+
+func (t *trackedConn) Close() error {
+	t.once.Do(t.done)
+	return t.Conn.Close()
+}
+
+func TestLimitDialerPerTarget(t *testing.T) {
+	inner := &countingDialer{}
+	d := &LimitDialer{Dialer: inner, PerTarget: 2}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		addr := "127.0.0.2:25"
+		if i%2 == 1 {
+			addr = "127.0.0.3:25"
+		}
+		wg.Go(func() {
+			c, err := d.DialContext(context.Background(), "tcp", addr)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			c.Close()
+			c.Close() // a second Close frees nothing more
+		})
+	}
+	wg.Wait()
+	for addr, n := range inner.maxOpen {
+		if n > 2 {
+			t.Errorf("%s: %d connections open at once, want at most 2", addr, n)
+		}
+	}
+	if inner.dials != 40 {
+		t.Errorf("%d dials, want 40", inner.dials)
+	}
+	if len(d.targets) != 0 {
+		t.Errorf("%d idle targets kept", len(d.targets))
+	}
+}
+
+func TestLimitDialerCancelWhileWaiting(t *testing.T) {
+	d := &LimitDialer{Dialer: &countingDialer{}, PerTarget: 1}
+	c, err := d.DialContext(context.Background(), "tcp", "127.0.0.2:25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := d.DialContext(ctx, "tcp", "127.0.0.2:25"); err == nil {
+		t.Fatal("dial past the limit with a cancelled context succeeded")
+	}
+}
+
+// TestLimitDialerProviderRate checks the waits the per-provider rate asks
+// for, with an injected clock and sleep: a burst goes at once, then one
+// connection per 1/Rate seconds, and another provider is not held up.
+func TestLimitDialerProviderRate(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	var mu sync.Mutex
+	var waits []time.Duration
+	d := &LimitDialer{
+		Dialer: &countingDialer{}, PerTarget: 100, Rate: 2, Burst: 2,
+		Now: clock.Now,
+		Sleep: func(ctx context.Context, w time.Duration) error {
+			mu.Lock()
+			waits = append(waits, w)
+			mu.Unlock()
+			return nil
+		},
+	}
+	dial := func(addr string) {
+		c, err := d.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	dial("192.0.2.1:25")
+	dial("192.0.2.2:25")
+	if len(waits) != 0 {
+		t.Fatalf("the burst waited: %v", waits)
+	}
+	dial("192.0.2.3:25")    // same /24: waits half a second
+	dial("198.51.100.1:25") // another provider: no wait
+	dial("192.0.2.4:25")    // queued behind the third: a second
+	want := []time.Duration{500 * time.Millisecond, time.Second}
+	if len(waits) != len(want) || waits[0] != want[0] || waits[1] != want[1] {
+		t.Errorf("waits = %v, want %v", waits, want)
+	}
+	clock.Add(10 * time.Second)
+	waits = nil
+	dial("192.0.2.5:25")
+	if len(waits) != 0 {
+		t.Errorf("after a rest the provider still waited: %v", waits)
+	}
+}
+
+func TestProviderOf(t *testing.T) {
+	tests := map[string]string{
+		"192.0.2.77:25":         "192.0.2.0/24",
+		"[2001:db8:1:2::25]:25": "2001:db8:1::/48",
+		"[::ffff:192.0.2.9]:25": "192.0.2.0/24",
+	}
+	for addr, want := range tests {
+		p, ok := providerOf(addr)
+		if !ok || p.String() != want {
+			t.Errorf("providerOf(%s) = %v %v, want %s", addr, p, ok, want)
+		}
+	}
+	if _, ok := providerOf("mx.example.test:25"); ok {
+		t.Error("a host name has a provider")
+	}
+}
