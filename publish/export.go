@@ -1,0 +1,104 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
+)
+
+// Lister is a Source that can enumerate its serials (the Archive does).
+type Lister interface {
+	Serials(ctx context.Context) ([]int64, error)
+}
+
+// Export writes the tree NewHandler serves as static files under dir, for
+// any static web server, mirror or CDN: every list by serial under
+// v/SERIAL/ (a file already there must be identical: it is immutable), then
+// the public key and the current list, its signatures and its renderings
+// at the top. Each file is replaced atomically. Mirrors need no trust:
+// clients verify the signature with the key they pinned.
+func Export(ctx context.Context, src Source, dir string, pubPEM []byte, allowedSigners string) error {
+	cur, err := src.Current(ctx)
+	if err != nil {
+		return err
+	}
+	serials := []int64{cur.Serial}
+	if l, ok := src.(Lister); ok {
+		if serials, err = l.Serials(ctx); err != nil {
+			return err
+		}
+	}
+	for _, n := range serials {
+		s := cur
+		if n != cur.Serial {
+			if s, err = src.BySerial(ctx, n); err != nil {
+				return err
+			}
+		}
+		vdir := filepath.Join(dir, "v", strconv.FormatInt(n, 10))
+		if err := os.MkdirAll(vdir, 0o755); err != nil {
+			return fmt.Errorf("publish: export: %w", err)
+		}
+		if err := writeFiles(vdir, snapshotFiles(s), true); err != nil {
+			return err
+		}
+	}
+	l, err := listgen.Parse(cur.List)
+	if err != nil {
+		return fmt.Errorf("publish: export: current list: %w", err)
+	}
+	o := listgen.RenderOptions{Now: cur.Published}
+	top := []namedFile{
+		{PubKeyFile, pubPEM},
+		{AllowedSignersFile, []byte(allowedSigners)},
+		{PostfixFile, listgen.RenderPostfix(l, o)},
+		{EximFile, listgen.RenderExim(l, o)},
+	}
+	// The signatures go first, so that a reader who sees the new list
+	// finds its signature (it may still see the new signature with the old
+	// list for a moment, and simply tries again later).
+	files := snapshotFiles(cur)
+	files[0], files[len(files)-1] = files[len(files)-1], files[0]
+	if err := writeFiles(dir, append(top, files...), false); err != nil {
+		return err
+	}
+	return nil
+}
+
+type namedFile struct {
+	name string
+	data []byte
+}
+
+func snapshotFiles(s *Snapshot) []namedFile {
+	fs := []namedFile{{ListFile, s.List}, {SigFile, s.Sig}}
+	if len(s.SSHSig) > 0 {
+		fs = append(fs, namedFile{SSHSigFile, s.SSHSig})
+	}
+	return fs
+}
+
+// writeFiles writes files under dir; with immutable set, a file already
+// there must hold the same bytes.
+func writeFiles(dir string, files []namedFile, immutable bool) error {
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if cur, err := os.ReadFile(p); err == nil {
+			if bytes.Equal(cur, f.data) {
+				continue
+			}
+			if immutable {
+				return fmt.Errorf("%w: %s differs from the archive and is immutable", ErrExportConflict, p)
+			}
+		}
+		if err := writeFileAtomic(p, f.data, 0o644); err != nil {
+			return fmt.Errorf("publish: export: %w", err)
+		}
+	}
+	return nil
+}

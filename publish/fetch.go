@@ -1,0 +1,561 @@
+package publish
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
+)
+
+// Defaults of FetchOptions.
+const (
+	DefaultMaxSize = 256 << 20
+	DefaultTimeout = 2 * time.Minute
+)
+
+// FetchOptions configures Fetch.
+type FetchOptions struct {
+	// URL is the location of policy-list.json; its signature is URL+".sig".
+	URL string
+	// PublicKey is the pinned signing key. It is never fetched from the server.
+	PublicKey crypto.PublicKey
+	// StateDir keeps the last good list, its ETag and the lock.
+	StateDir string
+
+	// PostfixMap is the Postfix smtp_tls_policy_maps table to write ("" = none).
+	PostfixMap string
+	// Postmap compiles PostfixMap with postmap into this table type
+	// ("hash", "btree", "lmdb" or "cdb"); "" leaves a texthash: table.
+	Postmap string
+	// PostmapCommand runs postmap (default {"postmap"}); the "TYPE:FILE"
+	// argument is appended.
+	PostmapCommand []string
+	// EximFile is the lsearch file read by the Exim transport ("" = none).
+	EximFile string
+	// Reload is a shell command run after the installed files changed.
+	Reload string
+	// EarlyAdopter treats testing entries as enforced.
+	EarlyAdopter bool
+	// CAFile is the CA bundle named in the rendered policy ("" = the MTA's own).
+	CAFile string
+
+	// Jitter waits a random time in [0, Jitter) before fetching.
+	Jitter time.Duration
+	// Timeout bounds the downloads (default DefaultTimeout).
+	Timeout time.Duration
+	// MaxSize bounds the list's size (default DefaultMaxSize).
+	MaxSize int64
+	// Client is the HTTP client (default: one with connection timeouts).
+	Client *http.Client
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// FetchResult says what a Fetch did.
+type FetchResult struct {
+	Serial      int64     // serial of the installed list
+	Expires     time.Time // its expiry
+	NotModified bool      // the server had nothing new
+	Changed     bool      // installed files were rewritten
+	Reloaded    bool      // the reload command ran
+	Withdrawn   bool      // enforcement is withdrawn (the list expired)
+	Files       []string  // files rewritten
+}
+
+// State file names inside StateDir.
+const (
+	stateFile = "state.json"
+	lockName  = "lock"
+)
+
+// fetchState is what Fetch remembers between runs (StateDir/state.json).
+type fetchState struct {
+	Serial       int64                 `json:"serial"`
+	ListSHA256   string                `json:"list_sha256"`
+	Expires      time.Time             `json:"expires"`
+	ETag         string                `json:"etag,omitempty"`
+	LastModified string                `json:"last_modified,omitempty"`
+	Options      string                `json:"options"`
+	Withdrawn    bool                  `json:"withdrawn,omitempty"`
+	ReloadNeeded bool                  `json:"reload_needed,omitempty"`
+	Installed    map[string]installRec `json:"installed"`
+}
+
+// installRec identifies an installed file cheaply, to notice when someone
+// else changed or removed it.
+type installRec struct {
+	Size    int64 `json:"size"`
+	ModTime int64 `json:"mtime_ns"`
+}
+
+// Fetch downloads the list, verifies its signature with the pinned key,
+// refuses a rollback or an expired list, renders and installs the Postfix
+// and Exim files atomically (postmap first, on the temporary copy) and runs
+// the reload command when something changed. On any error the files
+// installed before stay as they were, except for an expired list: then the
+// empty policy is installed (enforcement withdrawn) and ErrExpired returned.
+func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
+	if err := o.check(); err != nil {
+		return nil, err
+	}
+	if o.Jitter > 0 {
+		t := time.NewTimer(rand.N(o.Jitter))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, ctx.Err()
+		case <-t.C:
+		}
+	}
+	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	unlock, err := lockFile(filepath.Join(o.StateDir, lockName))
+	if err != nil {
+		if errors.Is(err, ErrLocked) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	defer unlock()
+	f := &fetcher{o: o}
+	if err := f.loadState(); err != nil {
+		return nil, err
+	}
+	return f.run(ctx)
+}
+
+func (o *FetchOptions) check() error {
+	switch {
+	case o.URL == "":
+		return errors.New("publish: no list URL")
+	case o.PublicKey == nil:
+		return errors.New("publish: no pinned public key")
+	case o.StateDir == "":
+		return errors.New("publish: no state directory")
+	case o.PostfixMap == "" && o.EximFile == "":
+		return errors.New("publish: nothing to install: give a Postfix map or an Exim file")
+	case o.Postmap != "" && o.PostfixMap == "":
+		return errors.New("publish: postmap without a Postfix map")
+	}
+	if _, ok := postmapSuffix[o.Postmap]; !ok {
+		return fmt.Errorf("publish: unsupported postmap table type %q (hash, btree, lmdb or cdb)", o.Postmap)
+	}
+	if o.MaxSize <= 0 {
+		o.MaxSize = DefaultMaxSize
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultTimeout
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if len(o.PostmapCommand) == 0 {
+		o.PostmapCommand = []string{"postmap"}
+	}
+	if o.Client == nil {
+		o.Client = defaultClient()
+	}
+	return nil
+}
+
+// postmapSuffix is the file postmap writes beside FILE for each table type.
+var postmapSuffix = map[string]string{"": "", "hash": ".db", "btree": ".db", "lmdb": ".lmdb", "cdb": ".cdb"}
+
+func defaultClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 15 * time.Second}).DialContext,
+		TLSHandshakeTimeout:   15 * time.Second,
+		ResponseHeaderTimeout: 30 * time.Second,
+		MaxIdleConns:          2,
+		IdleConnTimeout:       30 * time.Second,
+	}}
+}
+
+// optionsKey changes whenever the rendered files would.
+func (o *FetchOptions) optionsKey() string {
+	return fmt.Sprintf("postfix=%q postmap=%q exim=%q early=%t ca=%q", o.PostfixMap, o.Postmap, o.EximFile, o.EarlyAdopter, o.CAFile)
+}
+
+type fetcher struct {
+	o       FetchOptions
+	st      fetchState
+	pending *pendingList
+}
+
+func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
+
+func (f *fetcher) loadState() error {
+	b, err := readFileLimit(f.path(stateFile), 1<<20)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err == nil {
+		err = json.Unmarshal(b, &f.st)
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s: %w", ErrStateDir, f.path(stateFile), err)
+	}
+	return nil
+}
+
+func (f *fetcher) saveState() error {
+	b, err := json.MarshalIndent(&f.st, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.path(stateFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	return nil
+}
+
+func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
+	res, err := f.fetch(ctx)
+	if err == nil || errors.Is(err, ErrExpired) || f.st.Serial == 0 || !f.expired() {
+		return res, err
+	}
+	// Whatever went wrong, an installed list past its expiry is never
+	// enforced: withdraw it and say so.
+	res, werr := f.withdraw(ctx)
+	return res, errors.Join(err, werr)
+}
+
+func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
+	etag := ""
+	if f.st.Serial > 0 {
+		etag = f.st.ETag
+	}
+	dctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
+	defer cancel()
+	list, hdr, err := f.get(dctx, f.o.URL, etag, f.o.MaxSize)
+	if err != nil {
+		return nil, err
+	}
+	if list == nil { // 304 Not Modified
+		return f.unchanged(ctx)
+	}
+	if looksLikeHTML(list) {
+		return nil, fmt.Errorf("%w: %s returned an HTML page", ErrNotAList, f.o.URL)
+	}
+	sig, _, err := f.get(dctx, f.o.URL+".sig", "", maxSigSize)
+	if err != nil {
+		return nil, err
+	}
+	if err := listgen.VerifyBlob(f.o.PublicKey, list, sig); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
+	}
+	l, err := listgen.Parse(list)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
+	}
+	sum := sha256.Sum256(list)
+	hash := hex.EncodeToString(sum[:])
+	switch {
+	case f.st.Serial > 0 && l.Serial < f.st.Serial:
+		return nil, fmt.Errorf("%w: got serial %d, installed %d", ErrRollback, l.Serial, f.st.Serial)
+	case f.st.Serial > 0 && l.Serial == f.st.Serial && hash != f.st.ListSHA256:
+		return nil, fmt.Errorf("%w: serial %d", ErrSameSerial, l.Serial)
+	case l.Serial == f.st.Serial:
+		// The same list again (the ETag was not kept or changed form).
+		f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
+		return f.unchanged(ctx)
+	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !f.expired():
+		return nil, fmt.Errorf("%w: downloaded serial %d expired at %s; keeping installed serial %d (valid until %s)",
+			ErrExpired, l.Serial, stamp(l.Expires), f.st.Serial, stamp(f.st.Expires))
+	}
+	prev := f.st
+	f.pending = &pendingList{list: list, sig: sig}
+	f.st.Serial, f.st.ListSHA256, f.st.Expires = l.Serial, hash, l.Expires
+	f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
+	var res *FetchResult
+	if f.expired() {
+		res, err = f.withdraw(ctx)
+	} else {
+		res, err = f.install(ctx, l)
+	}
+	if res == nil || !res.Changed && err != nil && !errors.Is(err, ErrExpired) {
+		f.st = prev // nothing was installed
+	}
+	return res, err
+}
+
+// pendingList is a verified list not yet kept in the state directory.
+type pendingList struct{ list, sig []byte }
+
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
+
+// unchanged handles a list that did not change on the server: it still
+// withdraws enforcement when the list expired meanwhile, repairs installed
+// files someone else changed, re-renders when the options changed, and
+// retries a reload that failed last time.
+func (f *fetcher) unchanged(ctx context.Context) (*FetchResult, error) {
+	intact := f.st.Options == f.o.optionsKey() && f.installedIntact()
+	if f.expired() {
+		if !intact || !f.st.Withdrawn {
+			return f.withdraw(ctx)
+		}
+		res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, NotModified: true, Withdrawn: true}
+		return f.finish(ctx, res, f.expiredErr())
+	}
+	if intact && !f.st.Withdrawn {
+		res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, NotModified: true}
+		return f.finish(ctx, res, nil)
+	}
+	l, err := f.loadList()
+	if err != nil {
+		return nil, err
+	}
+	res, err := f.install(ctx, l)
+	if res != nil {
+		res.NotModified = true
+	}
+	return res, err
+}
+
+func (f *fetcher) expired() bool { return !f.o.Now().Before(f.st.Expires) }
+
+func (f *fetcher) expiredErr() error {
+	return fmt.Errorf("%w: serial %d expired at %s", ErrExpired, f.st.Serial, stamp(f.st.Expires))
+}
+
+// install renders the valid list l and installs it.
+func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, error) {
+	ro := listgen.RenderOptions{EarlyAdopter: f.o.EarlyAdopter, CAFile: f.o.CAFile, Now: f.o.Now()}
+	var pf, ex []byte
+	if f.o.PostfixMap != "" {
+		pf = listgen.RenderPostfix(l, ro)
+		if entries(pf) == 0 {
+			return nil, fmt.Errorf("%w (serial %d, Postfix map)", ErrEmptyList, l.Serial)
+		}
+	}
+	if f.o.EximFile != "" {
+		ex = listgen.RenderExim(l, ro)
+		if entries(ex) == 0 {
+			return nil, fmt.Errorf("%w (serial %d, Exim file)", ErrEmptyList, l.Serial)
+		}
+	}
+	return f.put(ctx, pf, ex, false)
+}
+
+// withdraw installs the empty policy for the expired list of the state.
+func (f *fetcher) withdraw(ctx context.Context) (*FetchResult, error) {
+	reason := fmt.Sprintf("policy list serial %d expired at %s: TLS enforcement withdrawn until a newer list is installed", f.st.Serial, stamp(f.st.Expires))
+	pf, ex := listgen.EmptyPolicy(reason)
+	res, err := f.put(ctx, pf, ex, true)
+	if err != nil {
+		return res, errors.Join(f.expiredErr(), err)
+	}
+	return res, err
+}
+
+// put installs the rendered files and records them in the state.
+func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool) (*FetchResult, error) {
+	res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, Withdrawn: withdrawn}
+	var outs []output
+	if f.o.PostfixMap != "" {
+		outs = append(outs, output{path: f.o.PostfixMap, data: pf, postmap: f.o.Postmap})
+	}
+	if f.o.EximFile != "" {
+		outs = append(outs, output{path: f.o.EximFile, data: ex})
+	}
+	files, err := f.writeOutputs(ctx, outs)
+	res.Files = files
+	res.Changed = len(files) > 0
+	if res.Changed && f.o.Reload != "" {
+		f.st.ReloadNeeded = true
+	}
+	if err != nil {
+		if res.Changed {
+			// Some files were replaced: keep the list, and force a fresh
+			// install (and the reload) next time.
+			f.st.Installed = nil
+			if f.pending != nil && f.saveList(f.pending.list, f.pending.sig) == nil {
+				f.pending = nil
+				f.saveState()
+			}
+		}
+		return res, err
+	}
+	if f.pending != nil {
+		if err := f.saveList(f.pending.list, f.pending.sig); err != nil {
+			return res, err
+		}
+		f.pending = nil
+	}
+	f.st.Withdrawn = withdrawn
+	f.st.Options = f.o.optionsKey()
+	f.st.Installed = map[string]installRec{}
+	for _, o := range outs {
+		for _, p := range o.installedPaths() {
+			if st, err := os.Stat(p); err == nil {
+				f.st.Installed[p] = installRec{Size: st.Size(), ModTime: st.ModTime().UnixNano()}
+			}
+		}
+	}
+	var expired error
+	if withdrawn {
+		expired = f.expiredErr()
+	}
+	return f.finish(ctx, res, expired)
+}
+
+// finish saves the state and runs the reload command if one is due.
+func (f *fetcher) finish(ctx context.Context, res *FetchResult, expired error) (*FetchResult, error) {
+	if err := f.saveState(); err != nil {
+		return res, err
+	}
+	if f.st.ReloadNeeded {
+		if err := runReload(ctx, f.o.Reload); err != nil {
+			return res, errors.Join(err, expired)
+		}
+		res.Reloaded = true
+		f.st.ReloadNeeded = false
+		if err := f.saveState(); err != nil {
+			return res, err
+		}
+	}
+	return res, expired
+}
+
+// installedIntact reports whether every installed file is as Fetch left it.
+func (f *fetcher) installedIntact() bool {
+	if len(f.st.Installed) == 0 {
+		return false
+	}
+	for p, rec := range f.st.Installed {
+		st, err := os.Stat(p)
+		if err != nil || st.Size() != rec.Size || st.ModTime().UnixNano() != rec.ModTime {
+			return false
+		}
+	}
+	return true
+}
+
+// saveList keeps the verified list and its signature in the state
+// directory, so that the files can be rendered again without a download.
+func (f *fetcher) saveList(list, sig []byte) error {
+	if err := writeFileAtomic(f.path(ListFile), list, 0o600); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	if err := writeFileAtomic(f.path(SigFile), sig, 0o600); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	return nil
+}
+
+// loadList reads back and verifies again the list kept in the state dir.
+func (f *fetcher) loadList() (*listgen.List, error) {
+	list, err := readFileLimit(f.path(ListFile), f.o.MaxSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	sig, err := readFileLimit(f.path(SigFile), maxSigSize)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	if err := listgen.VerifyBlob(f.o.PublicKey, list, bytes.TrimSpace(sig)); err != nil {
+		return nil, fmt.Errorf("%w: kept copy %s: %w", ErrBadSignature, f.path(ListFile), err)
+	}
+	l, err := listgen.Parse(list)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
+	}
+	if l.Serial != f.st.Serial {
+		return nil, fmt.Errorf("%w: kept copy has serial %d, state says %d", ErrStateDir, l.Serial, f.st.Serial)
+	}
+	return l, nil
+}
+
+// get downloads url with a size cap. A nil body with a nil error means
+// 304 Not Modified.
+func (f *fetcher) get(ctx context.Context, url, etag string, limit int64) ([]byte, http.Header, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, err)
+	}
+	req.Header.Set("User-Agent", "starttls-preload-fetch")
+	if etag != "" {
+		req.Header.Set("If-None-Match", etag)
+	}
+	resp, err := f.o.Client.Do(req)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, err)
+	}
+	defer resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusNotModified && etag != "":
+		return nil, resp.Header, nil
+	case resp.StatusCode != http.StatusOK:
+		return nil, nil, fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, resp.Status)
+	case resp.ContentLength > limit:
+		return nil, nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, resp.ContentLength, limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, url, limit)
+	}
+	return b, resp.Header, nil
+}
+
+// looksLikeHTML recognises an error page served with status 200.
+func looksLikeHTML(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n\ufeff")
+	return len(b) > 0 && b[0] == '<'
+}
+
+// entries counts the lines of a rendered file that are neither blank nor
+// comments.
+func entries(b []byte) int {
+	n := 0
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			n++
+		}
+	}
+	return n
+}
+
+func runReload(ctx context.Context, command string) error {
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("%w: %q: %w%s", ErrReload, command, err, firstLine(out))
+	}
+	slog.Info("reloaded", "command", command)
+	return nil
+}
+
+// firstLine formats the first line of a command's output for an error.
+func firstLine(out []byte) string {
+	s, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	if s == "" {
+		return ""
+	}
+	if len(s) > 200 {
+		s = s[:200]
+	}
+	return ": " + s
+}
