@@ -25,6 +25,7 @@ type Config struct {
 	Store     StoreConfig     `mapstructure:"store"`
 	Fetch     FetchConfig     `mapstructure:"fetch"`
 	Publish   PublishConfig   `mapstructure:"publish"`
+	List      ListConfig      `mapstructure:"list"`
 }
 
 // ValidateConfig holds the checker's settings (validate.*).
@@ -43,6 +44,25 @@ type AdmissionConfig struct {
 	MinDays       int           `mapstructure:"min_days"`
 	MinChecks     int           `mapstructure:"min_checks"`
 	CheckInterval time.Duration `mapstructure:"check_interval"`
+	// ListedInterval is how often listed domains are checked (shorter).
+	ListedInterval time.Duration `mapstructure:"listed_interval"`
+	// PromotionPeriod is how long a listed domain that asked for
+	// enforcement must keep passing before promotion.
+	PromotionPeriod time.Duration `mapstructure:"promotion_period"`
+	// OptOut names domains that are never probed.
+	OptOut []string `mapstructure:"opt_out"`
+	// ConnectionsPerIP bounds the connections open at once to one MX address.
+	ConnectionsPerIP int `mapstructure:"connections_per_ip"`
+	// ProviderRate bounds new connections a second to one provider (a /24
+	// or /48 network); 0 means no limit.
+	ProviderRate float64 `mapstructure:"provider_rate"`
+}
+
+// ListConfig holds how the service signs the lists it generates (list.*).
+type ListConfig struct {
+	Key      string        `mapstructure:"key"`      // signing key, created on first run; default DATA_DIR/list-signing.key
+	Validity time.Duration `mapstructure:"validity"` // expires = timestamp + validity; signed again at half of it
+	Author   string        `mapstructure:"author"`
 }
 
 // DemotionConfig holds the demotion rules (demotion.*).
@@ -92,6 +112,14 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("admission.min_days", 7)
 	v.SetDefault("admission.min_checks", 28)
 	v.SetDefault("admission.check_interval", 6*time.Hour)
+	v.SetDefault("admission.listed_interval", time.Hour)
+	v.SetDefault("admission.promotion_period", 7*24*time.Hour)
+	v.SetDefault("admission.opt_out", []string{})
+	v.SetDefault("admission.connections_per_ip", 2)
+	v.SetDefault("admission.provider_rate", 10.0)
+	v.SetDefault("list.key", "")
+	v.SetDefault("list.validity", 7*24*time.Hour)
+	v.SetDefault("list.author", "starttls-preload")
 	v.SetDefault("demotion.grace", 24*time.Hour)
 	v.SetDefault("store.driver", "sqlite")
 	v.SetDefault("store.dsn", "")
