@@ -272,6 +272,10 @@ func (m *MX) serve(c net.Conn) {
 				err = s.reply("454 4.7.0 TLS not available due to local problem")
 			case m.mode == ModeTLSHandshakeFails:
 				s.reply("220 2.0.0 ready to start TLS")
+				buf := make([]byte, 512)
+				if _, err := c.Read(buf); err != nil { // the ClientHello
+					return
+				}
 				io.WriteString(c, "this is not TLS\r\n")
 				return
 			default:

@@ -41,7 +41,7 @@ type PKI struct {
 	createdAt time.Time
 }
 
-// NewPKI creates a root CA and an intermediate CA valid from an hour ago
+// NewPKI creates a root CA and an intermediate CA valid from two years ago
 // for ten years.
 func NewPKI(t testing.TB) *PKI {
 	t.Helper()
@@ -49,7 +49,7 @@ func NewPKI(t testing.TB) *PKI {
 	p.rootKey = newKey(t)
 	p.root = p.sign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "Lab Root CA", Organization: []string{"starttls-preload lab"}},
-		NotBefore:             p.createdAt.Add(-time.Hour),
+		NotBefore:             p.createdAt.Add(-2 * 365 * 24 * time.Hour),
 		NotAfter:              p.createdAt.Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -58,7 +58,7 @@ func NewPKI(t testing.TB) *PKI {
 	p.interKey = newKey(t)
 	p.inter = p.sign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "Lab Intermediate CA", Organization: []string{"starttls-preload lab"}},
-		NotBefore:             p.createdAt.Add(-time.Hour),
+		NotBefore:             p.createdAt.Add(-2 * 365 * 24 * time.Hour),
 		NotAfter:              p.createdAt.Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,
@@ -69,7 +69,7 @@ func NewPKI(t testing.TB) *PKI {
 	p.otherKey = newKey(t)
 	p.other = p.sign(&x509.Certificate{
 		Subject:               pkix.Name{CommonName: "Unknown Root CA"},
-		NotBefore:             p.createdAt.Add(-time.Hour),
+		NotBefore:             p.createdAt.Add(-2 * 365 * 24 * time.Hour),
 		NotAfter:              p.createdAt.Add(10 * 365 * 24 * time.Hour),
 		IsCA:                  true,
 		BasicConstraintsValid: true,

@@ -1,0 +1,332 @@
+package validate
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+
+	"github.com/miekg/dns"
+	"golang.org/x/net/idna"
+)
+
+// ErrInvalidDomain is returned for a name that is not a domain.
+var ErrInvalidDomain = errors.New("validate: invalid domain name")
+
+// NormalizeDomain returns domain in the form results use: lower-case
+// A-labels without a trailing dot.
+func NormalizeDomain(domain string) (string, error) {
+	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
+	if d == "" || strings.ContainsAny(d, " \t/:@[]") {
+		return "", fmt.Errorf("%w: %q", ErrInvalidDomain, domain)
+	}
+	a, err := idna.Lookup.ToASCII(d)
+	if err != nil {
+		return "", fmt.Errorf("%w: %q: %v", ErrInvalidDomain, domain, err)
+	}
+	a = strings.ToLower(a)
+	if _, ok := dns.IsDomainName(a); !ok || !strings.Contains(a, ".") {
+		return "", fmt.Errorf("%w: %q", ErrInvalidDomain, domain)
+	}
+	return a, nil
+}
+
+// Check checks one domain. The error is non-nil only when the checker
+// itself cannot work (an invalid name, a cancelled context); everything the
+// domain does wrong is a finding in the result.
+func (v *Validator) Check(ctx context.Context, domain string) (*Result, error) {
+	return v.NewRound().Check(ctx, domain)
+}
+
+// Round shares each MX host's address look-ups, TLSA look-up and each
+// (MX host, address) check across every domain checked through it, so that
+// a bulk run contacts each MX address once. Use one Round per run: results
+// are as old as the round. It holds at most a bounded number of hosts
+// (older entries are dropped and checked again if needed). Safe for
+// concurrent use.
+type Round struct {
+	v     *Validator
+	hosts cache[*hostInfo]
+	addrs cache[*addrCheck]
+}
+
+// roundCacheSize bounds the entries each cache of a Round keeps alive.
+const roundCacheSize = 8192
+
+// NewRound returns a Round that shares checks across the domains checked
+// through it.
+func (v *Validator) NewRound() *Round {
+	return &Round{v: v, hosts: cache[*hostInfo]{max: roundCacheSize}, addrs: cache[*addrCheck]{max: roundCacheSize}}
+}
+
+// Check checks one domain, reusing the round's checks of shared MX hosts.
+func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
+	name, err := NormalizeDomain(domain)
+	if err != nil {
+		return nil, err
+	}
+	v := r.v
+	res := &Result{Domain: name, MXs: []MXResult{}, Findings: []Finding{}, CheckedAt: v.cfg.Now().UTC()}
+
+	var wg sync.WaitGroup
+	var policy policyOutcome
+	var rpt []Finding
+	wg.Go(func() { policy = v.checkMTASTS(ctx, name) })
+	wg.Go(func() { rpt = v.checkTLSRPT(ctx, name) })
+
+	mxs, secure, dnsFindings := v.lookupMX(ctx, name)
+	res.DNSSEC = secure
+	res.Findings = append(res.Findings, dnsFindings...)
+
+	type hostOut struct {
+		info   *hostInfo
+		checks []*addrCheck
+	}
+	outs := make([]hostOut, len(mxs))
+	for i, mx := range mxs {
+		wg.Go(func() {
+			info := r.hosts.do(ctx, mx.host, func() *hostInfo { return v.resolveHost(ctx, mx.host, mx.literal) })
+			checks := make([]*addrCheck, len(info.addrs))
+			var awg sync.WaitGroup
+			for j, ip := range info.addrs {
+				awg.Go(func() {
+					checks[j] = r.addrs.do(ctx, mx.host+" "+ip.String(), func() *addrCheck {
+						return v.checkAddress(ctx, mx.host, ip, info.tlsa)
+					})
+				})
+			}
+			awg.Wait()
+			outs[i] = hostOut{info, checks}
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+
+	allOK := len(mxs) > 0
+	var dane []Finding
+	for i, mx := range mxs {
+		o := outs[i]
+		mr := MXResult{Host: mx.host, Preference: mx.pref, Addresses: make([]AddressResult, 0, len(o.checks))}
+		res.Findings = append(res.Findings, o.info.findings...)
+		if len(o.checks) == 0 {
+			allOK = false
+		}
+		for _, c := range o.checks {
+			mr.Addresses = append(mr.Addresses, c.res)
+			res.Findings = append(res.Findings, c.findings...)
+			if !c.res.OK {
+				allOK = false
+			}
+		}
+		// RFC 7672 §2.2: DANE applies when the MX RRset and the host's
+		// address and TLSA records are all DNSSEC-authenticated.
+		if secure {
+			dane = append(dane, o.info.daneFindings(mx.host, o.checks, secure)...)
+		}
+		res.MXs = append(res.MXs, mr)
+	}
+	res.Findings = append(res.Findings, dane...)
+	res.Findings = append(res.Findings, policy.findings(mxs)...)
+	res.MTASTS = policy.info()
+	res.Findings = append(res.Findings, rpt...)
+	res.Eligible = allOK && !res.HasErrors()
+	return res, nil
+}
+
+// mxTarget is one MX record, in preference order.
+type mxTarget struct {
+	host     string
+	pref     uint16
+	implicit bool // RFC 5321 §5.1 implicit MX: the domain itself
+	literal  bool // the target looks like an IP address
+}
+
+// lookupMX follows RFC 5321 §5.1 and RFC 7505. It returns the hosts to
+// check (none when the domain cannot be listed), whether the MX answer was
+// DNSSEC-authenticated, and the findings.
+func (v *Validator) lookupMX(ctx context.Context, domain string) ([]mxTarget, bool, []Finding) {
+	ans, err := v.dns.query(ctx, domain, dns.TypeMX)
+	if err != nil {
+		return nil, false, []Finding{finding(CodeDNSLookupFailed, "", "", "Looking up the MX records of %s failed: %v.", domain, errText(err))}
+	}
+	if ans.nxdomain {
+		return nil, ans.ad, []Finding{finding(CodeDNSNXDomain, "", "", "%s does not exist in DNS (NXDOMAIN).", domain)}
+	}
+	var mxs []mxTarget
+	seen := map[string]bool{}
+	for _, rr := range ans.rrs {
+		mx, ok := rr.(*dns.MX)
+		if !ok {
+			continue
+		}
+		host := strings.ToLower(strings.TrimSuffix(mx.Mx, "."))
+		if host == "" {
+			// RFC 7505 §3: a single MX with target "." (the null MX) means
+			// the domain accepts no mail.
+			return nil, ans.ad, []Finding{finding(CodeDNSNullMX, "", "", "%s publishes a null MX record (MX %d .).", domain, mx.Preference)}
+		}
+		if seen[host] {
+			continue
+		}
+		seen[host] = true
+		_, perr := netip.ParseAddr(strings.Trim(host, "[]"))
+		mxs = append(mxs, mxTarget{host: host, pref: mx.Preference, literal: perr == nil})
+	}
+	var fs []Finding
+	if len(mxs) == 0 {
+		// RFC 5321 §5.1: without MX records the domain itself is the
+		// implicit MX, if it has an address.
+		addrs, _, err := v.lookupAddrs(ctx, domain)
+		if err != nil {
+			return nil, false, []Finding{finding(CodeDNSLookupFailed, "", "", "%s has no MX records and looking up its own addresses failed: %v.", domain, errText(err))}
+		}
+		if len(addrs) == 0 {
+			return nil, ans.ad, []Finding{finding(CodeDNSNoMX, "", "", "%s has no MX records and no A or AAAA records: it cannot receive mail.", domain)}
+		}
+		fs = append(fs, finding(CodeDNSImplicitMX, domain, "", "%s has no MX records; senders use its own address records (implicit MX).", domain))
+		return []mxTarget{{host: domain, implicit: true}}, ans.ad, fs
+	}
+	slices.SortStableFunc(mxs, func(a, b mxTarget) int {
+		return cmp.Or(cmp.Compare(a.pref, b.pref), strings.Compare(a.host, b.host))
+	})
+	return mxs, ans.ad, fs
+}
+
+// hostInfo is what DNS says about one MX host.
+type hostInfo struct {
+	addrs    []netip.Addr
+	secure   bool // A and AAAA answers were DNSSEC-authenticated
+	findings []Finding
+	tlsa     *tlsaSet // the host's TLSA records, when authenticated
+	tlsaErr  error
+}
+
+// resolveHost looks up A and AAAA of host (and, when those are
+// authenticated, its TLSA records for DANE).
+func (v *Validator) resolveHost(ctx context.Context, host string, literal bool) *hostInfo {
+	info := &hostInfo{}
+	if literal {
+		info.findings = append(info.findings, finding(CodeDNSMXIPLiteral, host, "", "The MX target %s is an IP address, not a host name.", host))
+	}
+	addrs, cname, secure, err := v.lookupAddrsCNAME(ctx, host)
+	if cname {
+		info.findings = append(info.findings, finding(CodeDNSMXCNAME, host, "", "The MX host %s is an alias (CNAME).", host))
+	}
+	if err != nil {
+		// A failed A or AAAA look-up hides addresses that senders may
+		// use: the host cannot be judged.
+		info.findings = append(info.findings, finding(CodeDNSLookupFailed, host, "", "Looking up the addresses of %s failed: %v.", host, errText(err)))
+		return info
+	}
+	info.addrs = addrs
+	if len(info.addrs) == 0 {
+		info.findings = append(info.findings, finding(CodeDNSNoAddress, host, "", "The MX host %s has no A or AAAA records.", host))
+		return info
+	}
+	info.secure = secure
+	if info.secure {
+		info.tlsa, info.tlsaErr = v.lookupTLSA(ctx, host)
+	}
+	return info
+}
+
+// cache runs f once per key and shares the result; it keeps at most about
+// 2*max entries, dropping the oldest generation when full.
+type cache[T any] struct {
+	mu       sync.Mutex
+	max      int
+	cur, old map[string]*call[T]
+}
+
+type call[T any] struct {
+	done   chan struct{}
+	val    T
+	failed bool // computed under a cancelled context: not reusable
+}
+
+func (c *cache[T]) do(ctx context.Context, key string, f func() T) T {
+	for {
+		c.mu.Lock()
+		if c.cur == nil {
+			c.cur = map[string]*call[T]{}
+		}
+		e, ok := c.cur[key]
+		if !ok {
+			if e, ok = c.old[key]; ok {
+				c.cur[key] = e
+			}
+		}
+		if ok {
+			c.mu.Unlock()
+			<-e.done
+			if !e.failed || ctx.Err() != nil {
+				return e.val
+			}
+			continue // the leader was cancelled; we are not: compute again
+		}
+		if len(c.cur) >= c.max {
+			c.old, c.cur = c.cur, map[string]*call[T]{}
+		}
+		e = &call[T]{done: make(chan struct{})}
+		c.cur[key] = e
+		c.mu.Unlock()
+
+		e.val = f()
+		if ctx.Err() != nil {
+			e.failed = true
+			c.mu.Lock()
+			if c.cur[key] == e {
+				delete(c.cur, key)
+			}
+			if c.old[key] == e {
+				delete(c.old, key)
+			}
+			c.mu.Unlock()
+		}
+		close(e.done)
+		return e.val
+	}
+}
+
+// lookupAddrs returns the A and AAAA addresses of host, sorted, and
+// whether both answers were DNSSEC-authenticated.
+func (v *Validator) lookupAddrs(ctx context.Context, host string) ([]netip.Addr, bool, error) {
+	addrs, _, secure, err := v.lookupAddrsCNAME(ctx, host)
+	return addrs, secure, err
+}
+
+func (v *Validator) lookupAddrsCNAME(ctx context.Context, host string) (addrs []netip.Addr, cname, secure bool, err error) {
+	var a, aaaa *answer
+	var aErr, aaaaErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { a, aErr = v.dns.query(ctx, host, dns.TypeA) })
+	wg.Go(func() { aaaa, aaaaErr = v.dns.query(ctx, host, dns.TypeAAAA) })
+	wg.Wait()
+	if err := cmp.Or(aErr, aaaaErr); err != nil {
+		return nil, false, false, err
+	}
+	for _, ans := range []*answer{a, aaaa} {
+		for _, rr := range ans.rrs {
+			switch rr := rr.(type) {
+			case *dns.A:
+				if ip, ok := netip.AddrFromSlice(rr.A.To4()); ok {
+					addrs = append(addrs, ip)
+				}
+			case *dns.AAAA:
+				if ip, ok := netip.AddrFromSlice(rr.AAAA.To16()); ok {
+					addrs = append(addrs, ip)
+				}
+			case *dns.CNAME:
+				cname = true
+			}
+		}
+	}
+	slices.SortFunc(addrs, netip.Addr.Compare)
+	return slices.Compact(addrs), cname, a.ad && aaaa.ad, nil
+}

@@ -1,0 +1,132 @@
+package validate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// ErrNoResolver means no DNS server is configured and /etc/resolv.conf
+// names none.
+var ErrNoResolver = errors.New("validate: no DNS resolver configured")
+
+// resolver asks one or more recursive resolvers, over UDP with TCP on
+// truncation. A lost UDP answer is retried quickly and then with back-off,
+// within the step timeout.
+type resolver struct {
+	servers []string
+	timeout time.Duration
+	udp     *dns.Client
+	tcp     *dns.Client
+}
+
+func newResolver(server string, timeout time.Duration) (*resolver, error) {
+	r := &resolver{
+		timeout: timeout,
+		udp:     &dns.Client{Net: "udp", UDPSize: 1232},
+		tcp:     &dns.Client{Net: "tcp"},
+	}
+	if server != "" {
+		if _, _, err := net.SplitHostPort(server); err != nil {
+			server = net.JoinHostPort(server, "53")
+		}
+		r.servers = []string{server}
+		return r, nil
+	}
+	conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrNoResolver, err)
+	}
+	for _, s := range conf.Servers {
+		r.servers = append(r.servers, net.JoinHostPort(s, conf.Port))
+	}
+	if len(r.servers) == 0 {
+		return nil, ErrNoResolver
+	}
+	return r, nil
+}
+
+// lookupError is a failed DNS exchange (timeout, network error or a
+// response code other than NOERROR/NXDOMAIN).
+type lookupError struct {
+	Name  string
+	Type  string
+	Rcode int // -1 when no answer came
+	Err   error
+}
+
+func (e *lookupError) Error() string {
+	if e.Rcode >= 0 {
+		return fmt.Sprintf("%s %s: %s", e.Type, e.Name, dns.RcodeToString[e.Rcode])
+	}
+	return fmt.Sprintf("%s %s: %v", e.Type, e.Name, e.Err)
+}
+
+func (e *lookupError) Unwrap() error { return e.Err }
+
+// answer is a DNS response reduced to what the checks need.
+type answer struct {
+	rrs      []dns.RR // the answer section
+	nxdomain bool
+	ad       bool // DNSSEC-authenticated by the resolver
+}
+
+// query asks for (name, qtype). NOERROR and NXDOMAIN are answers; anything
+// else is a *lookupError. The caller's context cancels it.
+func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*answer, error) {
+	m := new(dns.Msg)
+	m.SetQuestion(dns.Fqdn(name), qtype)
+	m.RecursionDesired = true
+	m.AuthenticatedData = true // RFC 6840 §5.7: ask for the AD bit without DO
+	m.SetEdns0(1232, false)
+
+	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	defer cancel()
+	lerr := &lookupError{Name: strings.TrimSuffix(name, "."), Type: dns.TypeToString[qtype], Rcode: -1}
+	attempt := 200 * time.Millisecond
+	var resp *dns.Msg
+	for i := 0; ; i++ {
+		server := r.servers[i%len(r.servers)]
+		actx, acancel := context.WithTimeout(ctx, attempt)
+		var err error
+		resp, _, err = r.udp.ExchangeContext(actx, m, server)
+		acancel()
+		if err == nil && resp.Truncated {
+			resp, _, err = r.tcp.ExchangeContext(ctx, m, server)
+		}
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
+				return nil, parent
+			}
+			lerr.Err = fmt.Errorf("no answer within %v: %w", r.timeout, err)
+			return nil, lerr
+		}
+		// Retry quickly, then back off: one lost datagram on a quiet path
+		// must not cost seconds.
+		attempt = min(attempt*2, 2*time.Second)
+		lerr.Err = err
+		if !isTimeout(err) && i+1 >= 3*len(r.servers) {
+			return nil, lerr
+		}
+	}
+	switch resp.Rcode {
+	case dns.RcodeSuccess, dns.RcodeNameError:
+	default:
+		lerr.Rcode = resp.Rcode
+		return nil, lerr
+	}
+	return &answer{rrs: resp.Answer, nxdomain: resp.Rcode == dns.RcodeNameError, ad: resp.AuthenticatedData}, nil
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded)
+}

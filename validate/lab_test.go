@@ -1,0 +1,426 @@
+package validate
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"github.com/starttls-preload/starttls-preload/internal/lab"
+)
+
+// testLab is a DNS server, a PKI and fake MX hosts on 127.0.0.x sharing one
+// port, so that one Validator (one SMTPPort) reaches them all.
+type testLab struct {
+	t    testing.TB
+	pki  *lab.PKI
+	dns  *lab.DNS
+	port int
+
+	mu     sync.Mutex
+	nextIP int
+	https  *httptest.Server
+	policy map[string]policyResponse // by Host header
+}
+
+type policyResponse struct {
+	status int
+	ctype  string
+	body   string
+}
+
+func newTestLab(t testing.TB) *testLab {
+	l := &testLab{t: t, pki: lab.NewPKI(t), dns: lab.NewDNS(t, "127.0.0.1:0"), nextIP: 10, policy: map[string]policyResponse{}}
+	// Reserve the port on the first address; every MX listens on it.
+	ln, err := net.Listen("tcp", "127.0.0.10:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.port = ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	return l
+}
+
+// ip returns a fresh loopback address for a peer.
+func (l *testLab) ip() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.nextIP++
+	if l.nextIP > 250 {
+		l.t.Fatal("lab: out of loopback addresses")
+	}
+	return fmt.Sprintf("127.0.0.%d", l.nextIP)
+}
+
+// mx starts a peer and returns its address.
+func (l *testLab) mx(mode lab.Mode, cert *tls.Certificate) string {
+	ip := l.ip()
+	lab.NewMX(l.t, net.JoinHostPort(ip, strconv.Itoa(l.port)), mode, cert)
+	return ip
+}
+
+// good starts a ModeGood peer with a valid certificate for host and
+// publishes host's A record.
+func (l *testLab) good(host string) string {
+	c := l.pki.Leaf(host)
+	ip := l.mx(lab.ModeGood, &c)
+	l.dns.Add(host + ". 300 IN A " + ip)
+	return ip
+}
+
+func (l *testLab) validator(mod func(*Config)) *Validator {
+	cfg := Config{
+		Resolver:        l.dns.Addr(),
+		Roots:           l.pki.RootPool(),
+		AllowPrivate:    true,
+		Timeout:         10 * time.Second,
+		GreetingTimeout: 10 * time.Second,
+		SMTPPort:        l.port,
+		HELOName:        "checker.lab.test",
+		HTTPClient:      l.httpClient(),
+	}
+	if mod != nil {
+		mod(&cfg)
+	}
+	v, err := New(cfg)
+	if err != nil {
+		l.t.Fatal(err)
+	}
+	return v
+}
+
+// httpClient reaches the lab's HTTPS server whatever the host name, as
+// DNS would send it there, and trusts the lab's root.
+func (l *testLab) httpClient() *http.Client {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.https == nil {
+		srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			l.mu.Lock()
+			p, ok := l.policy[r.Host]
+			l.mu.Unlock()
+			if !ok || r.URL.Path != "/.well-known/mta-sts.txt" {
+				http.NotFound(w, r)
+				return
+			}
+			w.Header().Set("Content-Type", p.ctype)
+			w.WriteHeader(p.status)
+			fmt.Fprint(w, p.body)
+		}))
+		srv.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			c := l.pki.Leaf(hello.ServerName)
+			return &c, nil
+		}}
+		srv.StartTLS()
+		l.t.Cleanup(srv.Close)
+		l.https = srv
+	}
+	addr := l.https.Listener.Addr().String()
+	return &http.Client{Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: l.pki.RootPool()},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, addr)
+		},
+	}}
+}
+
+func (l *testLab) servePolicy(domain string, p policyResponse) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.policy["mta-sts."+domain] = p
+}
+
+func spkiSHA256(c tls.Certificate) string {
+	leaf, _ := x509.ParseCertificate(c.Certificate[0])
+	sum := sha256.Sum256(leaf.RawSubjectPublicKeyInfo)
+	return hex.EncodeToString(sum[:])
+}
+
+// quiet are info codes that most cases produce and do not assert.
+var quiet = []string{CodeMTASTSNotPublished, CodeTLSRPTNotPublished}
+
+func TestCheckFindings(t *testing.T) {
+	l := newTestLab(t)
+	v := l.validator(nil)
+	fast := l.validator(func(c *Config) { c.Timeout, c.GreetingTimeout = 300*time.Millisecond, 300*time.Millisecond })
+	strict := l.validator(func(c *Config) { c.AllowPrivate = false })
+
+	tests := []struct {
+		name     string
+		v        *Validator
+		setup    func(d string) // d is the domain under test, "<name>.test"
+		codes    []string       // every code expected, in any order, besides quiet ones
+		eligible bool
+	}{
+		{name: "good", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", d+". 300 IN MX 20 mx2."+d+".")
+			l.good("mx." + d)
+			l.good("mx2." + d)
+		}, eligible: true},
+		{name: "nxdomain", setup: func(d string) {}, codes: []string{CodeDNSNXDomain}},
+		{name: "servfail", setup: func(d string) {
+			l.dns.SetRcode(d, dns.TypeMX, dns.RcodeServerFailure)
+			l.dns.Add("_mta-sts." + d + ". 300 IN TXT \"x\"")
+		}, codes: []string{CodeDNSLookupFailed}},
+		{name: "dns timeout", v: fast, setup: func(d string) {
+			l.dns.Drop(d)
+		}, codes: []string{CodeDNSLookupFailed}},
+		{name: "null mx", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 0 .")
+		}, codes: []string{CodeDNSNullMX}},
+		{name: "implicit mx", setup: func(d string) {
+			l.good(d)
+		}, codes: []string{CodeDNSImplicitMX}, eligible: true},
+		{name: "no mx no address", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN TXT \"hello\"")
+		}, codes: []string{CodeDNSNoMX}},
+		{name: "mx without address", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 nowhere." + d + ".")
+		}, codes: []string{CodeDNSNoAddress}},
+		{name: "mx address lookup fails", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			l.good("mx." + d)
+			l.dns.SetRcode("mx."+d, dns.TypeAAAA, dns.RcodeServerFailure)
+		}, codes: []string{CodeDNSLookupFailed}},
+		{name: "mx cname", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 alias."+d+".", "alias."+d+". 300 IN CNAME mx."+d+".")
+			c := l.pki.Leaf("alias." + d)
+			ip := l.mx(lab.ModeGood, &c)
+			l.dns.Add("mx." + d + ". 300 IN A " + ip)
+		}, codes: []string{CodeDNSMXCNAME}, eligible: true},
+		{name: "mx ip literal", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 127.0.0.9.")
+		}, codes: []string{CodeDNSMXIPLiteral, CodeDNSNoAddress}},
+		{name: "private address", v: strict, setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			l.good("mx." + d)
+		}, codes: []string{CodeMXPrivateAddress}},
+		{name: "connection refused", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.ip())
+		}, codes: []string{CodeMXConnectFailed}},
+		{name: "tarpit", v: fast, setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeTarpit, nil))
+		}, codes: []string{CodeMXTimeout}},
+		{name: "bad greeting", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeBadGreeting, nil))
+		}, codes: []string{CodeSMTPBadResponse}},
+		{name: "endless banner", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeEndlessBanner, nil))
+		}, codes: []string{CodeSMTPBadResponse}},
+		{name: "endless line", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeEndlessLine, nil))
+		}, codes: []string{CodeSMTPBadResponse}},
+		{name: "ehlo fails after tls", setup: func(d string) {
+			c := l.pki.Leaf("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeEHLOFailsAfterTLS, &c))
+		}, codes: []string{CodeSMTPBadResponse}},
+		{name: "no starttls", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeNoSTARTTLS, nil))
+		}, codes: []string{CodeSTARTTLSNotOffered}},
+		{name: "starttls 454", setup: func(d string) {
+			c := l.pki.Leaf("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeSTARTTLS454, &c))
+		}, codes: []string{CodeSTARTTLSCommandFailed}},
+		{name: "handshake fails", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeTLSHandshakeFails, nil))
+		}, codes: []string{CodeTLSHandshakeFailed}},
+		{name: "tls 1.0 only", setup: func(d string) {
+			c := l.pki.Leaf("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeTLS10Only, &c))
+		}, codes: []string{CodeTLSVersionTooOld}},
+		{name: "leaf without intermediate", setup: func(d string) {
+			c := l.pki.LeafNoIntermediate("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertUntrusted}},
+		{name: "self-signed", setup: func(d string) {
+			c := l.pki.SelfSigned("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertUntrusted}},
+		{name: "unknown root", setup: func(d string) {
+			c := l.pki.Untrusted("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertUntrusted}},
+		{name: "expired", setup: func(d string) {
+			c := l.pki.Expired("mx." + d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertExpired}},
+		{name: "name mismatch", setup: func(d string) {
+			c := l.pki.Leaf("other.example.test")
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertHostnameMismatch}},
+		{name: "expiring soon", setup: func(d string) {
+			c := l.pki.ExpiringIn(72*time.Hour, "mx."+d)
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertExpiringSoon}, eligible: true},
+		{name: "two mx one bad", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx1."+d+".", d+". 300 IN MX 20 mx2."+d+".")
+			l.good("mx1." + d)
+			l.dns.Add("mx2." + d + ". 300 IN A " + l.mx(lab.ModeNoSTARTTLS, nil))
+		}, codes: []string{CodeSTARTTLSNotOffered}},
+		{name: "one mx two addresses one bad", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			l.good("mx." + d)
+			c := l.pki.SelfSigned("mx." + d)
+			l.dns.Add("mx." + d + ". 300 IN A " + l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertUntrusted}},
+		{name: "mta-sts enforce", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=20260101\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: enforce\nmx: *." + d + "\nmax_age: 86400\n"})
+		}, codes: []string{CodeMTASTSEnforce}, eligible: true},
+		{name: "mta-sts testing, mx not covered", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: testing\nmx: mail.elsewhere.test\nmax_age: 86400\n"})
+		}, codes: []string{CodeMTASTSModeTesting, CodeMTASTSMXNotCovered}, eligible: true},
+		{name: "mta-sts mode none", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: none\nmax_age: 86400\n"})
+		}, codes: []string{CodeMTASTSModeNone}, eligible: true},
+		{name: "mta-sts policy invalid", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: sometimes\n"})
+		}, codes: []string{CodeMTASTSPolicyInvalid}, eligible: true},
+		{name: "mta-sts policy missing", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"")
+			l.good("mx." + d)
+		}, codes: []string{CodeMTASTSFetchFailed}, eligible: true},
+		{name: "mta-sts two records", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=2\"")
+			l.good("mx." + d)
+		}, codes: []string{CodeMTASTSRecordInvalid}, eligible: true},
+		{name: "mta-sts lookup fails", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			l.dns.SetRcode("_mta-sts."+d, dns.TypeTXT, dns.RcodeServerFailure)
+			l.good("mx." + d)
+		}, codes: []string{CodeMTASTSLookupFailed}, eligible: true},
+		{name: "tls-rpt", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_smtp._tls."+d+". 300 IN TXT \"v=TLSRPTv1; rua=mailto:tls@"+d+"\"")
+			l.good("mx." + d)
+		}, codes: []string{CodeTLSRPTPublished}, eligible: true},
+		{name: "tls-rpt invalid", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_smtp._tls."+d+". 300 IN TXT \"v=TLSRPTv1; rua=gopher://x\"")
+			l.good("mx." + d)
+		}, codes: []string{CodeTLSRPTRecordInvalid}, eligible: true},
+		{name: "tls-rpt lookup fails", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			l.dns.SetRcode("_smtp._tls."+d, dns.TypeTXT, dns.RcodeServerFailure)
+			l.good("mx." + d)
+		}, codes: []string{CodeTLSRPTLookupFailed}, eligible: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := slug(tt.name) + ".test"
+			tt.setup(d)
+			vv := tt.v
+			if vv == nil {
+				vv = v
+			}
+			res, err := vv.Check(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertCodes(t, res, tt.codes, tt.eligible)
+		})
+	}
+}
+
+// TestCheckDANE runs on a resolver that sets the AD bit, as a validating
+// resolver does for signed zones.
+func TestCheckDANE(t *testing.T) {
+	l := newTestLab(t)
+	l.dns.SetAD(true)
+	v := l.validator(nil)
+	tests := []struct {
+		name     string
+		tlsa     func(c tls.Certificate) string // TLSA RDATA, "" for none
+		codes    []string
+		eligible bool
+	}{
+		{"no tlsa", func(tls.Certificate) string { return "" }, nil, true},
+		{"dane-ee matches", func(c tls.Certificate) string { return "3 1 1 " + spkiSHA256(c) }, []string{CodeDANEValid}, true},
+		{"dane-ta matches", func(c tls.Certificate) string {
+			sum := sha256.Sum256(l.pki.Intermediate().Raw)
+			return "2 0 1 " + hex.EncodeToString(sum[:])
+		}, []string{CodeDANEValid}, true},
+		{"mismatch", func(tls.Certificate) string { return "3 1 1 " + hex.EncodeToString(make([]byte, 32)) }, []string{CodeDANEMismatch}, false},
+		{"pkix usages only", func(c tls.Certificate) string { return "1 1 1 " + spkiSHA256(c) }, []string{CodeDANEUnusable}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := slug(tt.name) + ".test"
+			host := "mx." + d
+			c := l.pki.Leaf(host)
+			l.dns.Add(d+". 300 IN MX 10 "+host+".", host+". 300 IN A "+l.mx(lab.ModeGood, &c))
+			if r := tt.tlsa(c); r != "" {
+				l.dns.Add("_25._tcp." + host + ". 300 IN TLSA " + r)
+			}
+			res, err := v.Check(t.Context(), d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.DNSSEC {
+				t.Errorf("DNSSEC = false on an authenticated answer")
+			}
+			assertCodes(t, res, tt.codes, tt.eligible)
+		})
+	}
+}
+
+func assertCodes(t *testing.T, res *Result, want []string, eligible bool) {
+	t.Helper()
+	var got []string
+	for _, c := range res.Codes() {
+		if !slices.Contains(quiet, c) || slices.Contains(want, c) {
+			got = append(got, c)
+		}
+	}
+	slices.Sort(got)
+	got = slices.Compact(got)
+	w := slices.Clone(want)
+	slices.Sort(w)
+	if !slices.Equal(got, w) {
+		t.Errorf("codes = %v, want %v", got, w)
+		for _, f := range res.Findings {
+			t.Logf("  %s %s %s %s: %s", f.Code, f.Severity, f.Host, f.IP, f.Message)
+		}
+	}
+	if res.Eligible != eligible {
+		t.Errorf("eligible = %v, want %v", res.Eligible, eligible)
+	}
+	if res.MXs == nil || res.Findings == nil {
+		t.Errorf("nil slices in result: mxs %v findings %v", res.MXs == nil, res.Findings == nil)
+	}
+	for _, f := range res.Findings {
+		if _, ok := codes[f.Code]; !ok || f.Summary == "" || f.Message == "" {
+			t.Errorf("finding %+v is not documented", f)
+		}
+	}
+}
+
+func slug(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		switch {
+		case c >= 'a' && c <= 'z', c >= '0' && c <= '9':
+		default:
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}

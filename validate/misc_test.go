@@ -1,0 +1,60 @@
+package validate
+
+import (
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+)
+
+func mustAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestCodesDocumented keeps doc.go and the code table in step.
+func TestCodesDocumented(t *testing.T) {
+	doc := readFile(t, "doc.go")
+	for _, c := range AllCodes() {
+		if !strings.Contains(doc, "//\t"+c.Code+" ") {
+			t.Errorf("code %s is not documented in doc.go", c.Code)
+		}
+		if !strings.Contains(doc, "["+string(c.Severity)+"]") {
+			t.Errorf("severity %s missing", c.Severity)
+		}
+	}
+	for _, want := range []string{"dns.nxdomain", "dns.lookup_failed", "dns.null_mx", "dns.implicit_mx", "dns.no_address",
+		"mx.private_address", "mx.connect_failed", "mx.timeout", "smtp.bad_response", "starttls.not_offered",
+		"starttls.command_failed", "tls.handshake_failed", "tls.version_too_old", "cert.untrusted", "cert.expired",
+		"cert.hostname_mismatch", "cert.expiring_soon"} {
+		if _, ok := codes[want]; !ok {
+			t.Errorf("required code %s missing", want)
+		}
+	}
+}
+
+func TestNormalizeDomain(t *testing.T) {
+	tests := map[string]string{
+		"Example.COM.": "example.com", " example.org ": "example.org", "bücher.example": "xn--bcher-kva.example",
+		"": "", "nodot": "", "a b.com": "", "user@example.com": "", "[1.2.3.4]": "",
+	}
+	for in, want := range tests {
+		got, err := NormalizeDomain(in)
+		if (err != nil) != (want == "") || got != want {
+			t.Errorf("NormalizeDomain(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+}
+
+func readFile(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
