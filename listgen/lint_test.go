@@ -11,7 +11,7 @@ func TestLint(t *testing.T) {
 	ts := time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
 	base := func() *List {
 		return &List{Version: FormatVersion, Serial: 1, Author: "a", Timestamp: ts, Expires: ts.Add(24 * time.Hour),
-			Policies: map[string]Policy{"example.com": {Mode: ModeEnforce, MXs: []string{"mx.example.com"}}},
+			Policies:      map[string]Policy{"example.com": {Mode: ModeEnforce, MXs: []string{"mx.example.com"}}},
 			PolicyAliases: map[string]Policy{}}
 	}
 	tests := []struct {
@@ -28,11 +28,21 @@ func TestLint(t *testing.T) {
 		{"private suffix", func(l *List) {
 			l.Policies["github.io"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
 		}, []string{CodeDomainSuffix}},
-		{"subdomain ok", func(l *List) { l.Policies["lists.example.co.uk"] = Policy{Mode: ModeTesting, MXs: []string{"mx.example.com"}} }, nil},
-		{"unknown tld", func(l *List) { l.Policies["example.invalidtld"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}} }, []string{CodeDomainUnknownTLD}},
-		{"bad name", func(l *List) { l.Policies["-a.example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}} }, []string{CodeDomainInvalid}},
-		{"bad idna", func(l *List) { l.Policies["xn--zz.example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}} }, []string{CodeDomainIDNA}},
-		{"good idna", func(l *List) { l.Policies["xn--bcher-kva.de"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.xn--bcher-kva.de"}} }, nil},
+		{"subdomain ok", func(l *List) {
+			l.Policies["lists.example.co.uk"] = Policy{Mode: ModeTesting, MXs: []string{"mx.example.com"}}
+		}, nil},
+		{"unknown tld", func(l *List) {
+			l.Policies["example.invalidtld"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
+		}, []string{CodeDomainUnknownTLD}},
+		{"bad name", func(l *List) {
+			l.Policies["-a.example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
+		}, []string{CodeDomainInvalid}},
+		{"bad idna", func(l *List) {
+			l.Policies["xn--zz.example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
+		}, []string{CodeDomainIDNA}},
+		{"good idna", func(l *List) {
+			l.Policies["xn--bcher-kva.de"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.xn--bcher-kva.de"}}
+		}, nil},
 		{"undefined alias", func(l *List) { l.Policies["example.org"] = Policy{PolicyAlias: "big"} }, []string{CodeAliasUndefined}},
 		{"used alias", func(l *List) {
 			l.Policies["example.org"] = Policy{PolicyAlias: "big"}
@@ -65,7 +75,9 @@ func TestLint(t *testing.T) {
 			l.Policies["example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com", "mx.example.com"}}
 		}, []string{CodeMXDuplicate}},
 		{"mx public suffix", func(l *List) { l.Policies["example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"*.co.uk"}} }, []string{CodeMXSuffix}},
-		{"mx idna", func(l *List) { l.Policies["example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"*.xn--zz.example.com"}} }, []string{CodeMXIDNA}},
+		{"mx idna", func(l *List) {
+			l.Policies["example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"*.xn--zz.example.com"}}
+		}, []string{CodeMXIDNA}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
