@@ -1,8 +1,12 @@
 package validate
 
 import (
+	"errors"
+	"time"
+
 	"context"
 	"crypto/x509"
+	"github.com/starttls-preload/starttls-preload/validate/dane"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -11,7 +15,8 @@ import (
 // tlsaSet is the DNSSEC-authenticated TLSA RRset of an MX host
 // (RFC 7672 §2.2: _25._tcp.<host>).
 type tlsaSet struct {
-	records []*dns.TLSA
+	records []dane.TLSA
+	bad     int // records whose data did not parse
 }
 
 // lookupTLSA fetches _25._tcp.host TLSA. It returns nil when there is none
@@ -27,10 +32,15 @@ func (v *Validator) lookupTLSA(ctx context.Context, host string) (*tlsaSet, erro
 	set := &tlsaSet{}
 	for _, rr := range ans.rrs {
 		if t, ok := rr.(*dns.TLSA); ok {
-			set.records = append(set.records, t)
+			r, err := dane.ParseTLSA(t.Usage, t.Selector, t.MatchingType, t.Certificate)
+			if err != nil {
+				set.bad++
+				continue
+			}
+			set.records = append(set.records, r)
 		}
 	}
-	if len(set.records) == 0 {
+	if len(set.records) == 0 && set.bad == 0 {
 		return nil, nil
 	}
 	return set, nil
@@ -41,45 +51,26 @@ type daneOutcome struct {
 	checked bool // a TLSA set applied and a chain was seen
 	usable  bool // the set held at least one usable record
 	matched bool
+	detail  string // why it did not match
 }
 
-// match applies RFC 7672 §3.1 to a presented chain: DANE-EE(3) records
-// match the leaf (name and dates are not checked, §3.1.1), DANE-TA(2)
-// records match an issuer the server sent, which must then sign a chain to
-// the leaf (§3.1.2). PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP
-// (§3.1.3).
-func (s *tlsaSet) match(chain []*x509.Certificate, _ *x509.CertPool) daneOutcome {
+// match applies RFC 7672 §3.1 to a presented chain (package dane): DANE-EE(3)
+// records match the leaf whatever its names and dates; DANE-TA(2) records
+// match an issuer the server sent, which must sign a valid chain to a leaf
+// that matches the MX host name; PKIX-TA(0) and PKIX-EE(1) are unusable.
+func (s *tlsaSet) match(chain []*x509.Certificate, host string, now time.Time) daneOutcome {
 	out := daneOutcome{checked: len(chain) > 0}
 	if !out.checked {
 		return out
 	}
-	for _, r := range s.records {
-		if r.Selector > 1 || r.MatchingType > 2 {
-			continue
-		}
-		switch r.Usage {
-		case 3:
-			out.usable = true
-			if r.Verify(chain[0]) == nil {
-				out.matched = true
-			}
-		case 2:
-			out.usable = true
-			for i, c := range chain[1:] {
-				if r.Verify(c) != nil {
-					continue
-				}
-				roots := x509.NewCertPool()
-				roots.AddCert(c)
-				inter := x509.NewCertPool()
-				for _, ic := range chain[1 : i+1] {
-					inter.AddCert(ic)
-				}
-				if _, err := chain[0].Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny}}); err == nil {
-					out.matched = true
-				}
-			}
-		}
+	err := dane.VerifyHost(s.records, chain, now, host)
+	switch {
+	case err == nil:
+		out.usable, out.matched = true, true
+	case errors.Is(err, dane.ErrNoUsableRecords):
+	default:
+		out.usable = true
+		out.detail = errText(err)
 	}
 	return out
 }
@@ -105,7 +96,7 @@ func (h *hostInfo) daneFindings(host string, checks []*addrCheck, secure bool) [
 		case !d.usable:
 			fs = append(fs, finding(CodeDANEUnusable, host, c.res.IP, "_25._tcp.%s has TLSA records but none with usage DANE-TA(2) or DANE-EE(3) and a known selector and matching type.", host))
 		case !d.matched:
-			fs = append(fs, finding(CodeDANEMismatch, host, c.res.IP, "The certificate chain presented by %s (%s) matches none of the TLSA records at _25._tcp.%s.", host, c.res.IP, host))
+			fs = append(fs, finding(CodeDANEMismatch, host, c.res.IP, "The certificate chain presented by %s (%s) matches none of the TLSA records at _25._tcp.%s: %s.", host, c.res.IP, host, d.detail))
 		default:
 			matched = append(matched, c.res.IP)
 		}

@@ -176,7 +176,7 @@ func (s *session) run(tlsa *tlsaSet) {
 	s.out.res.Cipher = tls.CipherSuiteName(cs.CipherSuite)
 	certOK := s.checkCert(cs.PeerCertificates)
 	if tlsa != nil {
-		s.out.dane = tlsa.match(cs.PeerCertificates, s.v.roots)
+		s.out.dane = tlsa.match(cs.PeerCertificates, s.host, s.v.cfg.Now())
 	}
 	versionOK := cs.Version >= tls.VersionTLS12
 	if !versionOK {
