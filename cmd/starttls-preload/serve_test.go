@@ -1,0 +1,259 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/listgen"
+)
+
+// testClock is an injected clock moved by hand.
+type testClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *testClock) Add(d time.Duration) {
+	c.mu.Lock()
+	c.now = c.now.Add(d)
+	c.mu.Unlock()
+}
+
+// serveEnv sets the configuration a lab service needs: the lab's DNS
+// server, CA and port, and a short admission period (one day, 4 checks).
+func serveEnv(t *testing.T, l *checkLab) {
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_RESOLVER", l.dns.Addr())
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_CA_FILE", l.caFile)
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_ALLOW_PRIVATE", "true")
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_SMTP_PORT", l.port)
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_TIMEOUT", "10s")
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_MIN_DAYS", "1")
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_MIN_CHECKS", "4")
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_CHECK_INTERVAL", "6h")
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_PROVIDER_RATE", "0")
+}
+
+func httpGet(t *testing.T, url string) []byte {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %s: %s", url, resp.Status, b)
+	}
+	return b
+}
+
+// TestServeAdmitsIntoSignedList runs the service's parts on 127.0.0.1:0
+// with a temporary data directory and the lab network: an operator adds a
+// domain, rounds driven by a fake clock admit it, and the served list,
+// signed with the key created on first run, carries it.
+func TestServeAdmitsIntoSignedList(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{now: time.Now().Add(time.Minute).UTC()}
+	ctx := context.Background()
+	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	if _, err := app.builder.Publish(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(app.handler)
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	base := "http://" + ln.Addr().String()
+
+	if got := strings.TrimSpace(string(httpGet(t, base+"/api/v1/domains"))); got != "[]" {
+		t.Errorf("empty status = %s, want []", got)
+	}
+	out, stderr, code := execute(t, "domains", "add", "good.test", "--mx", "mx.good.test", "--contact", "postmaster@good.test",
+		"--skip-ownership", "--data-dir", dataDir)
+	if code != exitOK {
+		t.Fatalf("domains add: %d %s", code, stderr)
+	}
+	if !strings.Contains(out, "validating") {
+		t.Errorf("domains add said %q", out)
+	}
+	if _, _, code := execute(t, "domains", "add", "bad.test", "--mx", "mx.bad.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add bad.test: %d", code)
+	}
+
+	var list *listgen.List
+	for i := 0; i < 8; i++ {
+		if err := app.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		body := httpGet(t, base+"/policy-list.json")
+		if list, err = listgen.Parse(body); err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := list.Resolve("good.test"); ok {
+			break
+		}
+		clock.Add(6 * time.Hour)
+	}
+	p, ok := list.Resolve("good.test")
+	if !ok || p.Mode != listgen.ModeTesting || strings.Join(p.MXs, " ") != "mx.good.test" {
+		t.Fatalf("good.test in the served list: %+v %v", p, ok)
+	}
+	if _, ok := list.Resolve("bad.test"); ok {
+		t.Error("bad.test (no STARTTLS) was admitted")
+	}
+
+	// The served list verifies with the served key, and with the key file
+	// created under the data directory.
+	body := httpGet(t, base+"/policy-list.json")
+	sig := httpGet(t, base+"/policy-list.json.sig")
+	pub, err := listgen.ParsePublicKey(httpGet(t, base+"/pubkey.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := listgen.VerifyBlob(pub, body, sig); err != nil {
+		t.Errorf("served list does not verify: %v", err)
+	}
+	if err := listgen.VerifySSH(pub, body, httpGet(t, base+"/policy-list.json.sshsig")); err != nil {
+		t.Errorf("served SSH signature does not verify: %v", err)
+	}
+	key, created, err := admission.LoadOrCreateKey(filepath.Join(dataDir, "list-signing.key"), "")
+	if err != nil || created {
+		t.Fatalf("signing key under the data dir: created=%v %v", created, err)
+	}
+	if err := listgen.VerifyBlob(key.Public(), body, sig); err != nil {
+		t.Errorf("list not signed by the data dir's key: %v", err)
+	}
+
+	// Status API, operator commands and metrics agree.
+	var statuses []admission.Status
+	if err := json.Unmarshal(httpGet(t, base+"/api/v1/domains"), &statuses); err != nil {
+		t.Fatal(err)
+	}
+	if len(statuses) != 2 || statuses[1].Domain != "good.test" || statuses[1].State != admission.Testing {
+		t.Errorf("statuses = %+v", statuses)
+	}
+	out, _, code = execute(t, "domains", "list", "--json", "--data-dir", dataDir)
+	if code != exitOK {
+		t.Fatalf("domains list: %d", code)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("domains list --json: %v\n%s", err, out)
+	}
+	for _, k := range []string{"domain", "state", "checks_passed", "checks_needed", "last_checked"} {
+		if _, ok := rows[0][k]; !ok {
+			t.Errorf("domains list --json: no %q in %v", k, rows[0])
+		}
+	}
+	if rows[0]["domain"] != "bad.test" || rows[0]["state"] != "validating" || rows[0]["checks_needed"] != float64(4) {
+		t.Errorf("bad.test row = %v", rows[0])
+	}
+	out, _, code = execute(t, "domains", "show", "good.test", "--data-dir", dataDir)
+	if code != exitOK || !strings.Contains(out, admission.CodeAdmitted) || !strings.Contains(out, admission.CodeAddedByOperator) {
+		t.Errorf("domains show: %d\n%s", code, out)
+	}
+	out, _, code = execute(t, "domains", "show", "bad.test", "--json", "--data-dir", dataDir)
+	var detail admission.Detail
+	if code != exitOK || json.Unmarshal([]byte(out), &detail) != nil || len(detail.Checks) == 0 || detail.Checks[0].Eligible {
+		t.Errorf("domains show --json bad.test: %d\n%s", code, out)
+	}
+	if !strings.Contains(string(detail.Checks[0].Findings), "starttls") {
+		t.Errorf("bad.test's latest check has no STARTTLS finding: %s", detail.Checks[0].Findings)
+	}
+	metrics := string(httpGet(t, base+"/metrics"))
+	for _, want := range []string{`starttls_preload_checks_total{outcome="pass"}`, `starttls_preload_domains{state="testing"} 1`, "starttls_preload_check_duration_seconds_bucket", "starttls_preload_queue_depth 0"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+
+	// Removal: the domain leaves the next list.
+	if _, stderr, code := execute(t, "domains", "remove", "good.test", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains remove: %d %s", code, stderr)
+	}
+	if err := app.tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	list, err = listgen.Parse(httpGet(t, base+"/policy-list.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := list.Resolve("good.test"); ok {
+		t.Error("good.test still listed after its removal")
+	}
+}
+
+func TestDomainsCommandErrors(t *testing.T) {
+	dataDir := t.TempDir()
+	tests := []struct {
+		args []string
+		code int
+	}{
+		{[]string{"domains", "add", "example.test"}, exitUsage},
+		{[]string{"domains", "add", "example.test", "--mx", "mx.*.test"}, exitUsage},
+		{[]string{"domains", "add", "not a domain", "--mx", "mx.example.test"}, exitUsage},
+		{[]string{"domains", "add", "example.test", "--mx", "mx.example.test", "--contact", "nobody"}, exitUsage},
+		{[]string{"domains", "show", "absent.test"}, exitFindings},
+		{[]string{"domains", "remove", "absent.test"}, exitFindings},
+		{[]string{"domains", "list", "--state", "listed"}, exitUsage},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			_, stderr, code := execute(t, append(tt.args, "--data-dir", dataDir)...)
+			if code != tt.code {
+				t.Errorf("exit %d, want %d (%s)", code, tt.code, stderr)
+			}
+			if code != exitOK && (stderr == "" || strings.Contains(stderr, "\n")) {
+				t.Errorf("stderr %q is not one line", stderr)
+			}
+		})
+	}
+	// Pending without --skip-ownership; add again declares the patterns again.
+	if out, _, code := execute(t, "domains", "add", "example.test", "--mx", "mx1.example.test", "--data-dir", dataDir); code != exitOK || !strings.Contains(out, "pending") {
+		t.Errorf("add: %d %q", code, out)
+	}
+	if out, _, code := execute(t, "domains", "add", "example.test", "--mx", "*.example.test", "--data-dir", dataDir); code != exitOK || !strings.Contains(out, "declared again") {
+		t.Errorf("add again: %d %q", code, out)
+	}
+	out, _, _ := execute(t, "domains", "list", "--data-dir", dataDir)
+	if !strings.Contains(out, "*.example.test") || !strings.Contains(out, "pending") {
+		t.Errorf("list:\n%s", out)
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/publish"
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/backend"
+	"github.com/starttls-preload/starttls-preload/validate"
+)
+
+// This file wires what serve, worker and domains share: the store, the
+// rules, the checker and the scheduler.
+
+// openStore opens the configured store.
+func openStore(ctx context.Context, c *Config) (store.Store, error) {
+	st, err := backend.Open(ctx, backend.Config{Driver: c.Store.Driver, DSN: c.Store.DSN, DataDir: c.DataDir})
+	if errors.Is(err, backend.ErrDriver) {
+		return nil, usagef("%v", err)
+	}
+	if err != nil {
+		return nil, failf("opening the store: %v", err)
+	}
+	return st, nil
+}
+
+// rulesOf returns the admission rules from the configuration.
+func rulesOf(c *Config) admission.Rules {
+	return admission.Rules{
+		MinDays:         c.Admission.MinDays,
+		MinChecks:       c.Admission.MinChecks,
+		PromotionPeriod: c.Admission.PromotionPeriod,
+		Grace:           c.Demotion.Grace,
+	}
+}
+
+// checkRules refuses settings that would admit or demote nonsensically.
+func checkRules(c *Config) error {
+	switch {
+	case c.Admission.MinDays < 0, c.Admission.MinChecks < 1:
+		return usagef("admission.min_days must be ≥ 0 and admission.min_checks ≥ 1")
+	case c.Admission.CheckInterval <= 0, c.Admission.ListedInterval <= 0:
+		return usagef("admission.check_interval and admission.listed_interval must be positive")
+	case c.Demotion.Grace < 0, c.Admission.PromotionPeriod < 0:
+		return usagef("demotion.grace and admission.promotion_period must not be negative")
+	}
+	return nil
+}
+
+// schedulerDeps are the parts of a scheduler tests replace.
+type schedulerDeps struct {
+	now      func() time.Time
+	notifier admission.Notifier
+	dialer   admission.Dialer // under the polite dialer; nil: net.Dialer
+}
+
+// newScheduler builds the checker and the scheduler for worker.
+func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string, deps schedulerDeps) (*admission.Scheduler, error) {
+	now := deps.now
+	if now == nil {
+		now = time.Now
+	}
+	polite := &admission.LimitDialer{
+		Dialer:    deps.dialer,
+		PerTarget: c.Admission.ConnectionsPerIP,
+		Rate:      c.Admission.ProviderRate,
+		Burst:     max(1, int(c.Admission.ProviderRate)),
+		Jitter:    200 * time.Millisecond,
+	}
+	v, err := validate.New(validate.Config{
+		Resolver:        c.Validate.Resolver,
+		CAFile:          c.Validate.CAFile,
+		AllowPrivate:    c.Validate.AllowPrivate,
+		Timeout:         c.Validate.Timeout,
+		GreetingTimeout: c.Validate.GreetingTimeout,
+		SMTPPort:        c.Validate.SMTPPort,
+		Concurrency:     c.Validate.Concurrency,
+		Dialer:          polite,
+	})
+	if err != nil {
+		return nil, usagef("validator: %v", err)
+	}
+	return admission.NewScheduler(admission.Config{
+		Store:          st,
+		NewRound:       func() admission.Checker { return v.NewRound() },
+		Now:            now,
+		Rules:          rulesOf(c),
+		CheckInterval:  c.Admission.CheckInterval,
+		ListedInterval: c.Admission.ListedInterval,
+		Worker:         worker,
+		Concurrency:    c.Validate.Concurrency,
+		OptOut:         c.Admission.OptOut,
+		Notifier:       deps.notifier,
+		Metrics:        m,
+		Log:            slog.Default(),
+	})
+}
+
+// workerName names this process in claims: host name and process id.
+func workerName(prefix string) string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s@%s:%d", prefix, host, os.Getpid())
+}
+
+// newRegistry returns a Prometheus registry with the Go and process
+// collectors and the scheduler's metrics.
+func newRegistry() (*prometheus.Registry, *admission.Metrics) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg, admission.NewMetrics(reg)
+}
+
+// listSigner loads the list signing key, creating it on first run.
+func listSigner(c *Config) (key crypto.Signer, pubPEM []byte, allowed string, err error) {
+	path := c.List.Key
+	if path == "" {
+		path = filepath.Join(c.DataDir, "list-signing.key")
+	}
+	signer, created, err := admission.LoadOrCreateKey(path, "")
+	if err != nil {
+		return nil, nil, "", failf("%v", err)
+	}
+	if created {
+		slog.Info("created the list signing key", "path", path)
+	}
+	if pubPEM, err = listgen.MarshalPublicKey(signer.Public()); err != nil {
+		return nil, nil, "", failf("signing key: %v", err)
+	}
+	if allowed, err = listgen.AllowedSignersLine(signer.Public()); err != nil {
+		return nil, nil, "", failf("signing key: %v", err)
+	}
+	return signer, pubPEM, allowed, nil
+}
+
+// route is one handler of the service's HTTP server. serve composes the
+// packages' handlers from a list of routes, so a new part (the web form)
+// is one more entry.
+type route struct {
+	pattern string
+	handler http.Handler
+}
+
+func newMux(routes []route) *http.ServeMux {
+	mux := http.NewServeMux()
+	for _, r := range routes {
+		mux.Handle(r.pattern, r.handler)
+	}
+	return mux
+}
+
+// serviceRoutes are the routes of `serve`: the signed list and its
+// renderings (publish), the domains' status (admission) and the metrics.
+func serviceRoutes(arch *publish.Archive, pubPEM []byte, allowed string, st store.Store, rules admission.Rules, reg *prometheus.Registry) []route {
+	return []route{
+		{"GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
+		{"/api/v1/", admission.NewStatusHandler(st, rules)},
+		{"/", publish.NewHandler(arch, pubPEM, allowed)},
+	}
+}
