@@ -23,7 +23,13 @@ type resolver struct {
 	timeout time.Duration
 	udp     *dns.Client
 	tcp     *dns.Client
+	idle    map[string]chan *dns.Conn // per server: UDP sockets kept for reuse
 }
+
+// idleUDP is how many UDP sockets per server are kept for reuse. Reuse
+// saves a socket, a connect and a close per query; replies to earlier,
+// timed-out queries are told apart by their message ID.
+const idleUDP = 64
 
 func newResolver(server string, timeout time.Duration) (*resolver, error) {
 	r := &resolver{
@@ -36,6 +42,7 @@ func newResolver(server string, timeout time.Duration) (*resolver, error) {
 			server = net.JoinHostPort(server, "53")
 		}
 		r.servers = []string{server}
+		r.initIdle()
 		return r, nil
 	}
 	conf, err := dns.ClientConfigFromFile("/etc/resolv.conf")
@@ -48,8 +55,47 @@ func newResolver(server string, timeout time.Duration) (*resolver, error) {
 	if len(r.servers) == 0 {
 		return nil, ErrNoResolver
 	}
+	r.initIdle()
 	return r, nil
 }
+
+func (r *resolver) initIdle() {
+	r.idle = make(map[string]chan *dns.Conn, len(r.servers))
+	for _, s := range r.servers {
+		r.idle[s] = make(chan *dns.Conn, idleUDP)
+	}
+}
+
+// exchangeUDP sends m to server over a reused or new UDP socket.
+func (r *resolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
+	var co *dns.Conn
+	select {
+	case co = <-r.idle[server]:
+	default:
+		c, err := r.udp.DialContext(ctx, server)
+		if err != nil {
+			return nil, err
+		}
+		co = c
+	}
+	resp, _, err := r.udp.ExchangeWithConnContext(ctx, m, co)
+	if err == nil && (len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, m.Question[0].Name) ||
+		resp.Question[0].Qtype != m.Question[0].Qtype) {
+		err = errQuestionMismatch
+	}
+	if err != nil {
+		co.Close()
+		return nil, err
+	}
+	select {
+	case r.idle[server] <- co:
+	default:
+		co.Close()
+	}
+	return resp, nil
+}
+
+var errQuestionMismatch = errors.New("validate: DNS answer is for another question")
 
 // lookupError is a failed DNS exchange (timeout, network error or a
 // response code other than NOERROR/NXDOMAIN).
@@ -94,7 +140,7 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*answe
 		server := r.servers[i%len(r.servers)]
 		actx, acancel := context.WithTimeout(ctx, attempt)
 		var err error
-		resp, _, err = r.udp.ExchangeContext(actx, m, server)
+		resp, err = r.exchangeUDP(actx, m, server)
 		acancel()
 		if err == nil && resp.Truncated {
 			resp, _, err = r.tcp.ExchangeContext(ctx, m, server)
