@@ -240,13 +240,18 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 }
 
 func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
-	etag := ""
+	var cond http.Header
 	if f.st.Serial > 0 {
-		etag = f.st.ETag
+		cond = http.Header{}
+		if f.st.ETag != "" {
+			cond.Set("If-None-Match", f.st.ETag)
+		} else if f.st.LastModified != "" {
+			cond.Set("If-Modified-Since", f.st.LastModified)
+		}
 	}
 	dctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
-	list, hdr, err := f.get(dctx, f.o.URL, etag, f.o.MaxSize)
+	list, hdr, err := f.get(dctx, f.o.URL, cond, f.o.MaxSize)
 	if err != nil {
 		return nil, err
 	}
@@ -256,7 +261,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	if looksLikeHTML(list) {
 		return nil, fmt.Errorf("%w: %s returned an HTML page", ErrNotAList, f.o.URL)
 	}
-	sig, _, err := f.get(dctx, f.o.URL+".sig", "", maxSigSize)
+	sig, _, err := f.get(dctx, f.o.URL+".sig", nil, maxSigSize)
 	if err != nil {
 		return nil, err
 	}
@@ -485,16 +490,16 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	return l, nil
 }
 
-// get downloads url with a size cap. A nil body with a nil error means
-// 304 Not Modified.
-func (f *fetcher) get(ctx context.Context, url, etag string, limit int64) ([]byte, http.Header, error) {
+// get downloads url with a size cap, adding the conditional headers cond.
+// A nil body with a nil error means 304 Not Modified.
+func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit int64) ([]byte, http.Header, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, err)
 	}
 	req.Header.Set("User-Agent", "starttls-preload-fetch")
-	if etag != "" {
-		req.Header.Set("If-None-Match", etag)
+	for k, v := range cond {
+		req.Header[k] = v
 	}
 	resp, err := f.o.Client.Do(req)
 	if err != nil {
@@ -502,7 +507,7 @@ func (f *fetcher) get(ctx context.Context, url, etag string, limit int64) ([]byt
 	}
 	defer resp.Body.Close()
 	switch {
-	case resp.StatusCode == http.StatusNotModified && etag != "":
+	case resp.StatusCode == http.StatusNotModified && len(cond) > 0:
 		return nil, resp.Header, nil
 	case resp.StatusCode != http.StatusOK:
 		return nil, nil, fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, resp.Status)

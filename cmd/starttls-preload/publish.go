@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"os"
 	"path/filepath"
@@ -35,13 +36,13 @@ Each file is replaced atomically; files under v/ never change.
 Mirrors and CDNs need not be trusted: fetch verifies the signature with a
 key pinned on the MTA host.`,
 		Example: `  starttls-preload publish export /var/www/starttls-preload
-  starttls-preload publish export --archive ./data/archive --pubkey ./data/pubkey.pem ./site
+  starttls-preload publish export --archive ./data/archive --pubkey ./data/keys/public-key.pem ./site
   rsync -a ./site/ mirror.example.net:/srv/www/`,
 		Args: cobra.ExactArgs(1),
 		RunE: runPublishExport,
 	}
 	cmd.Flags().String("archive", "", "archive of signed lists (default DATA_DIR/archive)")
-	cmd.Flags().String("pubkey", "", "public key file, PEM or allowed_signers (default DATA_DIR/pubkey.pem)")
+	cmd.Flags().String("pubkey", "", "public key file, PEM or allowed_signers (default: taken from the list signing key)")
 	cmd.Flags().String("data-dir", "", "data directory (default ./data)")
 	return cmd
 }
@@ -59,20 +60,12 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	if archiveDir == "" {
 		archiveDir = filepath.Join(c.DataDir, "archive")
 	}
-	keyPath := c.Publish.PubKey
-	if keyPath == "" {
-		keyPath = filepath.Join(c.DataDir, "pubkey.pem")
-	}
 	if _, err := os.Stat(filepath.Join(archiveDir, "current")); err != nil {
 		return failf("no published list in %s (see --archive)", archiveDir)
 	}
-	b, err := os.ReadFile(keyPath)
+	pub, keyPath, err := exportPublicKey(c)
 	if err != nil {
-		return usagef("public key: %v (see --pubkey)", err)
-	}
-	pub, err := listgen.ParsePublicKey(b)
-	if err != nil {
-		return usagef("public key %s: %v", keyPath, err)
+		return err
 	}
 	pubPEM, err := listgen.MarshalPublicKey(pub)
 	if err != nil {
@@ -101,4 +94,34 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	}
 	cmd.Printf("exported serial %d to %s\n", cur.Serial, args[0])
 	return nil
+}
+
+// exportPublicKey reads the public key from --pubkey, or takes it from the
+// list signing key that serve uses (list.key, default
+// DATA_DIR/list-signing.key), which it never creates.
+func exportPublicKey(c *Config) (crypto.PublicKey, string, error) {
+	if p := c.Publish.PubKey; p != "" {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, p, usagef("--pubkey: %v", err)
+		}
+		pub, err := listgen.ParsePublicKey(b)
+		if err != nil {
+			return nil, p, usagef("--pubkey %s: %v", p, err)
+		}
+		return pub, p, nil
+	}
+	p := c.List.Key
+	if p == "" {
+		p = filepath.Join(c.DataDir, "list-signing.key")
+	}
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return nil, p, usagef("no --pubkey and no signing key: %v", err)
+	}
+	k, err := listgen.ParsePrivateKey(b)
+	if err != nil {
+		return nil, p, usagef("signing key %s: %v", p, err)
+	}
+	return k.Public(), p, nil
 }
