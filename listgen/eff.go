@@ -31,7 +31,8 @@ type effPolicy struct {
 // schema allowed; they become UTC, truncated to the second. Names become
 // lower-case A-labels; an MX suffix ".example.net" becomes
 // "*.example.net"; a policy without a mode gets "testing" (the EFF
-// default). Errors name the JSON path.
+// default). Field names match case-insensitively, as encoding/json does;
+// unknown fields are refused. Errors name the JSON path.
 func ImportEFF(b []byte, serial int64) (*List, error) {
 	if len(b) > MaxSize {
 		return nil, ErrTooLarge
@@ -66,7 +67,7 @@ func ImportEFF(b []byte, serial int64) (*List, error) {
 		if err := checkAliasName(name); err != nil {
 			return nil, &ParseError{Path: keyPath("policy-aliases", name), Offset: -1, Msg: err.Error()}
 		}
-		pol, err := effPolicyOf(keyPath("policy-aliases", name), p)
+		pol, err := effPolicyOf(keyPath("policy-aliases", name), p, true)
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +81,7 @@ func ImportEFF(b []byte, serial int64) (*List, error) {
 		if _, dup := l.Policies[d]; dup {
 			return nil, &ParseError{Path: keyPath("policies", name), Offset: -1, Msg: fmt.Sprintf("duplicate domain %q", d)}
 		}
-		pol, err := effPolicyOf(keyPath("policies", name), p)
+		pol, err := effPolicyOf(keyPath("policies", name), p, false)
 		if err != nil {
 			return nil, err
 		}
@@ -89,12 +90,14 @@ func ImportEFF(b []byte, serial int64) (*List, error) {
 	return l, nil
 }
 
-func effPolicyOf(path string, p effPolicy) (Policy, error) {
+func effPolicyOf(path string, p effPolicy, isAlias bool) (Policy, error) {
 	if p.PolicyAlias != "" {
-		if p.Mode != "" || len(p.MXs) > 0 {
-			return Policy{}, &ParseError{Path: path, Offset: -1, Msg: "policy-alias with other fields"}
+		pol := Policy{PolicyAlias: p.PolicyAlias, Mode: p.Mode, MXs: p.MXs}
+		if e := checkPolicyShape(pol, isAlias); e != nil {
+			e.Path, e.Offset = path+e.Path, -1
+			return Policy{}, e
 		}
-		return Policy{PolicyAlias: p.PolicyAlias}, nil
+		return pol, nil
 	}
 	pol := Policy{Mode: p.Mode}
 	if pol.Mode == "" {
@@ -114,7 +117,7 @@ func effPolicyOf(path string, p effPolicy) (Policy, error) {
 			pol.MXs = append(pol.MXs, n)
 		}
 	}
-	if e := checkPolicyShape(pol, false); e != nil {
+	if e := checkPolicyShape(pol, isAlias); e != nil {
 		e.Path, e.Offset = path+e.Path, -1
 		return Policy{}, e
 	}
@@ -143,5 +146,9 @@ func effTime(path string, raw json.RawMessage) (time.Time, error) {
 		}
 		t = time.Unix(n, 0)
 	}
-	return t.UTC().Truncate(time.Second), nil
+	t = t.UTC().Truncate(time.Second)
+	if y := t.Year(); y < 1 || y > 9999 {
+		return time.Time{}, &ParseError{Path: path, Offset: -1, Msg: "year out of range 0001-9999"}
+	}
+	return t, nil
 }
