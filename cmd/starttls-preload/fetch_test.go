@@ -149,3 +149,21 @@ func TestFetchCommandUsage(t *testing.T) {
 		})
 	}
 }
+
+// The configuration shipped in contrib/ loads, and every key lands.
+func TestContribFetchConfig(t *testing.T) {
+	cmd := newFetchCmd()
+	cmd.Flags().String("config", "", "")
+	if err := cmd.ParseFlags([]string{"--config", repoFile(t, "contrib", "fetch.yaml")}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := loadConfig(cmd, map[string]string{"fetch.url": "url", "fetch.postmap": "postmap"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Fetch
+	if f.URL == "" || f.PubKey == "" || f.StateDir != "/var/lib/starttls-preload" || f.PostfixMap == "" ||
+		f.Postmap != "hash" || f.Reload != "postfix reload" || f.Timeout != 2*time.Minute || f.MaxSize != 256<<20 {
+		t.Errorf("contrib/fetch.yaml loaded as %+v", f)
+	}
+}
