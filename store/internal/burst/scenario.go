@@ -3,6 +3,8 @@ package burst
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -35,10 +37,21 @@ func CrashScenario(t *testing.T, open Open, target string, check func(t *testing
 	acked, inflight := 0, 0
 	for kill, after := range []int{40, 97, 153} {
 		c := Spawn(t, EnvMode+"=crash", EnvTarget+"="+target)
+		last := ""
 		for range after {
-			c.Expect("ok ")
+			last = c.Expect("ok ")
 		}
-		c.Kill()
+		for _, l := range c.Kill() {
+			if strings.HasPrefix(l, "ok ") {
+				last = l
+			}
+		}
+		// "ok N" follows the commit of operation N.
+		committed, err := strconv.Atoi(strings.TrimPrefix(last, "ok "))
+		if err != nil {
+			t.Fatalf("child wrote %q", last)
+		}
+		committed++
 		s := mustOpen(t, open, target)
 		if check != nil {
 			check(t, s)
@@ -50,13 +63,13 @@ func CrashScenario(t *testing.T, open Open, target string, check func(t *testing
 		}
 		// Every acknowledged commit survived; at most the one in flight
 		// when the process died was added.
-		acked += ChecksAfter(after)
-		inflight = ChecksAfter(after+1) - ChecksAfter(after)
+		acked += ChecksAfter(committed)
+		inflight = ChecksAfter(committed+1) - ChecksAfter(committed)
 		if checks < acked || checks > acked+inflight {
 			t.Fatalf("after kill %d: %d checks, want %d acknowledged (+%d in flight)", kill+1, checks, acked, inflight)
 		}
 		acked = checks
-		t.Logf("kill %d after %d commits: %d checks and %d decisions, consistent", kill+1, after, checks, decisions)
+		t.Logf("kill %d after %d commits: %d checks and %d decisions, consistent", kill+1, committed, checks, decisions)
 	}
 }
 

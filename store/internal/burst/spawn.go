@@ -104,13 +104,17 @@ func (c *Child) Wait() {
 	}
 }
 
-// Kill sends SIGKILL and waits for the child to die.
-func (c *Child) Kill() {
+// Kill sends SIGKILL, waits for the child to die, and returns the lines it
+// wrote that were not read yet.
+func (c *Child) Kill() []string {
 	c.t.Helper()
 	if err := c.cmd.Process.Signal(syscall.SIGKILL); err != nil {
 		c.t.Fatal(err)
 	}
-	for range c.lines {
+	var rest []string
+	for l := range c.lines {
+		rest = append(rest, l)
 	}
 	<-c.done
+	return rest
 }

@@ -469,33 +469,169 @@ func (s *Store) RecordCheck(ctx context.Context, u store.CheckUpdate) error {
 	return err
 }
 
-// RecordChecks implements store.Store.
+// RecordChecks implements store.Store. The updates are written set-wise —
+// one SELECT … FOR UPDATE, one multi-row INSERT of checks, one UPDATE … FROM
+// (VALUES …) of the domains and one INSERT of decisions per wave — so that a
+// batch costs a few statements rather than a few per check. A wave holds
+// each domain once; a domain repeated in the batch starts a new wave, so
+// that its second update sees the first.
 func (s *Store) RecordChecks(ctx context.Context, us []store.CheckUpdate) ([]error, error) {
 	errs := make([]error, len(us))
 	if len(us) == 0 {
 		return errs, nil
 	}
-	// Lock rows in name order, so that concurrent batches cannot deadlock.
-	order := make([]int, len(us))
-	for i := range order {
-		order[i] = i
-	}
-	sort.SliceStable(order, func(a, b int) bool { return us[order[a]].Check.Domain < us[order[b]].Check.Domain })
 	err := s.tx(ctx, true, func(tx *sql.Tx) error {
-		for _, i := range order {
-			err := s.apply(ctx, tx, us[i])
-			var de dbError
-			if errors.As(err, &de) {
-				return de.err
+		var wave []int
+		seen := map[string]bool{}
+		for i, u := range us {
+			if errs[i] = precheck(u); errs[i] != nil {
+				continue
 			}
-			errs[i] = err
+			if seen[u.Check.Domain] || len(wave) == maxWave {
+				if err := s.applyWave(ctx, tx, us, wave, errs); err != nil {
+					return err
+				}
+				wave, seen = wave[:0], map[string]bool{}
+			}
+			seen[u.Check.Domain] = true
+			wave = append(wave, i)
 		}
-		return nil
+		return s.applyWave(ctx, tx, us, wave, errs)
 	})
 	if err != nil {
 		return nil, wrap(err)
 	}
 	return errs, nil
+}
+
+// maxWave bounds a wave's statements (SQLite allows 32766 parameters).
+const maxWave = 1000
+
+// cast marks a placeholder's type where the database needs it (PostgreSQL
+// types VALUES columns from their first row).
+func (s *Store) cast(kind string) string {
+	if !s.d.Dollar {
+		return "?"
+	}
+	switch kind {
+	case "time":
+		return "?::timestamptz"
+	case "int":
+		return "?::integer"
+	case "bool":
+		return "?::boolean"
+	}
+	return "?::text"
+}
+
+func placeholders(n, width int) string {
+	row := "(" + strings.TrimSuffix(strings.Repeat("?, ", width), ", ") + ")"
+	return strings.TrimSuffix(strings.Repeat(row+", ", n), ", ")
+}
+
+// applyWave applies the updates us[idx] (distinct domains, prechecked),
+// setting errs for those refused.
+func (s *Store) applyWave(ctx context.Context, tx *sql.Tx, us []store.CheckUpdate, idx []int, errs []error) error {
+	if len(idx) == 0 {
+		return nil
+	}
+	// Lock the rows, in name order so that concurrent batches cannot
+	// deadlock, and compare-and-set in Go.
+	args := make([]any, 0, len(idx)*9)
+	for _, i := range idx {
+		args = append(args, us[i].Check.Domain)
+	}
+	rows, err := tx.QueryContext(ctx, s.q(`SELECT name, state, claimed_by FROM domains WHERE name IN (`+
+		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) ORDER BY name `+s.d.LockRows), args...)
+	if err != nil {
+		return err
+	}
+	type cur struct{ state, by string }
+	found := make(map[string]cur, len(idx))
+	for rows.Next() {
+		var n string
+		var c cur
+		if err := rows.Scan(&n, &c.state, &c.by); err != nil {
+			rows.Close()
+			return err
+		}
+		found[n] = c
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	ok := idx[:0:0]
+	for _, i := range idx {
+		u := us[i]
+		c, exists := found[u.Check.Domain]
+		switch {
+		case !exists:
+			errs[i] = store.ErrNotFound
+		case u.Check.Worker != "" && c.by != u.Check.Worker:
+			errs[i] = store.ErrConflict
+		case u.Transition != nil && store.State(c.state) != u.Transition.From:
+			errs[i] = store.ErrConflict
+		default:
+			ok = append(ok, i)
+		}
+	}
+	if len(ok) == 0 {
+		return nil
+	}
+
+	args = args[:0]
+	for _, i := range ok {
+		c := us[i].Check
+		var findings any
+		if len(c.Findings) > 0 {
+			findings = string(c.Findings)
+		}
+		args = append(args, c.Domain, s.t(c.At), c.Eligible, jsonList(c.MXHosts), findings, c.Worker)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker) VALUES `+
+		placeholders(len(ok), 6)), args...); err != nil {
+		return err
+	}
+
+	args = args[:0]
+	row := "(" + strings.Join([]string{s.cast("text"), s.cast("time"), s.cast("time"), s.cast("int"),
+		s.cast("time"), s.cast("time"), s.cast("text"), s.cast("text")}, ", ") + ")"
+	var values []string
+	var decisions []int
+	for _, i := range ok {
+		u := us[i]
+		var mx, to any
+		if u.MXPatterns != nil {
+			mx = jsonList(u.MXPatterns)
+		}
+		if u.Transition != nil {
+			to = string(u.Transition.To)
+			decisions = append(decisions, i)
+		}
+		args = append(args, u.Check.Domain, s.t(u.Check.At), s.t(u.NextCheck), u.ChecksPassed,
+			s.tp(u.PassingSince), s.tp(u.FailingSince), mx, to)
+		values = append(values, row)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET last_checked = v.column2, updated_at = v.column2,
+		next_check = v.column3, checks_passed = v.column4, passing_since = v.column5, failing_since = v.column6,
+		mx_patterns = COALESCE(v.column7, domains.mx_patterns), state = COALESCE(v.column8, domains.state),
+		claimed_by = '', claimed_until = NULL
+		FROM (VALUES `+strings.Join(values, ", ")+`) AS v WHERE domains.name = v.column1`), args...); err != nil {
+		return err
+	}
+
+	if len(decisions) == 0 {
+		return nil
+	}
+	args = args[:0]
+	for _, i := range decisions {
+		u := us[i]
+		args = append(args, u.Check.Domain, s.t(u.Check.At), string(u.Transition.From), string(u.Transition.To), u.Transition.Reason)
+	}
+	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO decisions (domain, at, from_state, to_state, reason) VALUES `+
+		placeholders(len(decisions), 5)), args...)
+	return err
 }
 
 // Checks implements store.Store.
