@@ -149,17 +149,22 @@ func loadConfig(cmd *cobra.Command, flagKeys map[string]string) (*Config, error)
 	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 	v.AutomaticEnv()
 	path, _ := cmd.Flags().GetString("config")
+	explicit := path != ""
+	if !explicit {
+		// Only ./starttls-preload.yaml: viper's name search would also
+		// read a file named just "starttls-preload" (the binary itself
+		// when run from where it was built).
+		if _, err := os.Stat("starttls-preload.yaml"); err == nil {
+			path = "starttls-preload.yaml"
+		}
+	}
 	if path != "" {
 		v.SetConfigFile(path)
-	} else {
-		v.SetConfigName("starttls-preload")
-		v.SetConfigType("yaml")
-		v.AddConfigPath(".")
-	}
-	if err := v.ReadInConfig(); err != nil {
-		var nf viper.ConfigFileNotFoundError
-		if path != "" || !errors.As(err, &nf) {
-			return nil, usagef("reading config: %v", err)
+		if err := v.ReadInConfig(); err != nil {
+			var nf viper.ConfigFileNotFoundError
+			if explicit || !errors.As(err, &nf) {
+				return nil, usagef("reading config: %v", err)
+			}
 		}
 	}
 	for key, name := range flagKeys {
