@@ -196,3 +196,19 @@ func TestCheckCommandUsage(t *testing.T) {
 		})
 	}
 }
+
+// A file named "starttls-preload" (the binary, where it was built) in the
+// working directory is not a config file.
+func TestCheckCommandIgnoresBinaryInWorkingDir(t *testing.T) {
+	l := newCheckLab(t)
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "starttls-preload"), []byte("\x7fELF\x02\x01\x01\x00binary"), 0o755)
+	t.Chdir(dir)
+	root := newRootCmd()
+	var stdout bytes.Buffer
+	root.SetArgs(l.args("--json", "good.test"))
+	root.SetOut(&stdout)
+	if err := root.ExecuteContext(t.Context()); err != nil {
+		t.Fatalf("check failed: %v", err)
+	}
+}
