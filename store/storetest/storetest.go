@@ -561,6 +561,30 @@ func testRecordChecksBatch(t *testing.T, s store.Store) {
 	if len(cs) != 1 {
 		t.Errorf("b2 has %d checks, want 1 (the conflicting one writes nothing)", len(cs))
 	}
+	// The same domain twice in a batch: the second update sees the first.
+	errs, err = s.RecordChecks(ctx, []store.CheckUpdate{
+		{Check: store.CheckRecord{Domain: "b1.example", At: at(3 * time.Minute), Eligible: true}, NextCheck: at(3 * time.Hour), ChecksPassed: 2,
+			Transition: &store.Transition{From: store.StateValidating, To: store.StateTesting, Reason: "admitted"}},
+		{Check: store.CheckRecord{Domain: "b1.example", At: at(4 * time.Minute)}, NextCheck: at(4 * time.Hour), ChecksPassed: 0,
+			Transition: &store.Transition{From: store.StateTesting, To: store.StateDemoted, Reason: "failed"}},
+		{Check: store.CheckRecord{Domain: "b1.example", At: at(5 * time.Minute)}, NextCheck: at(5 * time.Hour),
+			Transition: &store.Transition{From: store.StateTesting, To: store.StateEnforce, Reason: "stale"}},
+	})
+	must(t, err)
+	if errs[0] != nil || errs[1] != nil || !errors.Is(errs[2], store.ErrConflict) {
+		t.Errorf("repeated domain in a batch: errs = %v, want nil, nil, conflict", errs)
+	}
+	d1, err = s.GetDomain(ctx, "b1.example")
+	must(t, err)
+	if d1.State != store.StateDemoted || !d1.NextCheck.Equal(store.Time(at(4*time.Hour))) {
+		t.Errorf("after repeated updates: %+v", d1)
+	}
+	cs, err = s.Checks(ctx, "b1.example", time.Time{}, 0)
+	must(t, err)
+	if len(cs) != 3 {
+		t.Errorf("b1 has %d checks, want 3", len(cs))
+	}
+
 	errs, err = s.RecordChecks(ctx, nil)
 	must(t, err)
 	if len(errs) != 0 {

@@ -404,69 +404,16 @@ func precheck(u store.CheckUpdate) error {
 	return nil
 }
 
-// apply writes one update inside tx. It returns a store error (nothing
-// written) or a database error (the transaction must be abandoned) — the
-// second kind wrapped in dbError.
-func (s *Store) apply(ctx context.Context, tx *sql.Tx, u store.CheckUpdate) error {
-	if err := precheck(u); err != nil {
-		return err
-	}
-	st, by, err := s.lockState(ctx, tx, u.Check.Domain)
-	if errors.Is(err, store.ErrNotFound) {
-		return err
-	} else if err != nil {
-		return dbError{err}
-	}
-	if u.Check.Worker != "" && by != u.Check.Worker {
-		return store.ErrConflict
-	}
-	if u.Transition != nil && st != u.Transition.From {
-		return store.ErrConflict
-	}
-	var findings any
-	if len(u.Check.Findings) > 0 {
-		findings = string(u.Check.Findings)
-	}
-	at := s.t(u.Check.At)
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker) VALUES (?, ?, ?, ?, ?, ?)`),
-		u.Check.Domain, at, u.Check.Eligible, jsonList(u.Check.MXHosts), findings, u.Check.Worker); err != nil {
-		return dbError{err}
-	}
-	query := `UPDATE domains SET last_checked = ?, next_check = ?, checks_passed = ?, passing_since = ?,
-		failing_since = ?, updated_at = ?, claimed_by = '', claimed_until = NULL`
-	args := []any{at, s.t(u.NextCheck), u.ChecksPassed, s.tp(u.PassingSince), s.tp(u.FailingSince), at}
-	if u.MXPatterns != nil {
-		query += `, mx_patterns = ?`
-		args = append(args, jsonList(u.MXPatterns))
-	}
-	args = append(args, u.Check.Domain)
-	if _, err := tx.ExecContext(ctx, s.q(query+` WHERE name = ?`), args...); err != nil {
-		return dbError{err}
-	}
-	if u.Transition != nil {
-		if err := s.decide(ctx, tx, u.Check.Domain, u.Transition.From, u.Transition.To, u.Transition.Reason, u.Check.At); err != nil {
-			return dbError{err}
-		}
-	}
-	return nil
-}
-
-type dbError struct{ err error }
-
-func (e dbError) Error() string { return e.err.Error() }
-func (e dbError) Unwrap() error { return e.err }
-
 // RecordCheck implements store.Store.
 func (s *Store) RecordCheck(ctx context.Context, u store.CheckUpdate) error {
 	if err := precheck(u); err != nil {
 		return err
 	}
-	err := s.tx(ctx, true, func(tx *sql.Tx) error { return s.apply(ctx, tx, u) })
-	var de dbError
-	if errors.As(err, &de) {
-		return wrap(de.err)
+	errs, err := s.RecordChecks(ctx, []store.CheckUpdate{u})
+	if err != nil {
+		return err
 	}
-	return err
+	return errs[0]
 }
 
 // RecordChecks implements store.Store. The updates are written set-wise —
