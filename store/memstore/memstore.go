@@ -5,6 +5,7 @@ package memstore
 
 import (
 	"bytes"
+	"container/heap"
 	"context"
 	"encoding/json"
 	"slices"
@@ -335,7 +336,9 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 	}
 	defer s.mu.Unlock()
 	now = store.Time(now)
-	var due []*store.Domain
+	// Keep the limit earliest due domains in a max-heap: one pass over
+	// the domains, O(n log limit).
+	h := &dueHeap{}
 	for _, d := range s.domains {
 		if d.State == store.StateRemoved || d.NextCheck.After(now) {
 			continue
@@ -343,17 +346,15 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 		if d.ClaimedUntil != nil && d.ClaimedUntil.After(now) {
 			continue
 		}
-		due = append(due, d)
-	}
-	sort.Slice(due, func(i, j int) bool {
-		if !due[i].NextCheck.Equal(due[j].NextCheck) {
-			return due[i].NextCheck.Before(due[j].NextCheck)
+		if h.Len() < limit {
+			heap.Push(h, d)
+		} else if earlier(d, (*h)[0]) {
+			(*h)[0] = d
+			heap.Fix(h, 0)
 		}
-		return due[i].Name < due[j].Name
-	})
-	if len(due) > limit {
-		due = due[:limit]
 	}
+	due := []*store.Domain(*h)
+	sort.Slice(due, func(i, j int) bool { return earlier(due[i], due[j]) })
 	until := store.Time(now.Add(lease))
 	out := make([]store.Domain, 0, len(due))
 	for _, d := range due {
@@ -466,4 +467,26 @@ func (s *Store) Close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	return nil
+}
+
+// earlier orders domains by due time, then name.
+func earlier(a, b *store.Domain) bool {
+	if !a.NextCheck.Equal(b.NextCheck) {
+		return a.NextCheck.Before(b.NextCheck)
+	}
+	return a.Name < b.Name
+}
+
+// dueHeap is a max-heap on earlier: its root is the latest due domain.
+type dueHeap []*store.Domain
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return earlier(h[j], h[i]) }
+func (h dueHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *dueHeap) Push(x any)        { *h = append(*h, x.(*store.Domain)) }
+func (h *dueHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }

@@ -3,9 +3,11 @@
 // The schema is embedded and migrated on Open.
 //
 // Writers take the database's write lock at BEGIN (BEGIN IMMEDIATE), so a
-// transaction never fails half-way for lack of the lock; with synchronous=FULL
-// every committed transaction survives a crash of the process or the machine.
-// Several processes may open the same file (serve and an operator's
+// transaction never fails half-way for lack of the lock. In WAL mode with
+// synchronous=NORMAL a committed transaction survives the process being
+// killed at any moment; a power loss may lose the last commits but never
+// leaves one half-applied (and list serials are guarded again by the publish
+// archive, which refuses a serial it has already seen). Several processes may open the same file (serve and an operator's
 // `domains` command); they wait for each other up to the busy timeout.
 package sqlite
 
@@ -49,7 +51,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q := url.Values{}
 	q.Add("_pragma", "busy_timeout(10000)")
 	q.Add("_pragma", "journal_mode(WAL)")
-	q.Add("_pragma", "synchronous(FULL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
