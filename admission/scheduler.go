@@ -137,26 +137,88 @@ type item struct {
 	remove bool // removal_requested: becomes removed without a probe
 }
 
-// RunRound checks every domain due now, batch by batch, until none is left.
+// RunRound checks every domain due now and returns when none is left. It
+// is a pipeline: claims of Batch domains feed Concurrency checkers, and
+// finished checks are recorded Batch at a time, so that one slow domain
+// holds up nothing but its own record.
 func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 	var st RoundStats
 	round := s.cfg.NewRound()
 	now := s.cfg.Now()
-	for {
-		if err := ctx.Err(); err != nil {
-			return st, err
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	work := make(chan *item, s.cfg.Batch)
+	done := make(chan *item, s.cfg.Batch)
+	var (
+		claimErr error
+		claimed  int
+	)
+	claiming := make(chan struct{})
+	go func() {
+		defer close(claiming)
+		defer close(work)
+		for {
+			doms, err := s.cfg.Store.ClaimDue(ctx, s.cfg.Worker, now, s.cfg.Batch, s.cfg.Lease)
+			if err != nil {
+				claimErr = fmt.Errorf("admission: claiming due domains: %w", err)
+				return
+			}
+			if len(doms) == 0 {
+				return
+			}
+			claimed += len(doms)
+			s.cfg.Metrics.queueAdd(len(doms))
+			for _, d := range doms {
+				select {
+				case work <- &item{d: d}:
+				case <-ctx.Done():
+					// Claims not handed out expire with their lease.
+					s.cfg.Metrics.queueAdd(-1)
+					continue
+				}
+			}
 		}
-		doms, err := s.cfg.Store.ClaimDue(ctx, s.cfg.Worker, now, s.cfg.Batch, s.cfg.Lease)
+	}()
+	var wg sync.WaitGroup
+	for range s.cfg.Concurrency {
+		wg.Go(func() {
+			for it := range work {
+				s.probe(ctx, round, it)
+				s.cfg.Metrics.queueAdd(-1)
+				done <- it
+			}
+		})
+	}
+	go func() { wg.Wait(); close(done) }()
+
+	var err error
+	pending := make([]*item, 0, s.cfg.Batch)
+	for it := range done {
 		if err != nil {
-			return st, fmt.Errorf("admission: claiming due domains: %w", err)
+			continue // draining after a failure
 		}
-		if len(doms) == 0 {
-			break
+		pending = append(pending, it)
+		if len(pending) >= s.cfg.Batch {
+			if err = s.record(ctx, pending, &st); err != nil {
+				cancel()
+			}
+			pending = pending[:0]
 		}
-		st.Claimed += len(doms)
-		if err := s.runBatch(ctx, round, doms, &st); err != nil {
-			return st, err
-		}
+	}
+	if err == nil && len(pending) > 0 {
+		err = s.record(ctx, pending, &st)
+	}
+	<-claiming
+	st.Claimed = claimed
+	if err == nil {
+		err = claimErr
+	}
+	if err == nil {
+		err = ctx.Err()
+	}
+	if err != nil {
+		return st, err
 	}
 	if counts, err := s.cfg.Store.CountByState(ctx); err == nil {
 		s.cfg.Metrics.setStates(counts)
@@ -165,36 +227,16 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 	return st, nil
 }
 
-func (s *Scheduler) runBatch(ctx context.Context, round Checker, doms []store.Domain, st *RoundStats) error {
-	items := make([]item, len(doms))
-	s.cfg.Metrics.queueAdd(len(doms))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range min(s.cfg.Concurrency, len(doms)) {
-		wg.Go(func() {
-			for i := range next {
-				s.probe(ctx, round, &items[i])
-				s.cfg.Metrics.queueAdd(-1)
-			}
-		})
-	}
-	for i, d := range doms {
-		items[i].d = d
-	}
-	for i := range doms {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
-
+// record writes a batch of finished checks in one transaction, carries out
+// removals, and releases the domains that were not probed.
+func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) error {
 	var (
 		updates  []store.CheckUpdate
 		outcomes []Outcome
 		owners   []*item
 		release  []string
 	)
-	for i := range items {
-		it := &items[i]
+	for _, it := range items {
 		switch {
 		case it.remove:
 			err := s.cfg.Store.Transition(ctx, it.d.Name, RemovalRequested, Removed, Decision{Code: CodeRemoved, Reason: "removal requested; not in the next list"}.String(), it.at)

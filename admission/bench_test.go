@@ -1,0 +1,264 @@
+package admission
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	mdns "github.com/miekg/dns"
+
+	"github.com/starttls-preload/starttls-preload/internal/lab"
+	"github.com/starttls-preload/starttls-preload/internal/testenv"
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/memstore"
+	"github.com/starttls-preload/starttls-preload/store/postgres"
+	"github.com/starttls-preload/starttls-preload/store/sqlite"
+	"github.com/starttls-preload/starttls-preload/validate"
+)
+
+// benchLab is the validator's lab at scale: mxHosts fake MX hosts, each on
+// its own loopback address and one shared port, and a DNS server that
+// gives each of the domains one of them as MX.
+type benchLab struct {
+	dns    *lab.DNS
+	caFile string
+	port   int
+}
+
+func newBenchLab(b *testing.B, domains, mxHosts int) *benchLab {
+	b.Helper()
+	pki := lab.NewPKI(b)
+	d := lab.NewDNS(b, "127.0.0.1:0")
+	cert := pki.Leaf("*.mx.bench.test")
+	var port string
+	var rrs []mdns.RR
+	for i := range mxHosts {
+		ip := fmt.Sprintf("127.1.%d.%d", i/250, i%250+1)
+		addr := ip + ":0"
+		if port != "" {
+			addr = ip + ":" + port
+		}
+		mx := lab.NewMX(b, addr, lab.ModeGood, &cert)
+		if port == "" {
+			_, port, _ = net.SplitHostPort(mx.Addr())
+		}
+		rr, err := mdns.NewRR(fmt.Sprintf("mx%d.mx.bench.test. 3600 IN A %s", i, ip))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rrs = append(rrs, rr)
+	}
+	for i := range domains {
+		rrs = append(rrs, &mdns.MX{
+			Hdr:        mdns.RR_Header{Name: benchDomain(i) + ".", Rrtype: mdns.TypeMX, Class: mdns.ClassINET, Ttl: 3600},
+			Preference: 10, Mx: fmt.Sprintf("mx%d.mx.bench.test.", i%mxHosts),
+		})
+	}
+	d.AddRR(rrs...)
+	p, _ := strconv.Atoi(port)
+	return &benchLab{dns: d, caFile: pki.WriteRootPEM(b), port: p}
+}
+
+func benchDomain(i int) string { return fmt.Sprintf("d%06d.bench.test", i) }
+
+// benchDomains is the number of domains in the round benchmark
+// (STARTTLS_PRELOAD_BENCH_DOMAINS, default 100,000).
+func benchDomains() int {
+	if n, err := strconv.Atoi(os.Getenv("STARTTLS_PRELOAD_BENCH_DOMAINS")); err == nil && n > 0 {
+		return n
+	}
+	return 100000
+}
+
+// countingStore counts the store's write transactions.
+type countingStore struct {
+	store.Store
+	mu  sync.Mutex
+	txs int
+}
+
+func (c *countingStore) add() { c.mu.Lock(); c.txs++; c.mu.Unlock() }
+
+func (c *countingStore) ClaimDue(ctx context.Context, worker string, now time.Time, limit int, lease time.Duration) ([]store.Domain, error) {
+	c.add()
+	return c.Store.ClaimDue(ctx, worker, now, limit, lease)
+}
+
+func (c *countingStore) RecordChecks(ctx context.Context, us []store.CheckUpdate) ([]error, error) {
+	c.add()
+	return c.Store.RecordChecks(ctx, us)
+}
+
+func (c *countingStore) Release(ctx context.Context, worker string, names []string, next time.Time) error {
+	c.add()
+	return c.Store.Release(ctx, worker, names, next)
+}
+
+// BenchmarkRound is a round over 100,000 domains sharing 500 MX hosts on
+// the lab network, on SQLite and on PostgreSQL: wall time, checks/s, store
+// transactions/s, network connections (at most one per MX address) and the
+// process's peak memory. Run it with
+//
+//	go test -run '^$' -bench Round -benchtime 1x ./admission
+func BenchmarkRound(b *testing.B) {
+	n, mxHosts := benchDomains(), 500
+	l := newBenchLab(b, n, mxHosts)
+	b.Run("memory", func(b *testing.B) {
+		benchRound(b, l, memstore.New(), n, mxHosts)
+	})
+	b.Run("sqlite", func(b *testing.B) {
+		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), sqlite.FileName))
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		benchRound(b, l, st, n, mxHosts)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		dsn := benchSchema(b)
+		st, err := postgres.Open(context.Background(), dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { st.Close() })
+		benchRound(b, l, st, n, mxHosts)
+	})
+}
+
+func benchRound(b *testing.B, l *benchLab, st store.Store, n, mxHosts int) {
+	ctx := context.Background()
+	t0 := time.Now().UTC().Truncate(time.Second)
+	seedStart := time.Now()
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range 8 {
+		wg.Go(func() {
+			for i := range next {
+				if err := st.AddDomain(ctx, store.Domain{Name: benchDomain(i), State: Validating,
+					MXPatterns: []string{"*.mx.bench.test"}, NextCheck: t0, CreatedAt: t0}); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	b.Logf("seeded %d domains in %s", n, time.Since(seedStart).Round(time.Millisecond))
+
+	clock := &fakeClock{now: t0}
+	for i := 0; b.Loop(); i++ {
+		b.StopTimer()
+		counter := &netCounter{}
+		cs := &countingStore{Store: st}
+		v, err := validate.New(validate.Config{
+			Resolver: l.dns.Addr(), CAFile: l.caFile, AllowPrivate: true, SMTPPort: l.port,
+			Timeout: 10 * time.Second, Concurrency: 256, Dialer: &LimitDialer{Dialer: counter, PerTarget: 2},
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		s, err := NewScheduler(Config{Store: cs, NewRound: func() Checker { return v.NewRound() }, Now: clock.Now,
+			CheckInterval: 6 * time.Hour, Concurrency: benchConcurrency(), Batch: 1000, Worker: "bench"})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		b.StartTimer()
+		start := time.Now()
+		stats, err := s.RunRound(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		wall := time.Since(start)
+		b.StopTimer()
+		if stats.Recorded != n || stats.Passed != n {
+			b.Fatalf("round: %+v, want %d recorded and passed", stats, n)
+		}
+		conns := 0
+		for _, c := range counter.dials {
+			conns += c
+		}
+		if conns > mxHosts {
+			b.Errorf("%d connections for %d MX addresses", conns, mxHosts)
+		}
+		b.ReportMetric(wall.Seconds(), "s/round")
+		b.ReportMetric(float64(stats.Checked)/wall.Seconds(), "checks/s")
+		b.ReportMetric(float64(cs.txs)/wall.Seconds(), "store-tx/s")
+		b.ReportMetric(float64(conns), "connections")
+		b.ReportMetric(float64(maxRSS())/(1<<20), "peak-MiB")
+		b.Logf("round %d: %d domains in %s: %d connections to %d MX addresses, %d store transactions (%d claims+batches), %d DNS queries so far",
+			i, stats.Checked, wall.Round(time.Millisecond), conns, len(counter.dials), cs.txs, cs.txs, l.dns.Queries())
+		clock.Add(7 * time.Hour)
+		b.StartTimer()
+	}
+}
+
+// maxRSS is the process's peak resident set size in bytes.
+func maxRSS() int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return ru.Maxrss * 1024
+}
+
+// benchSchema creates a fresh schema on the test PostgreSQL server and
+// returns a DSN that selects it; the schema is dropped afterwards.
+func benchSchema(b *testing.B) string {
+	base := testenv.Postgres(b)
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	r := make([]byte, 6)
+	rand.Read(r)
+	schema := "bench_" + hex.EncodeToString(r)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		conn, err := pgx.Connect(ctx, base)
+		if err != nil {
+			return
+		}
+		defer conn.Close(ctx)
+		conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+	})
+	u, err := url.Parse(base)
+	if err != nil || !strings.HasPrefix(base, "postgres") {
+		return base + " search_path=" + schema
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// benchConcurrency is the number of domains checked at once
+// (STARTTLS_PRELOAD_BENCH_CONCURRENCY, default 8: on the loopback lab the
+// checker, the DNS server and the MX hosts share two cores, and more
+// concurrency only makes the lab's DNS server drop queries).
+func benchConcurrency() int {
+	if n, err := strconv.Atoi(os.Getenv("STARTTLS_PRELOAD_BENCH_CONCURRENCY")); err == nil && n > 0 {
+		return n
+	}
+	return 8
+}
