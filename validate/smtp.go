@@ -158,6 +158,7 @@ func (s *session) run(tlsa *tlsaSet) {
 		// only to be recognised and reported as too old.
 		InsecureSkipVerify: true,
 		MinVersion:         tls.VersionTLS10,
+		CipherSuites:       probeSuites,
 	})
 	if err := tc.SetDeadline(time.Now().Add(cfg.Timeout)); err != nil {
 		s.fail("the TLS handshake", cfg.Timeout, err)
@@ -286,5 +287,23 @@ func hasExtension(r reply, keyword string) bool {
 
 // errText is an error as a sentence fragment, without a trailing period.
 func errText(err error) string {
-	return strings.TrimSuffix(err.Error(), ".")
+	return strings.TrimSuffix(strings.TrimPrefix(err.Error(), "validate: "), ".")
 }
+
+// probeSuites are the TLS 1.0–1.2 cipher suites offered: Go's secure ones
+// and, so that old servers still complete a handshake and can be reported
+// for what they are (a version too old) rather than as a failed handshake,
+// the legacy ones except RC4. The checker judges versions and
+// certificates; a sender's OpenSSL offers these too.
+var probeSuites = func() []uint16 {
+	var ids []uint16
+	for _, c := range tls.CipherSuites() {
+		ids = append(ids, c.ID)
+	}
+	for _, c := range tls.InsecureCipherSuites() {
+		if !strings.Contains(c.Name, "RC4") {
+			ids = append(ids, c.ID)
+		}
+	}
+	return ids
+}()
