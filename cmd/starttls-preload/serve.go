@@ -140,6 +140,9 @@ func runServe(ctx context.Context, c *Config) error {
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	slog.Info("serving", "listen", "http://"+ln.Addr().String(), "data_dir", c.DataDir, "store", c.Store.Driver)
+	if serveStarted != nil {
+		serveStarted(ln.Addr().String())
+	}
 
 	loopDone := make(chan struct{})
 	go func() {
@@ -175,6 +178,9 @@ func runServe(ctx context.Context, c *Config) error {
 	}
 	return nil
 }
+
+// serveStarted, when set (by tests), is told the address serve listens on.
+var serveStarted func(addr string)
 
 // newHTTPServer returns a server with timeouts on every phase.
 func newHTTPServer(h http.Handler) *http.Server {

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -255,5 +256,61 @@ func TestDomainsCommandErrors(t *testing.T) {
 	out, _, _ := execute(t, "domains", "list", "--data-dir", dataDir)
 	if !strings.Contains(out, "*.example.test") || !strings.Contains(out, "pending") {
 		t.Errorf("list:\n%s", out)
+	}
+}
+
+// TestWorkerOnce runs `worker --once` on a data directory: the due domain
+// is checked and its check recorded, nothing is served.
+func TestWorkerOnce(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add: %s", stderr)
+	}
+	if _, stderr, code := execute(t, "worker", "--once", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("worker --once: %d %s", code, stderr)
+	}
+	out, _, code := execute(t, "domains", "list", "--json", "--data-dir", dataDir)
+	var rows []admission.Status
+	if code != exitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
+		t.Fatalf("domains list: %d %s", code, out)
+	}
+	if rows[0].LastChecked == nil || rows[0].ChecksPassed != 1 {
+		t.Errorf("after one worker round: %+v", rows[0])
+	}
+}
+
+// TestServeShutsDown runs the serve command until its context ends: it
+// publishes the first list, listens, and returns cleanly on the signal.
+func TestServeShutsDown(t *testing.T) {
+	dataDir := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Chdir(t.TempDir())
+	root := newRootCmd()
+	root.SetArgs([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"})
+	done := make(chan error, 1)
+	addr := make(chan string, 1)
+	serveStarted = func(a string) { addr <- a }
+	t.Cleanup(func() { serveStarted = nil })
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("serve returned before listening: %v", err)
+	}
+	// The first list is published before the server listens.
+	if _, err := listgen.Parse(httpGet(t, base+"/policy-list.json")); err != nil {
+		t.Errorf("first list: %v", err)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+	fi, err := os.Stat(filepath.Join(dataDir, "list-signing.key"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("signing key: %v %v", fi, err)
 	}
 }
