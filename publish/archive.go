@@ -63,8 +63,9 @@ var _ Source = (*Archive)(nil)
 type Archive struct {
 	dir string
 
-	mu  sync.Mutex
-	cur *Snapshot // cache of the last snapshot Current returned
+	mu    sync.Mutex
+	cur   *Snapshot   // cache of the last snapshot Current returned
+	curFi os.FileInfo // DIR/current when cur was read
 }
 
 // OpenArchive opens (creating if needed) the archive in dir.
@@ -95,7 +96,23 @@ func (a *Archive) currentSerial() (int64, error) {
 }
 
 // Current returns the newest list, or ErrNotFound when none is published.
+// A call costs one stat(2) while DIR/current does not change.
 func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
+	path := filepath.Join(a.dir, "current")
+	fi, err := os.Stat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: archive: %w", err)
+	}
+	a.mu.Lock()
+	cur, curFi := a.cur, a.curFi
+	a.mu.Unlock()
+	// DIR/current is only ever replaced by a rename: a new file.
+	if cur != nil && curFi != nil && os.SameFile(fi, curFi) && fi.ModTime().Equal(curFi.ModTime()) && fi.Size() == curFi.Size() {
+		return cur, nil
+	}
 	n, err := a.currentSerial()
 	if err != nil {
 		return nil, err
@@ -103,22 +120,17 @@ func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 	if n == 0 {
 		return nil, ErrNotFound
 	}
-	a.mu.Lock()
-	cur := a.cur
-	a.mu.Unlock()
-	if cur != nil && cur.Serial == n {
-		return cur, nil
-	}
-	s, err := a.BySerial(ctx, n)
-	if err != nil {
-		return nil, err
+	if cur == nil || cur.Serial != n {
+		if cur, err = a.BySerial(ctx, n); err != nil {
+			return nil, err
+		}
 	}
 	a.mu.Lock()
-	if a.cur == nil || a.cur.Serial < s.Serial {
-		a.cur = s
+	if a.cur == nil || a.cur.Serial <= cur.Serial {
+		a.cur, a.curFi = cur, fi
 	}
 	a.mu.Unlock()
-	return s, nil
+	return cur, nil
 }
 
 // BySerial returns the list with that serial, or ErrNotFound.

@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
@@ -198,6 +199,7 @@ func (o *FetchOptions) optionsKey() string {
 type fetcher struct {
 	o       FetchOptions
 	st      fetchState
+	saved   []byte // state.json as last read or written
 	pending *pendingList
 }
 
@@ -214,17 +216,28 @@ func (f *fetcher) loadState() error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrStateDir, f.path(stateFile), err)
 	}
+	f.saved, _ = f.marshalState()
 	return nil
 }
 
-func (f *fetcher) saveState() error {
+func (f *fetcher) marshalState() ([]byte, error) {
 	b, err := json.MarshalIndent(&f.st, "", "  ")
+	return append(b, '\n'), err
+}
+
+// saveState writes the state when it changed.
+func (f *fetcher) saveState() error {
+	b, err := f.marshalState()
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(f.path(stateFile), append(b, '\n'), 0o600); err != nil {
+	if bytes.Equal(b, f.saved) {
+		return nil
+	}
+	if err := writeFileAtomic(f.path(stateFile), b, 0o600); err != nil {
 		return fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
+	f.saved = b
 	return nil
 }
 
@@ -251,10 +264,12 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	}
 	dctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
+	start := time.Now()
 	list, hdr, err := f.get(dctx, f.o.URL, cond, f.o.MaxSize)
 	if err != nil {
 		return nil, err
 	}
+	slog.Debug("downloaded", "url", f.o.URL, "bytes", len(list), "took", time.Since(start))
 	if list == nil { // 304 Not Modified
 		return f.unchanged(ctx)
 	}
@@ -268,10 +283,12 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	if err := listgen.VerifyBlob(f.o.PublicKey, list, sig); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	}
+	slog.Debug("verified", "took", time.Since(start))
 	l, err := listgen.Parse(list)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
+	slog.Debug("parsed", "serial", l.Serial, "domains", len(l.Policies), "took", time.Since(start))
 	sum := sha256.Sum256(list)
 	hash := hex.EncodeToString(sum[:])
 	switch {
@@ -345,18 +362,23 @@ func (f *fetcher) expiredErr() error {
 // install renders the valid list l and installs it.
 func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, error) {
 	ro := listgen.RenderOptions{EarlyAdopter: f.o.EarlyAdopter, CAFile: f.o.CAFile, Now: f.o.Now()}
+	// The two renderings are independent: one core each.
+	start := time.Now()
 	var pf, ex []byte
+	var wg sync.WaitGroup
 	if f.o.PostfixMap != "" {
-		pf = listgen.RenderPostfix(l, ro)
-		if entries(pf) == 0 {
-			return nil, fmt.Errorf("%w (serial %d, Postfix map)", ErrEmptyList, l.Serial)
-		}
+		wg.Go(func() { pf = listgen.RenderPostfix(l, ro) })
 	}
 	if f.o.EximFile != "" {
-		ex = listgen.RenderExim(l, ro)
-		if entries(ex) == 0 {
-			return nil, fmt.Errorf("%w (serial %d, Exim file)", ErrEmptyList, l.Serial)
-		}
+		wg.Go(func() { ex = listgen.RenderExim(l, ro) })
+	}
+	wg.Wait()
+	slog.Debug("rendered", "serial", l.Serial, "took", time.Since(start))
+	if f.o.PostfixMap != "" && !hasEntry(pf) {
+		return nil, fmt.Errorf("%w (serial %d, Postfix map)", ErrEmptyList, l.Serial)
+	}
+	if f.o.EximFile != "" && !hasEntry(ex) {
+		return nil, fmt.Errorf("%w (serial %d, Exim file)", ErrEmptyList, l.Serial)
 	}
 	return f.put(ctx, pf, ex, false)
 }
@@ -530,17 +552,16 @@ func looksLikeHTML(b []byte) bool {
 	return len(b) > 0 && b[0] == '<'
 }
 
-// entries counts the lines of a rendered file that are neither blank nor
-// comments.
-func entries(b []byte) int {
-	n := 0
+// hasEntry reports whether a rendered file has a line that is neither
+// blank nor a comment.
+func hasEntry(b []byte) bool {
 	for line := range bytes.Lines(b) {
 		line = bytes.TrimSpace(line)
 		if len(line) > 0 && line[0] != '#' {
-			n++
+			return true
 		}
 	}
-	return n
+	return false
 }
 
 func runReload(ctx context.Context, command string) error {

@@ -171,3 +171,16 @@ func (c *client) installed(t testing.TB) map[string]string {
 	}
 	return m
 }
+
+// entries counts the lines of a rendered file that are neither blank nor
+// comments.
+func entries(b []byte) int {
+	n := 0
+	for line := range bytes.Lines(b) {
+		line = bytes.TrimSpace(line)
+		if len(line) > 0 && line[0] != '#' {
+			n++
+		}
+	}
+	return n
+}

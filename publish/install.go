@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,6 +84,7 @@ func (f *fetcher) writeOutputs(ctx context.Context, outs []output) ([]string, er
 			}
 		}
 	}
+	slog.Debug("staged", "files", len(ready))
 	var files []string
 	dirs := map[string]bool{}
 	for i, s := range ready {
