@@ -7,11 +7,15 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -169,7 +173,7 @@ func TestCheckFindings(t *testing.T) {
 			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", d+". 300 IN MX 20 mx2."+d+".")
 			l.good("mx." + d)
 			l.good("mx2." + d)
-		}, eligible: true},
+		}, codes: []string{CodeMTASTSNotPublished, CodeTLSRPTNotPublished}, eligible: true},
 		{name: "nxdomain", setup: func(d string) {}, codes: []string{CodeDNSNXDomain}},
 		{name: "servfail", setup: func(d string) {
 			l.dns.SetRcode(d, dns.TypeMX, dns.RcodeServerFailure)
@@ -359,6 +363,7 @@ func TestCheckDANE(t *testing.T) {
 			return "2 0 1 " + hex.EncodeToString(sum[:])
 		}, []string{CodeDANEValid}, true},
 		{"mismatch", func(tls.Certificate) string { return "3 1 1 " + hex.EncodeToString(make([]byte, 32)) }, []string{CodeDANEMismatch}, false},
+		{"tlsa lookup fails", func(tls.Certificate) string { return "servfail" }, []string{CodeDANELookupFailed}, true},
 		{"pkix usages only", func(c tls.Certificate) string { return "1 1 1 " + spkiSHA256(c) }, []string{CodeDANEUnusable}, true},
 	}
 	for _, tt := range tests {
@@ -367,7 +372,9 @@ func TestCheckDANE(t *testing.T) {
 			host := "mx." + d
 			c := l.pki.Leaf(host)
 			l.dns.Add(d+". 300 IN MX 10 "+host+".", host+". 300 IN A "+l.mx(lab.ModeGood, &c))
-			if r := tt.tlsa(c); r != "" {
+			if r := tt.tlsa(c); r == "servfail" {
+				l.dns.SetRcode("_25._tcp."+host, dns.TypeTLSA, dns.RcodeServerFailure)
+			} else if r != "" {
 				l.dns.Add("_25._tcp." + host + ". 300 IN TLSA " + r)
 			}
 			res, err := v.Check(t.Context(), d)
@@ -423,4 +430,36 @@ func slug(s string) string {
 		}
 	}
 	return string(b)
+}
+
+// TestEveryCodeHasALabCase keeps one lab case per finding code: every Code*
+// constant of codes.go must be expected by a case in this file.
+func TestEveryCodeHasALabCase(t *testing.T) {
+	fset := token.NewFileSet()
+	f, err := parser.ParseFile(fset, "codes.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := readFile(t, "lab_test.go")
+	n := 0
+	for _, decl := range f.Decls {
+		gd, ok := decl.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			for _, name := range spec.(*ast.ValueSpec).Names {
+				if !strings.HasPrefix(name.Name, "Code") {
+					continue
+				}
+				n++
+				if !strings.Contains(src, "[]string{"+name.Name) && !strings.Contains(src, ", "+name.Name+"}") && !strings.Contains(src, ", "+name.Name+",") {
+					t.Errorf("no lab case expects %s", name.Name)
+				}
+			}
+		}
+	}
+	if n != len(codes) {
+		t.Errorf("%d Code constants, %d codes in the table", n, len(codes))
+	}
 }
