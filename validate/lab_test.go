@@ -463,3 +463,26 @@ func TestEveryCodeHasALabCase(t *testing.T) {
 		t.Errorf("%d Code constants, %d codes in the table", n, len(codes))
 	}
 }
+
+// TestMTASTSFetchRefusesPrivateAddress uses the default policy client: the
+// policy host resolves to loopback, which a public check must not contact.
+func TestMTASTSFetchRefusesPrivateAddress(t *testing.T) {
+	l := newTestLab(t)
+	v := l.validator(func(c *Config) { c.AllowPrivate, c.HTTPClient = false, nil })
+	d := "private-policy.test"
+	l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"", "mta-sts."+d+". 300 IN A 127.0.0.1")
+	l.good("mx." + d)
+	res, err := v.Check(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msg string
+	for _, f := range res.Findings {
+		if f.Code == CodeMTASTSFetchFailed {
+			msg = f.Message
+		}
+	}
+	if !strings.Contains(msg, "non-public address 127.0.0.1") {
+		t.Errorf("policy fetch finding %q, want a refusal of 127.0.0.1; codes %v", msg, res.Codes())
+	}
+}
