@@ -33,7 +33,7 @@ run and inspect the list without the web form.`,
   starttls-preload domains remove example.com`,
 	}
 	cmd.PersistentFlags().String("data-dir", "./data", "data directory (the SQLite store lives there unless store.driver is postgres)")
-	cmd.AddCommand(newDomainsAddCmd(), newDomainsRemoveCmd(), newDomainsListCmd(), newDomainsShowCmd())
+	cmd.AddCommand(newDomainsAddCmd(), newDomainsRemoveCmd(), newDomainsListCmd(), newDomainsShowCmd(), newDomainsOptOutCmd())
 	return cmd
 }
 
@@ -186,6 +186,45 @@ func newDomainsRemoveCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+func newDomainsOptOutCmd() *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "opt-out DOMAIN",
+		Short: "Never probe a domain's mail servers (or, with --undo, allow it again)",
+		Long: `opt-out puts a domain on the never-probe list: rounds skip it, whatever its
+state, so its operators are never contacted by the checker. Listed domains
+that opt out stop being re-checked; remove them too to take them off the
+list.`,
+		Example: `  starttls-preload domains opt-out example.com --reason "asked by postmaster@example.com"
+  starttls-preload domains opt-out example.com --undo`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name, err := domainArg(args[0])
+			if err != nil {
+				return err
+			}
+			undo, _ := cmd.Flags().GetBool("undo")
+			reason, _ := cmd.Flags().GetString("reason")
+			return withStore(cmd, func(ctx context.Context, c *Config, st store.Store) error {
+				if undo {
+					if err := st.RemoveOptOut(ctx, name); err != nil {
+						return failf("opt-in %s: %v", name, err)
+					}
+					fmt.Fprintf(cmd.OutOrStdout(), "%s may be probed again\n", name)
+					return nil
+				}
+				if err := st.AddOptOut(ctx, name, reason, time.Now()); err != nil {
+					return failf("opt-out %s: %v", name, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "%s is never probed\n", name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().Bool("undo", false, "take the domain off the never-probe list")
+	cmd.Flags().String("reason", "", "why (kept with the entry)")
+	return cmd
 }
 
 func newDomainsListCmd() *cobra.Command {

@@ -268,16 +268,26 @@ func TestWorkerOnce(t *testing.T) {
 	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
 		t.Fatalf("domains add: %s", stderr)
 	}
+	// An opted-out domain is never probed; opting in again lets it be.
+	if _, _, code := execute(t, "domains", "add", "good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatal("domains add good.test")
+	}
+	if out, _, code := execute(t, "domains", "opt-out", "good.test", "--reason", "asked", "--data-dir", dataDir); code != exitOK || !strings.Contains(out, "never probed") {
+		t.Fatalf("opt-out: %d %s", code, out)
+	}
 	if _, stderr, code := execute(t, "worker", "--once", "--data-dir", dataDir); code != exitOK {
 		t.Fatalf("worker --once: %d %s", code, stderr)
 	}
 	out, _, code := execute(t, "domains", "list", "--json", "--data-dir", dataDir)
 	var rows []admission.Status
-	if code != exitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 1 {
+	if code != exitOK || json.Unmarshal([]byte(out), &rows) != nil || len(rows) != 2 {
 		t.Fatalf("domains list: %d %s", code, out)
 	}
-	if rows[0].LastChecked == nil || rows[0].ChecksPassed != 1 {
+	if rows[0].Domain != "also-good.test" || rows[0].LastChecked == nil || rows[0].ChecksPassed != 1 {
 		t.Errorf("after one worker round: %+v", rows[0])
+	}
+	if rows[1].Domain != "good.test" || rows[1].LastChecked != nil {
+		t.Errorf("the opted-out domain was checked: %+v", rows[1])
 	}
 }
 
