@@ -214,6 +214,9 @@ type Store interface {
 	// Checks returns a domain's checks at or after since, newest first, at
 	// most limit (0: all); never nil.
 	Checks(ctx context.Context, domain string, since time.Time, limit int) ([]CheckRecord, error)
+	// PruneChecks deletes the check history older than before (decisions
+	// are kept forever) and returns how many checks it deleted.
+	PruneChecks(ctx context.Context, before time.Time) (int64, error)
 	// Decisions returns a domain's decisions, oldest first; never nil.
 	Decisions(ctx context.Context, domain string) ([]Decision, error)
 

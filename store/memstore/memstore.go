@@ -303,6 +303,7 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	}
 	defer s.mu.Unlock()
 	out := []store.CheckRecord{}
+	since = store.Time(since)
 	cs := s.checks[domain]
 	for i := len(cs) - 1; i >= 0; i-- {
 		if cs[i].At.Before(since) {
@@ -315,6 +316,28 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 		out = out[:limit]
 	}
 	return out, nil
+}
+
+// PruneChecks implements store.Store.
+func (s *Store) PruneChecks(ctx context.Context, before time.Time) (int64, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	before = store.Time(before)
+	var n int64
+	for name, cs := range s.checks {
+		kept := cs[:0]
+		for _, c := range cs {
+			if c.At.Before(before) {
+				n++
+				continue
+			}
+			kept = append(kept, c)
+		}
+		s.checks[name] = kept
+	}
+	return n, nil
 }
 
 // Decisions implements store.Store.

@@ -49,6 +49,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordCheckWorker", testRecordCheckWorker},
 		{"RecordChecksBatch", testRecordChecksBatch},
 		{"Checks", testChecks},
+		{"PruneChecks", testPruneChecks},
 		{"ClaimDue", testClaimDue},
 		{"ClaimDueLease", testClaimDueLease},
 		{"ClaimDueConcurrent", testClaimDueConcurrent},
@@ -617,7 +618,7 @@ func testChecks(t *testing.T, s store.Store) {
 	}{
 		{time.Time{}, 0, []int{9, 8, 7, 6, 5, 4, 3, 2, 1, 0}},
 		{time.Time{}, 3, []int{9, 8, 7}},
-		{store.Time(at(7 * time.Hour)), 0, []int{9, 8, 7}},
+		{at(7 * time.Hour), 0, []int{9, 8, 7}},
 		{at(10 * time.Hour), 0, []int{}},
 	} {
 		cs, err := s.Checks(ctx, "h.example", tc.since, tc.limit)
@@ -628,6 +629,32 @@ func testChecks(t *testing.T, s store.Store) {
 	must(t, err)
 	if cs == nil || len(cs) != 0 {
 		t.Errorf("Checks(missing) = %#v, want empty non-nil", cs)
+	}
+}
+
+func testPruneChecks(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add(t, s, "p.example", store.StateTesting, T0)
+	must(t, s.Transition(ctx, "p.example", store.StateTesting, store.StateEnforce, "promoted", T0))
+	for i := range 5 {
+		must(t, s.RecordCheck(ctx, store.CheckUpdate{
+			Check: store.CheckRecord{Domain: "p.example", At: at(time.Duration(i) * time.Hour)}, NextCheck: at(time.Duration(i+1) * time.Hour),
+		}))
+	}
+	n, err := s.PruneChecks(ctx, at(2*time.Hour))
+	must(t, err)
+	if n != 2 {
+		t.Errorf("pruned %d checks, want 2", n)
+	}
+	cs, err := s.Checks(ctx, "p.example", time.Time{}, 0)
+	must(t, err)
+	if len(cs) != 3 || !cs[2].At.Equal(store.Time(at(2*time.Hour))) {
+		t.Errorf("after pruning: %d checks, oldest %v", len(cs), cs[len(cs)-1].At)
+	}
+	ds, err := s.Decisions(ctx, "p.example")
+	must(t, err)
+	if len(ds) != 1 {
+		t.Errorf("pruning touched decisions: %+v", ds)
 	}
 }
 

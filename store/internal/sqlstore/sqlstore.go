@@ -613,6 +613,20 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	return out, wrap(rows.Err())
 }
 
+// PruneChecks implements store.Store.
+func (s *Store) PruneChecks(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM checks WHERE at < ?`), s.t(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, wrap(err)
+}
+
 // Decisions implements store.Store.
 func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, domain, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`), domain)
