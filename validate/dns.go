@@ -29,7 +29,7 @@ type resolver struct {
 // idleUDP is how many UDP sockets per server are kept for reuse. Reuse
 // saves a socket, a connect and a close per query; replies to earlier,
 // timed-out queries are told apart by their message ID.
-const idleUDP = 64
+const idleUDP = 256
 
 func newResolver(server string, timeout time.Duration) (*resolver, error) {
 	r := &resolver{
