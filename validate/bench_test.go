@@ -127,7 +127,9 @@ func (l *benchLab) validator(tb testing.TB, dialer validate.Dialer) *validate.Va
 		cfg.HTTPClient = &http.Client{
 			Timeout: 10 * time.Second,
 			Transport: &http.Transport{
-				TLSClientConfig: &tls.Config{RootCAs: l.pki.RootPool(), CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256}},
+				// As the validator's own policy client: classical key exchange.
+				TLSClientConfig: &tls.Config{RootCAs: l.pki.RootPool(), MinVersion: tls.VersionTLS12,
+					CurvePreferences: []tls.CurveID{tls.X25519, tls.CurveP256, tls.CurveP384}},
 				DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
 					return d.DialContext(ctx, network, addr)
 				},
