@@ -56,6 +56,8 @@ type AdmissionConfig struct {
 	// ProviderRate bounds new connections a second to one provider (a /24
 	// or /48 network); 0 means no limit.
 	ProviderRate float64 `mapstructure:"provider_rate"`
+	// KeepHistory is how long checks are kept (decisions are kept forever).
+	KeepHistory time.Duration `mapstructure:"keep_history"`
 }
 
 // ListConfig holds how the service signs the lists it generates (list.*).
@@ -117,6 +119,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("admission.opt_out", []string{})
 	v.SetDefault("admission.connections_per_ip", 2)
 	v.SetDefault("admission.provider_rate", 10.0)
+	v.SetDefault("admission.keep_history", 180*24*time.Hour)
 	v.SetDefault("list.key", "")
 	v.SetDefault("list.validity", 7*24*time.Hour)
 	v.SetDefault("list.author", "starttls-preload")

@@ -57,6 +57,9 @@ type serveApp struct {
 	builder *admission.ListBuilder
 	handler http.Handler
 	poll    time.Duration
+	now     func() time.Time
+	keep    time.Duration // check history kept
+	pruned  time.Time     // last pruning
 }
 
 func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp, error) {
@@ -101,6 +104,8 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 		},
 		handler: newMux(serviceRoutes(arch, pubPEM, allowed, st, rulesOf(c), reg)),
 		poll:    min(time.Minute, c.Admission.ListedInterval/4),
+		now:     now,
+		keep:    c.Admission.KeepHistory,
 	}
 	return app, nil
 }
@@ -117,8 +122,21 @@ func (a *serveApp) tick(ctx context.Context) error {
 	}
 	// Publish compares the policies with the current list itself: a
 	// domain removed by an operator between rounds is caught too.
-	_, err = a.builder.Publish(ctx, false)
-	return err
+	if _, err := a.builder.Publish(ctx, false); err != nil {
+		return err
+	}
+	// Once a day, checks older than the history kept are deleted.
+	if now := a.now(); a.keep > 0 && now.Sub(a.pruned) >= 24*time.Hour {
+		n, err := a.store.PruneChecks(ctx, now.Add(-a.keep))
+		if err != nil {
+			return err
+		}
+		a.pruned = now
+		if n > 0 {
+			slog.InfoContext(ctx, "check history pruned", "checks", n, "before", now.Add(-a.keep))
+		}
+	}
+	return nil
 }
 
 func (a *serveApp) Close() error { return a.store.Close() }

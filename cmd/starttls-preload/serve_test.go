@@ -324,3 +324,41 @@ func TestServeShutsDown(t *testing.T) {
 		t.Errorf("signing key: %v %v", fi, err)
 	}
 }
+
+// TestServePrunesHistory keeps admission.keep_history of checks: once a
+// day, older checks are deleted and decisions kept.
+func TestServePrunesHistory(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_KEEP_HISTORY", "1h")
+	t.Setenv("STARTTLS_PRELOAD_DATA_DIR", dataDir)
+	if _, stderr, code := execute(t, "domains", "add", "good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add: %s", stderr)
+	}
+	c, err := loadConfig(newServeCmd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	clock := &testClock{now: time.Now().Add(time.Minute).UTC()}
+	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	for range 2 {
+		if err := app.tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+		clock.Add(25 * time.Hour)
+	}
+	checks, err := app.store.Checks(ctx, "good.test", time.Time{}, 0)
+	if err != nil || len(checks) != 1 {
+		t.Errorf("checks kept: %d (%v), want the latest only", len(checks), err)
+	}
+	decs, err := app.store.Decisions(ctx, "good.test")
+	if err != nil || len(decs) == 0 {
+		t.Errorf("decisions: %v %v, want them kept", decs, err)
+	}
+}
