@@ -2,6 +2,7 @@ package publish
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -45,6 +46,9 @@ func BenchmarkFetchMillion(b *testing.B) {
 	}
 	b.ReportMetric(float64(len(snap.List))/1e6, "MB-list")
 	ctx := context.Background()
+	// The client's debug log gives each step's time.
+	defer slog.SetDefault(slog.Default())
+	slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	var last *client
 	b.ResetTimer()
 	for b.Loop() {

@@ -113,8 +113,12 @@ type installRec struct {
 // installed before stay as they were, except for an expired list: then the
 // empty policy is installed (enforcement withdrawn) and ErrExpired returned.
 func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
+	ownClient := o.Client == nil
 	if err := o.check(); err != nil {
 		return nil, err
+	}
+	if ownClient {
+		defer o.Client.CloseIdleConnections()
 	}
 	if o.Jitter > 0 {
 		t := time.NewTimer(rand.N(o.Jitter))
@@ -536,7 +540,9 @@ func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit i
 	case resp.ContentLength > limit:
 		return nil, nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, resp.ContentLength, limit)
 	}
-	b, err := io.ReadAll(io.LimitReader(resp.Body, limit+1))
+	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, limit))+bytes.MinRead))
+	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
+	b := buf.Bytes()
 	if err != nil {
 		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, err)
 	}
