@@ -52,117 +52,120 @@ const (
 // a list built in Go). It returns the problems in a stable order, none for
 // a good list.
 func Lint(l *List) []Problem {
-	var ps []Problem
-	add := func(code, path, format string, a ...any) {
-		ps = append(ps, Problem{Code: code, Path: path, Message: fmt.Sprintf(format, a...)})
-	}
+	var lt linter
 	if l.Version != FormatVersion {
-		add(CodeVersion, "$.version", "version is %q; this format is %q", l.Version, FormatVersion)
+		lt.add(CodeVersion, "$.version", "version is %q; this format is %q", l.Version, FormatVersion)
 	}
 	if l.Serial < 0 {
-		add(CodeSerial, "$.serial", "serial is negative")
+		lt.add(CodeSerial, "$.serial", "serial is negative")
 	}
 	if err := checkAuthor(l.Author); err != nil {
-		add(CodeAuthor, "$.author", "%v", err)
+		lt.add(CodeAuthor, "$.author", "%v", err)
 	} else if strings.TrimSpace(l.Author) == "" {
-		add(CodeAuthor, "$.author", "author is empty: say who publishes the list")
+		lt.add(CodeAuthor, "$.author", "author is empty: say who publishes the list")
 	}
 	if l.Timestamp.IsZero() {
-		add(CodeTimestamp, "$.timestamp", "timestamp is missing")
+		lt.add(CodeTimestamp, "$.timestamp", "timestamp is missing")
 	}
 	if !l.Expires.After(l.Timestamp) {
-		add(CodeExpiresBefore, "$.expires", "expires (%s) must be after timestamp (%s)",
+		lt.add(CodeExpiresBefore, "$.expires", "expires (%s) must be after timestamp (%s)",
 			l.Expires.UTC().Format(timeLayout), l.Timestamp.UTC().Format(timeLayout))
 	}
 
-	used := make(map[string]bool, len(l.PolicyAliases))
-	for _, name := range sortedKeys(l.PolicyAliases) {
-		path := keyPath("policy-aliases", name)
-		if err := checkAliasName(name); err != nil {
-			add(CodeAliasInvalid, path, "%v", err)
+	aliases := sortedPolicies(l.PolicyAliases)
+	for _, e := range aliases {
+		if err := checkAliasName(e.key); err != nil {
+			lt.add(CodeAliasInvalid, keyPath("policy-aliases", e.key), "%v", err)
 		}
-		lintPolicy(add, path, l.PolicyAliases[name], true)
+		lt.policy("policy-aliases", e.key, e.p, true)
 	}
-	for _, d := range sortedKeys(l.Policies) {
-		path := keyPath("policies", d)
-		lintDomain(add, path, d)
-		p := l.Policies[d]
-		if p.PolicyAlias != "" {
-			used[p.PolicyAlias] = true
-			if _, ok := l.PolicyAliases[p.PolicyAlias]; !ok {
-				add(CodeAliasUndefined, path+".policy-alias", "alias %q is not defined in policy-aliases", p.PolicyAlias)
+	used := make(map[string]bool, len(l.PolicyAliases))
+	for _, e := range sortedPolicies(l.Policies) {
+		lt.domain(e.key)
+		if a := e.p.PolicyAlias; a != "" {
+			used[a] = true
+			if _, ok := l.PolicyAliases[a]; !ok {
+				lt.add(CodeAliasUndefined, keyPath("policies", e.key)+".policy-alias", "alias %q is not defined in policy-aliases", a)
 			}
 		}
-		lintPolicy(add, path, p, false)
+		lt.policy("policies", e.key, e.p, false)
 	}
-	for _, name := range sortedKeys(l.PolicyAliases) {
-		if !used[name] {
-			add(CodeAliasUnused, keyPath("policy-aliases", name), "no domain refers to alias %q: remove it", name)
+	for _, e := range aliases {
+		if !used[e.key] {
+			lt.add(CodeAliasUnused, keyPath("policy-aliases", e.key), "no domain refers to alias %q: remove it", e.key)
 		}
 	}
-	return ps
+	return lt.ps
 }
 
-func lintDomain(add func(code, path, format string, a ...any), path, d string) {
+// linter collects problems; paths are built only for problems found.
+type linter struct{ ps []Problem }
+
+func (lt *linter) add(code, path, format string, a ...any) {
+	lt.ps = append(lt.ps, Problem{Code: code, Path: path, Message: fmt.Sprintf(format, a...)})
+}
+
+func (lt *linter) domain(d string) {
 	if err := checkHostname(d); err != nil {
-		add(CodeDomainInvalid, path, "%v", err)
+		lt.add(CodeDomainInvalid, keyPath("policies", d), "%v", err)
 		return
 	}
 	if strings.Contains(d, "xn--") {
 		if err := checkIDNA(d); err != nil {
-			add(CodeDomainIDNA, path, "%v", err)
+			lt.add(CodeDomainIDNA, keyPath("policies", d), "%v", err)
 		}
 	}
 	suffix, icann := publicsuffix.PublicSuffix(d)
 	switch {
 	case suffix == d:
-		add(CodeDomainSuffix, path, "%q is a public suffix, not a registrable domain", d)
+		lt.add(CodeDomainSuffix, keyPath("policies", d), "%q is a public suffix, not a registrable domain", d)
 	case !icann && !strings.Contains(suffix, "."):
 		// The default rule "*": the top-level domain is not in the list.
-		add(CodeDomainUnknownTLD, path, "%q is not under a known top-level domain", d)
+		lt.add(CodeDomainUnknownTLD, keyPath("policies", d), "%q is not under a known top-level domain", d)
 	}
 }
 
-func lintPolicy(add func(code, path, format string, a ...any), path string, p Policy, isAlias bool) {
+func (lt *linter) policy(section, key string, p Policy, isAlias bool) {
+	path := func(suffix string) string { return keyPath(section, key) + suffix }
 	if p.PolicyAlias != "" {
 		switch {
 		case isAlias:
-			add(CodeAliasChain, path+".policy-alias", "an alias cannot refer to another alias")
+			lt.add(CodeAliasChain, path(".policy-alias"), "an alias cannot refer to another alias")
 		case p.Mode != "" || len(p.MXs) > 0:
-			add(CodePolicyAliasFields, path, "a policy with policy-alias has no mode or mxs")
+			lt.add(CodePolicyAliasFields, path(""), "a policy with policy-alias has no mode or mxs")
 		}
 		if err := checkAliasName(p.PolicyAlias); err != nil {
-			add(CodeAliasInvalid, path+".policy-alias", "%v", err)
+			lt.add(CodeAliasInvalid, path(".policy-alias"), "%v", err)
 		}
 		return
 	}
 	if p.Mode != ModeTesting && p.Mode != ModeEnforce {
-		add(CodeModeInvalid, path+".mode", "mode must be %q or %q, not %q", ModeTesting, ModeEnforce, p.Mode)
+		lt.add(CodeModeInvalid, path(".mode"), "mode must be %q or %q, not %q", ModeTesting, ModeEnforce, p.Mode)
 	}
 	switch {
 	case len(p.MXs) == 0:
-		add(CodeMXNone, path+".mxs", "mxs must list at least one MX pattern")
+		lt.add(CodeMXNone, path(".mxs"), "mxs must list at least one MX pattern")
 	case len(p.MXs) > MaxMXs:
-		add(CodeMXTooMany, path+".mxs", "%d MX patterns, at most %d", len(p.MXs), MaxMXs)
+		lt.add(CodeMXTooMany, path(".mxs"), "%d MX patterns, at most %d", len(p.MXs), MaxMXs)
 	}
 	for i, m := range p.MXs {
-		mpath := fmt.Sprintf("%s.mxs[%d]", path, i)
+		mpath := func() string { return path(fmt.Sprintf(".mxs[%d]", i)) }
 		if err := checkPattern(m); err != nil {
-			add(CodeMXInvalid, mpath, "%v", err)
+			lt.add(CodeMXInvalid, mpath(), "%v", err)
 			continue
 		}
 		if slices.Index(p.MXs, m) < i {
-			add(CodeMXDuplicate, mpath, "%q is listed twice", m)
+			lt.add(CodeMXDuplicate, mpath(), "%q is listed twice", m)
 		}
 		host, wild := strings.CutPrefix(m, "*.")
 		if strings.Contains(host, "xn--") {
 			if err := checkIDNA(host); err != nil {
-				add(CodeMXIDNA, mpath, "%v", err)
+				lt.add(CodeMXIDNA, mpath(), "%v", err)
 			}
 		}
 		if wild {
 			if suffix, _ := publicsuffix.PublicSuffix(host); suffix == host {
-				add(CodeMXSuffix, mpath, "%q would match any host under the public suffix %q", m, host)
+				lt.add(CodeMXSuffix, mpath(), "%q would match any host under the public suffix %q", m, host)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -38,20 +39,20 @@ func Marshal(l *List) ([]byte, error) {
 		}
 	}
 
-	aliases := sortedKeys(l.PolicyAliases)
-	domains := sortedKeys(l.Policies)
-	b := make([]byte, 0, estimateSize(l, domains))
+	aliases := sortedPolicies(l.PolicyAliases)
+	domains := sortedPolicies(l.Policies)
+	b := make([]byte, 0, estimateSize(l.Author, domains)+estimateSize("", aliases))
 	b = append(b, "{\n  \"author\": "...)
 	b = appendString(b, l.Author)
 	b = append(b, ",\n  \"expires\": \""...)
 	b = l.Expires.UTC().Truncate(time.Second).AppendFormat(b, timeLayout)
 	b = append(b, "\",\n  \"policies\": "...)
 	var err error
-	if b, err = appendPolicies(b, "policies", domains, l.Policies, l.PolicyAliases); err != nil {
+	if b, err = appendPolicies(b, "policies", domains, false); err != nil {
 		return nil, err
 	}
 	b = append(b, ",\n  \"policy-aliases\": "...)
-	if b, err = appendPolicies(b, "policy-aliases", aliases, l.PolicyAliases, nil); err != nil {
+	if b, err = appendPolicies(b, "policy-aliases", aliases, true); err != nil {
 		return nil, err
 	}
 	b = append(b, ",\n  \"serial\": "...)
@@ -64,6 +65,23 @@ func Marshal(l *List) ([]byte, error) {
 	return b, nil
 }
 
+// entry is one member of a policies object.
+type entry struct {
+	key string
+	p   Policy
+}
+
+// sortedPolicies returns the members of m in byte order of their keys.
+// Sorting the pairs avoids a million random map look-ups afterwards.
+func sortedPolicies(m map[string]Policy) []entry {
+	es := make([]entry, 0, len(m))
+	for k, p := range m {
+		es = append(es, entry{k, p})
+	}
+	slices.SortFunc(es, func(a, b entry) int { return strings.Compare(a.key, b.key) })
+	return es
+}
+
 func sortedKeys(m map[string]Policy) []string {
 	keys := make([]string, 0, len(m))
 	for k := range m {
@@ -73,18 +91,11 @@ func sortedKeys(m map[string]Policy) []string {
 	return keys
 }
 
-func estimateSize(l *List, domains []string) int {
-	n := 512 + len(l.Author)
-	for _, d := range domains {
-		p := l.Policies[d]
-		n += 2*len(d) + 64
-		for _, m := range p.MXs {
-			n += len(m) + 12
-		}
-	}
-	for _, p := range l.PolicyAliases {
-		n += 128
-		for _, m := range p.MXs {
+func estimateSize(author string, es []entry) int {
+	n := 512 + len(author)
+	for _, e := range es {
+		n += 2*len(e.key) + 64
+		for _, m := range e.p.MXs {
 			n += len(m) + 12
 		}
 	}
@@ -92,15 +103,15 @@ func estimateSize(l *List, domains []string) int {
 }
 
 // appendPolicies writes one of the two policy objects, checking each entry
-// as Parse would. aliases is nil when writing the aliases themselves.
-func appendPolicies(b []byte, section string, keys []string, m map[string]Policy, aliases map[string]Policy) ([]byte, error) {
-	if len(keys) == 0 {
+// as Parse would.
+func appendPolicies(b []byte, section string, es []entry, isAliases bool) ([]byte, error) {
+	if len(es) == 0 {
 		return append(b, "{}"...), nil
 	}
-	isAliases := aliases == nil
 	b = append(b, "{\n"...)
 	var sorted []string
-	for i, k := range keys {
+	for i, e := range es {
+		k := e.key
 		var err error
 		if isAliases {
 			err = checkAliasName(k)
@@ -110,7 +121,7 @@ func appendPolicies(b []byte, section string, keys []string, m map[string]Policy
 		if err != nil {
 			return nil, &ParseError{Path: keyPath(section, k), Msg: err.Error()}
 		}
-		p := m[k]
+		p := e.p
 		if err := checkPolicyShape(p, isAliases); err != nil {
 			err.Path = keyPath(section, k) + err.Path
 			return nil, err
@@ -146,7 +157,7 @@ func appendPolicies(b []byte, section string, keys []string, m map[string]Policy
 			}
 			b = append(b, "      ]\n    }"...)
 		}
-		if i < len(keys)-1 {
+		if i < len(es)-1 {
 			b = append(b, ",\n"...)
 		} else {
 			b = append(b, "\n  }"...)

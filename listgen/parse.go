@@ -394,14 +394,16 @@ func (p *parser) policies(section string, isAliases bool) (map[string]Policy, er
 		if err != nil {
 			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: err.Error()}
 		}
-		if _, dup := m[key]; dup {
-			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: "duplicate key"}
-		}
 		pol, err := p.policy(section, key, isAliases)
 		if err != nil {
 			return err
 		}
+		// One map operation: a duplicate key leaves the length unchanged.
+		n := len(m)
 		m[key] = pol
+		if len(m) == n {
+			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: "duplicate key"}
+		}
 		return nil
 	})
 	return m, err

@@ -22,31 +22,33 @@ type RenderOptions struct {
 	Now time.Time
 }
 
-// entry is one domain to render, alias resolved.
-type entry struct {
-	domain string
-	p      Policy
-}
-
 // entries returns the list's domains in byte order with their resolved
 // policies, plus the number of entries skipped because they are invalid
 // (a list that did not come from Parse) or refer to an undefined alias.
 func entries(l *List) (out []entry, skipped int) {
-	domains := sortedKeys(l.Policies)
-	out = make([]entry, 0, len(domains))
-	for _, d := range domains {
-		if checkHostname(d) != nil {
+	out = sortedPolicies(l.Policies)
+	n := 0
+	for _, e := range out {
+		if checkHostname(e.key) != nil {
 			skipped++
 			continue
 		}
-		p, ok := l.Resolve(d)
-		if !ok || checkPolicyShape(p, true) != nil {
+		if e.p.PolicyAlias != "" {
+			a, ok := l.PolicyAliases[e.p.PolicyAlias]
+			if !ok {
+				skipped++
+				continue
+			}
+			e.p = a
+		}
+		if checkPolicyShape(e.p, true) != nil {
 			skipped++
 			continue
 		}
-		out = append(out, entry{d, p})
+		out[n] = e
+		n++
 	}
-	return out, skipped
+	return out[:n], skipped
 }
 
 func expired(l *List, o RenderOptions) bool {
@@ -138,7 +140,7 @@ func RenderPostfix(l *List, o RenderOptions) []byte {
 		if !enforce {
 			b = append(b, "# testing: "...)
 		}
-		b = append(b, e.domain...)
+		b = append(b, e.key...)
 		b = append(b, " secure match="...)
 		for i, m := range e.p.MXs {
 			if i > 0 {
@@ -223,7 +225,7 @@ func RenderExim(l *List, o RenderOptions) []byte {
 		if !enforce {
 			b = append(b, "# testing: "...)
 		}
-		b = append(b, e.domain...)
+		b = append(b, e.key...)
 		b = append(b, ": mode=enforce mxs="...)
 		for i, m := range e.p.MXs {
 			if i > 0 {

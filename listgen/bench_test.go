@@ -1,0 +1,197 @@
+package listgen
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// genList makes a deterministic list of n domains: 90% with their own
+// policy (one to three MX patterns, a third of them wildcards; 40%
+// enforced), 10% referring to one of four aliases.
+func genList(n int) *List {
+	r := rand.New(rand.NewPCG(1, 2))
+	tlds := []string{"com", "net", "org", "de", "co.uk", "fr", "nl", "io"}
+	l := &List{
+		Version:       FormatVersion,
+		Serial:        1000,
+		Timestamp:     time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC),
+		Expires:       time.Date(2026, 12, 7, 7, 0, 0, 0, time.UTC),
+		Author:        "starttls-preload benchmark",
+		Policies:      make(map[string]Policy, n),
+		PolicyAliases: map[string]Policy{},
+	}
+	for i := range 4 {
+		l.PolicyAliases["hoster"+strconv.Itoa(i)] = Policy{Mode: ModeTesting, MXs: []string{fmt.Sprintf("*.mx.hoster%d.net", i), fmt.Sprintf("mx%d.hoster%d.net", i, i)}}
+	}
+	for i := range n {
+		d := strconv.FormatUint(r.Uint64()%1e12, 36) + "-" + strconv.Itoa(i) + "." + tlds[i%len(tlds)]
+		if r.IntN(10) == 0 {
+			l.Policies[d] = Policy{PolicyAlias: "hoster" + strconv.Itoa(r.IntN(4))}
+			continue
+		}
+		p := Policy{Mode: ModeTesting}
+		if r.IntN(10) < 4 {
+			p.Mode = ModeEnforce
+		}
+		for j := range 1 + r.IntN(3) {
+			if j == 2 {
+				p.MXs = append(p.MXs, "*.mail."+d)
+			} else {
+				p.MXs = append(p.MXs, "mx"+strconv.Itoa(j+1)+"."+d)
+			}
+		}
+		l.Policies[d] = p
+	}
+	return l
+}
+
+// resetPeakRSS collects garbage and resets the process's peak resident set
+// (Linux: clear_refs 5), so that reportPeakRSS measures what follows.
+func resetPeakRSS() {
+	runtime.GC()
+	debug.FreeOSMemory()
+	os.WriteFile("/proc/self/clear_refs", []byte("5"), 0)
+}
+
+// cpuTime is the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds the CPU time per operation as a metric: on a shared
+// machine it varies less than the elapsed time.
+func reportCPU(b *testing.B, start time.Duration) {
+	b.ReportMetric((cpuTime()-start).Seconds()/float64(b.N), "cpu-s/op")
+}
+
+// reportPeakRSS adds the process's peak resident set (VmHWM) since
+// resetPeakRSS as a metric. Run one benchmark per process
+// (scripts/bench-listgen.sh) for a figure that belongs to it.
+func reportPeakRSS(b *testing.B) {
+	status, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return
+	}
+	for line := range strings.Lines(string(status)) {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			if err == nil {
+				b.ReportMetric(float64(kb)/1024, "peak-RSS-MiB")
+			}
+		}
+	}
+}
+
+const benchDomains = 1_000_000
+
+// BenchmarkPublish1M: canonical JSON, both signatures and both renderings
+// of a 1,000,000-domain list.
+func BenchmarkPublish1M(b *testing.B) {
+	l := genList(benchDomains)
+	key, err := GenerateKey(AlgECDSAP256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resetPeakRSS()
+	start := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		data, err := Marshal(l)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := SignBlob(key, data); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := SignSSH(key, data); err != nil {
+			b.Fatal(err)
+		}
+		pf := RenderPostfix(l, RenderOptions{})
+		ex := RenderExim(l, RenderOptions{})
+		b.ReportMetric(float64(len(data))/1e6, "list-MB")
+		b.ReportMetric(float64(len(pf)+len(ex))/1e6, "snippets-MB")
+	}
+	b.StopTimer()
+	reportCPU(b, start)
+	reportPeakRSS(b)
+}
+
+// BenchmarkLintVerify1M: both signatures checked, then the strict parse
+// and the lint of a 1,000,000-domain list.
+func BenchmarkLintVerify1M(b *testing.B) {
+	key, err := GenerateKey(AlgECDSAP256)
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := Marshal(genList(benchDomains))
+	if err != nil {
+		b.Fatal(err)
+	}
+	sig, _ := SignBlob(key, data)
+	sshsig, _ := SignSSH(key, data)
+	resetPeakRSS()
+	start := cpuTime()
+	b.ResetTimer()
+	for b.Loop() {
+		if err := VerifyBlob(key.Public(), data, sig); err != nil {
+			b.Fatal(err)
+		}
+		if err := VerifySSH(key.Public(), data, sshsig); err != nil {
+			b.Fatal(err)
+		}
+		l, err := Parse(data)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if ps := Lint(l); len(ps) != 0 {
+			b.Fatal(ps[0])
+		}
+	}
+	b.StopTimer()
+	reportCPU(b, start)
+	reportPeakRSS(b)
+}
+
+// The steps one by one, to see where the time goes.
+func BenchmarkSteps1M(b *testing.B) {
+	l := genList(benchDomains)
+	key, _ := GenerateKey(AlgECDSAP256)
+	data, _ := Marshal(l)
+	sig, _ := SignBlob(key, data)
+	sshsig, _ := SignSSH(key, data)
+	steps := []struct {
+		name string
+		f    func()
+	}{
+		{"Marshal", func() { Marshal(l) }},
+		{"SignBlob", func() { SignBlob(key, data) }},
+		{"SignSSH", func() { SignSSH(key, data) }},
+		{"RenderPostfix", func() { RenderPostfix(l, RenderOptions{}) }},
+		{"RenderExim", func() { RenderExim(l, RenderOptions{}) }},
+		{"VerifyBlob", func() { VerifyBlob(key.Public(), data, sig) }},
+		{"VerifySSH", func() { VerifySSH(key.Public(), data, sshsig) }},
+		{"Parse", func() { Parse(data) }},
+		{"Lint", func() { Lint(l) }},
+	}
+	for _, s := range steps {
+		b.Run(s.name, func(b *testing.B) {
+			start := cpuTime()
+			for b.Loop() {
+				s.f()
+			}
+			reportCPU(b, start)
+		})
+	}
+}
