@@ -234,7 +234,7 @@ func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) e
 		updates  []store.CheckUpdate
 		outcomes []Outcome
 		owners   []*item
-		release  []string
+		release  = map[bool][]string{} // by "listed": released to the listed or the usual interval
 	)
 	for _, it := range items {
 		switch {
@@ -249,14 +249,14 @@ func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) e
 			default:
 				return fmt.Errorf("admission: removing %s: %w", it.d.Name, err)
 			}
-			release = append(release, it.d.Name)
+			release[Listed(it.d.State)] = append(release[Listed(it.d.State)], it.d.Name)
 		case it.skip:
 			st.Skipped++
-			release = append(release, it.d.Name)
+			release[Listed(it.d.State)] = append(release[Listed(it.d.State)], it.d.Name)
 		case it.err != nil:
 			st.Errors++
 			s.log.WarnContext(ctx, "check failed to run", "domain", it.d.Name, "err", it.err)
-			release = append(release, it.d.Name)
+			release[Listed(it.d.State)] = append(release[Listed(it.d.State)], it.d.Name)
 		default:
 			st.Checked++
 			u, out := s.update(it)
@@ -305,9 +305,13 @@ func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) e
 			}
 		}
 	}
-	if len(release) > 0 {
-		// Skipped and errored domains come back after the usual interval.
-		if err := s.cfg.Store.Release(ctx, s.cfg.Worker, release, s.nextCheck(Validating, s.cfg.Now())); err != nil {
+	for listed, names := range release {
+		// Skipped and errored domains come back after their usual interval.
+		st := Validating
+		if listed {
+			st = Testing
+		}
+		if err := s.cfg.Store.Release(ctx, s.cfg.Worker, names, s.nextCheck(st, s.cfg.Now())); err != nil {
 			return fmt.Errorf("admission: releasing claims: %w", err)
 		}
 	}
