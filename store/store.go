@@ -180,6 +180,10 @@ type Store interface {
 	// taken, whatever its state). A zero CreatedAt/UpdatedAt is set to now;
 	// an empty State is pending.
 	AddDomain(ctx context.Context, d Domain) error
+	// AddDomains adds many domains in one transaction (bulk imports):
+	// errs[i] is AddDomain's error for ds[i] (nil when added); err is for the
+	// batch as a whole (then nothing was added).
+	AddDomains(ctx context.Context, ds []Domain) (errs []error, err error)
 	// GetDomain returns one domain or ErrNotFound.
 	GetDomain(ctx context.Context, name string) (Domain, error)
 	// ListDomains returns the domains matching f, sorted by name; never nil.

@@ -78,6 +78,27 @@ func (s *Store) lock(ctx context.Context) error {
 
 // AddDomain implements store.Store.
 func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	return s.add(d)
+}
+
+// AddDomains implements store.Store.
+func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, error) {
+	if err := s.lock(ctx); err != nil {
+		return nil, err
+	}
+	defer s.mu.Unlock()
+	errs := make([]error, len(ds))
+	for i, d := range ds {
+		errs[i] = s.add(d)
+	}
+	return errs, nil
+}
+
+func (s *Store) add(d store.Domain) error {
 	if d.Name == "" {
 		return store.ErrInvalid
 	}
@@ -87,10 +108,6 @@ func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
 	if !d.State.Valid() {
 		return store.ErrInvalid
 	}
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
 	if _, ok := s.domains[d.Name]; ok {
 		return store.ErrAlreadyExists
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
@@ -16,13 +17,17 @@ var benchFindings = json.RawMessage(`{"domain":"bench.example","eligible":true,"
 func seed(b *testing.B, s store.Store, n int) {
 	b.Helper()
 	ctx := context.Background()
-	for i := range n {
-		if err := s.AddDomain(ctx, store.Domain{
-			Name: fmt.Sprintf("b%06d.example", i), State: store.StateTesting,
-			MXPatterns: []string{"mx1.provider.example"}, CreatedAt: T0, NextCheck: T0,
-		}); err != nil {
-			b.Fatal(err)
-		}
+	ds := make([]store.Domain, n)
+	for i := range ds {
+		ds[i] = store.Domain{Name: fmt.Sprintf("b%06d.example", i), State: store.StateTesting,
+			MXPatterns: []string{"mx1.provider.example"}, CreatedAt: T0, NextCheck: T0}
+	}
+	errs, err := s.AddDomains(ctx, ds)
+	if err == nil {
+		err = errors.Join(errs...)
+	}
+	if err != nil {
+		b.Fatal(err)
 	}
 }
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"AddGet", testAddGet},
 		{"AddDuplicate", testAddDuplicate},
 		{"AddInvalid", testAddInvalid},
+		{"AddDomains", testAddDomains},
 		{"ListDomains", testListDomains},
 		{"CountByState", testCountByState},
 		{"UpdateDomain", testUpdateDomain},
@@ -181,6 +182,54 @@ func testAddInvalid(t *testing.T, s store.Store) {
 		{Name: "x.example", State: "bogus"},
 	} {
 		isErr(t, fmt.Sprintf("AddDomain(%+v)", d), s.AddDomain(ctx, d), store.ErrInvalid)
+	}
+}
+
+func testAddDomains(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add(t, s, "old.example", store.StateEnforce, T0)
+	errs, err := s.AddDomains(ctx, []store.Domain{
+		{Name: "new1.example", State: store.StateValidating, MXPatterns: []string{".mx.example"}, CreatedAt: T0, NextCheck: at(time.Hour)},
+		{Name: "old.example"},
+		{Name: ""},
+		{Name: "new2.example", Contact: "a@new2.example"},
+		{Name: "new1.example"},
+		{Name: "bad.example", State: "bogus"},
+	})
+	must(t, err)
+	for i, want := range []error{nil, store.ErrAlreadyExists, store.ErrInvalid, nil, store.ErrAlreadyExists, store.ErrInvalid} {
+		if want == nil && errs[i] != nil || want != nil && !errors.Is(errs[i], want) {
+			t.Errorf("errs[%d] = %v, want %v", i, errs[i], want)
+		}
+	}
+	d, err := s.GetDomain(ctx, "new1.example")
+	must(t, err)
+	same(t, "new1", d, store.Domain{Name: "new1.example", State: store.StateValidating, MXPatterns: []string{".mx.example"},
+		CreatedAt: store.Time(T0), UpdatedAt: store.Time(T0), NextCheck: store.Time(at(time.Hour))})
+	d, err = s.GetDomain(ctx, "new2.example")
+	must(t, err)
+	if d.State != store.StatePending || d.Contact != "a@new2.example" || d.CreatedAt.IsZero() {
+		t.Errorf("new2: %+v", d)
+	}
+	if st := state(t, s, "old.example"); st != store.StateEnforce {
+		t.Errorf("old.example changed to %s", st)
+	}
+	// A bulk import larger than one statement's chunk.
+	var many []store.Domain
+	for i := range 2500 {
+		many = append(many, store.Domain{Name: fmt.Sprintf("bulk%04d.example", i), CreatedAt: T0})
+	}
+	errs, err = s.AddDomains(ctx, many)
+	must(t, err)
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("bulk %d: %v", i, err)
+		}
+	}
+	counts, err := s.CountByState(ctx)
+	must(t, err)
+	if counts[store.StatePending] != 2501 {
+		t.Errorf("%d pending after the bulk import, want 2501", counts[store.StatePending])
 	}
 }
 

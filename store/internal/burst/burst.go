@@ -51,14 +51,15 @@ func Name(i int) string { return fmt.Sprintf("d%05d.example", i) }
 
 // Seed adds n domains in state st, due at T0.
 func Seed(ctx context.Context, s store.Store, n int, st store.State) error {
-	for i := range n {
-		if err := s.AddDomain(ctx, store.Domain{
-			Name: Name(i), State: st, MXPatterns: []string{"mx.example.net"}, CreatedAt: T0, NextCheck: T0,
-		}); err != nil {
-			return err
-		}
+	ds := make([]store.Domain, n)
+	for i := range ds {
+		ds[i] = store.Domain{Name: Name(i), State: st, MXPatterns: []string{"mx.example.net"}, CreatedAt: T0, NextCheck: T0}
 	}
-	return nil
+	errs, err := s.AddDomains(ctx, ds)
+	if err != nil {
+		return err
+	}
+	return errors.Join(errs...)
 }
 
 // IsChild reports whether this process is a child started by Spawn.

@@ -213,36 +213,89 @@ func scanDomain(r scanner) (store.Domain, error) {
 
 // AddDomain implements store.Store.
 func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
-	if d.Name == "" {
-		return store.ErrInvalid
+	errs, err := s.AddDomains(ctx, []store.Domain{d})
+	if err != nil {
+		return err
 	}
-	if d.State == "" {
-		d.State = store.StatePending
-	}
-	if !d.State.Valid() {
-		return store.ErrInvalid
-	}
-	if d.CreatedAt.IsZero() {
-		d.CreatedAt = time.Now()
-	}
-	if d.UpdatedAt.IsZero() {
-		d.UpdatedAt = d.CreatedAt
-	}
-	return s.tx(ctx, true, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?, ?, '', NULL) ON CONFLICT (name) DO NOTHING`),
-			d.Name, string(d.State), d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token,
-			s.t(d.CreatedAt), s.t(d.UpdatedAt), s.t(d.NextCheck), d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince))
-		if err != nil {
-			return err
+	return errs[0]
+}
+
+// AddDomains implements store.Store: one multi-row INSERT … ON CONFLICT DO
+// NOTHING RETURNING name per chunk of rows.
+func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, error) {
+	errs := make([]error, len(ds))
+	var ok []int
+	first := map[string]int{}
+	now := time.Now()
+	rows := make([]store.Domain, len(ds))
+	for i, d := range ds {
+		if d.State == "" {
+			d.State = store.StatePending
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			return store.ErrAlreadyExists
+		if d.CreatedAt.IsZero() {
+			d.CreatedAt = now
+		}
+		if d.UpdatedAt.IsZero() {
+			d.UpdatedAt = d.CreatedAt
+		}
+		rows[i] = d
+		switch _, dup := first[d.Name]; {
+		case d.Name == "" || !d.State.Valid():
+			errs[i] = store.ErrInvalid
+		case dup:
+			errs[i] = store.ErrAlreadyExists
+		default:
+			first[d.Name] = i
+			ok = append(ok, i)
+		}
+	}
+	if len(ok) == 0 {
+		return errs, ctx.Err()
+	}
+	const chunk = 1000 // 13 parameters a row, SQLite allows 32766
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		for start := 0; start < len(ok); start += chunk {
+			part := ok[start:min(start+chunk, len(ok))]
+			args := make([]any, 0, len(part)*13)
+			for _, i := range part {
+				d := rows[i]
+				args = append(args, d.Name, string(d.State), d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token,
+					s.t(d.CreatedAt), s.t(d.UpdatedAt), s.t(d.NextCheck), d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince))
+			}
+			// In domainCols order; last_checked and the claim start empty.
+			row := "(" + strings.Join([]string{s.cast("text"), s.cast("text"), s.cast("text"), s.cast("text"), s.cast("bool"),
+				s.cast("bool"), s.cast("text"), s.cast("time"), s.cast("time"), s.cast("time"), "NULL", s.cast("int"),
+				s.cast("time"), s.cast("time"), "''", "NULL"}, ", ") + ")"
+			res, err := tx.QueryContext(ctx, s.q(`INSERT INTO domains (`+domainCols+`) VALUES `+
+				strings.TrimSuffix(strings.Repeat(row+", ", len(part)), ", ")+` ON CONFLICT (name) DO NOTHING RETURNING name`), args...)
+			if err != nil {
+				return err
+			}
+			added := map[string]bool{}
+			for res.Next() {
+				var n string
+				if err := res.Scan(&n); err != nil {
+					res.Close()
+					return err
+				}
+				added[n] = true
+			}
+			res.Close()
+			if err := res.Err(); err != nil {
+				return err
+			}
+			for _, i := range part {
+				if !added[rows[i].Name] {
+					errs[i] = store.ErrAlreadyExists
+				}
+			}
 		}
 		return nil
 	})
+	if err != nil {
+		return nil, wrap(err)
+	}
+	return errs, nil
 }
 
 // GetDomain implements store.Store.
