@@ -486,3 +486,38 @@ func TestMTASTSFetchRefusesPrivateAddress(t *testing.T) {
 		t.Errorf("policy fetch finding %q, want a refusal of 127.0.0.1; codes %v", msg, res.Codes())
 	}
 }
+
+// TestCheckDualStack checks an MX with an A and an AAAA record: both
+// addresses are checked, and the IPv6 one fails.
+func TestCheckDualStack(t *testing.T) {
+	l := newTestLab(t)
+	ln, err := net.Listen("tcp", net.JoinHostPort("::1", strconv.Itoa(l.port)))
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	ln.Close()
+	v := l.validator(nil)
+	d := "dual-stack.test"
+	l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+	l.good("mx." + d)
+	lab.NewMX(t, net.JoinHostPort("::1", strconv.Itoa(l.port)), lab.ModeNoSTARTTLS, nil)
+	l.dns.Add("mx." + d + ". 300 IN AAAA ::1")
+	res, err := v.Check(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertCodes(t, res, []string{CodeSTARTTLSNotOffered}, false)
+	if len(res.MXs) != 1 || len(res.MXs[0].Addresses) != 2 {
+		t.Fatalf("mxs = %+v, want one host with two addresses", res.MXs)
+	}
+	for _, a := range res.MXs[0].Addresses {
+		if want := a.IP != "::1"; a.OK != want {
+			t.Errorf("%s ok = %v, want %v", a.IP, a.OK, want)
+		}
+	}
+	for _, f := range res.Findings {
+		if f.Code == CodeSTARTTLSNotOffered && f.IP != "::1" {
+			t.Errorf("finding on %s, want ::1", f.IP)
+		}
+	}
+}
