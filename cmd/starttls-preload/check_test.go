@@ -212,3 +212,35 @@ func TestCheckCommandIgnoresBinaryInWorkingDir(t *testing.T) {
 		t.Fatalf("check failed: %v", err)
 	}
 }
+
+func TestCheckCommandStdin(t *testing.T) {
+	l := newCheckLab(t)
+	t.Chdir(t.TempDir())
+	root := newRootCmd()
+	var stdout bytes.Buffer
+	root.SetArgs(l.args("--json", "--domains-file", "-"))
+	root.SetIn(strings.NewReader("good.test\nbad.test\n"))
+	root.SetOut(&stdout)
+	err := root.ExecuteContext(t.Context())
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitFindings {
+		t.Fatalf("err = %v, want exit 1", err)
+	}
+	if n := strings.Count(stdout.String(), "\n"); n != 2 {
+		t.Errorf("%d result lines, want 2:\n%s", n, stdout.String())
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	var buf bytes.Buffer
+	p := newProgress(&buf, 3)
+	p.add(true)
+	p.add(false)
+	p.add(true)
+	p.finish()
+	p.finish() // idempotent
+	out := buf.String()
+	if !strings.Contains(out, "3/3 domains, 2 eligible") || !strings.Contains(out, "[##############################]") || strings.Count(out, "\n") != 1 {
+		t.Errorf("progress output %q", out)
+	}
+}
