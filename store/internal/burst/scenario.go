@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -174,57 +175,75 @@ func WorkersScenario(t *testing.T, open Open, target string, n int) {
 func verifyRound(t *testing.T, s store.Store, n int, since time.Time, expected []store.State, round int, held map[string]bool) {
 	t.Helper()
 	ctx := context.Background()
+	var mu sync.Mutex
 	bad := 0
 	fail := func(format string, args ...any) {
+		mu.Lock()
+		defer mu.Unlock()
 		bad++
 		if bad <= 20 {
 			t.Errorf(format, args...)
 		}
 	}
-	for i := range n {
-		name := Name(i)
-		d, err := s.GetDomain(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cs, err := s.Checks(ctx, name, time.Time{}, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
-		inRound := 0
-		for _, c := range cs {
-			if !c.At.Before(since) {
-				inRound++
-				if held[name] && (c.Worker == "victim" || c.Worker == "") {
-					fail("%s: held by the killed worker, but its round %d check is by %q", name, round, c.Worker)
+	// Eight readers at once: the store answers one query per domain.
+	var wg sync.WaitGroup
+	for r := range 8 {
+		wg.Go(func() {
+			for i := r; i < n; i += 8 {
+				if err := verifyDomain(ctx, s, i, since, expected[i], round, held, fail); err != nil {
+					fail("%s: %v", Name(i), err)
+					return
 				}
 			}
-		}
-		if inRound != 1 || len(cs) != round {
-			fail("%s: %d checks in round %d (%d in all), want exactly 1 (%d)", name, inRound, round, len(cs), round)
-		}
-		if d.State != expected[i] {
-			fail("%s: state %s, want %s", name, d.State, expected[i])
-		}
-		ds, err := s.Decisions(ctx, name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		st := store.StateValidating
-		for _, dec := range ds {
-			if dec.From != st {
-				fail("%s: decision from %s, state was %s", name, dec.From, st)
-			}
-			st = dec.To
-		}
-		if st != d.State {
-			fail("%s: decisions end in %s, state is %s", name, st, d.State)
-		}
-		if d.ClaimedBy != "" {
-			fail("%s: still claimed by %s after the round", name, d.ClaimedBy)
-		}
+		})
 	}
+	wg.Wait()
 	if bad > 20 {
 		t.Errorf("… %d problems in all", bad)
 	}
+}
+
+func verifyDomain(ctx context.Context, s store.Store, i int, since time.Time, expected store.State, round int, held map[string]bool, fail func(string, ...any)) error {
+	name := Name(i)
+	d, err := s.GetDomain(ctx, name)
+	if err != nil {
+		return err
+	}
+	cs, err := s.Checks(ctx, name, time.Time{}, 0)
+	if err != nil {
+		return err
+	}
+	inRound := 0
+	for _, c := range cs {
+		if !c.At.Before(since) {
+			inRound++
+			if held[name] && (c.Worker == "victim" || c.Worker == "") {
+				fail("%s: held by the killed worker, but its round %d check is by %q", name, round, c.Worker)
+			}
+		}
+	}
+	if inRound != 1 || len(cs) != round {
+		fail("%s: %d checks in round %d (%d in all), want exactly 1 (%d)", name, inRound, round, len(cs), round)
+	}
+	if d.State != expected {
+		fail("%s: state %s, want %s", name, d.State, expected)
+	}
+	ds, err := s.Decisions(ctx, name)
+	if err != nil {
+		return err
+	}
+	st := store.StateValidating
+	for _, dec := range ds {
+		if dec.From != st {
+			fail("%s: decision from %s, state was %s", name, dec.From, st)
+		}
+		st = dec.To
+	}
+	if st != d.State {
+		fail("%s: decisions end in %s, state is %s", name, st, d.State)
+	}
+	if d.ClaimedBy != "" {
+		fail("%s: still claimed by %s after the round", name, d.ClaimedBy)
+	}
+	return nil
 }
