@@ -125,6 +125,26 @@ func finding(code, host, ip, format string, args ...any) Finding {
 	return Finding{Code: code, Severity: info.severity, Summary: info.summary, Message: msg, Host: host, IP: ip}
 }
 
+// tlsrptResults maps codes to RFC 8460 §4.3 result types, where one fits.
+var tlsrptResults = map[string]string{
+	CodeSTARTTLSNotOffered:    "starttls-not-supported",
+	CodeSTARTTLSCommandFailed: "starttls-not-supported",
+	CodeCertHostnameMismatch:  "certificate-host-mismatch",
+	CodeCertExpired:           "certificate-expired",
+	CodeCertUntrusted:         "certificate-not-trusted",
+	CodeTLSHandshakeFailed:    "validation-failure",
+	CodeTLSVersionTooOld:      "validation-failure",
+	CodeDANEMismatch:          "validation-failure",
+	CodeDANEUnusable:          "tlsa-invalid",
+	CodeMTASTSFetchFailed:     "sts-policy-fetch-error",
+	CodeMTASTSPolicyInvalid:   "sts-policy-invalid",
+}
+
+// TLSRPTResultType returns the RFC 8460 §4.3 result type that a sender
+// would report for a finding code ("" when none fits), so that findings
+// can be compared with the TLS reports a domain receives.
+func TLSRPTResultType(code string) string { return tlsrptResults[code] }
+
 // CodeDoc describes one finding code.
 type CodeDoc struct {
 	Code     string

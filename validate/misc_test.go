@@ -58,3 +58,17 @@ func readFile(t *testing.T, name string) string {
 	}
 	return string(b)
 }
+
+func TestTLSRPTResultType(t *testing.T) {
+	for code := range tlsrptResults {
+		if _, ok := codes[code]; !ok {
+			t.Errorf("unknown code %s", code)
+		}
+	}
+	if got := TLSRPTResultType(CodeCertExpired); got != "certificate-expired" {
+		t.Errorf("cert.expired -> %q", got)
+	}
+	if got := TLSRPTResultType(CodeDNSNXDomain); got != "" {
+		t.Errorf("dns.nxdomain -> %q, want none", got)
+	}
+}
