@@ -139,6 +139,12 @@ func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
 	return res, nil
 }
 
+// Limits on what one domain can make the checker contact.
+const (
+	maxMXHosts      = 16
+	maxAddrsPerHost = 16
+)
+
 // mxTarget is one MX record, in preference order.
 type mxTarget struct {
 	host     string
@@ -195,6 +201,12 @@ func (v *Validator) lookupMX(ctx context.Context, domain string) ([]mxTarget, bo
 	slices.SortStableFunc(mxs, func(a, b mxTarget) int {
 		return cmp.Or(cmp.Compare(a.pref, b.pref), strings.Compare(a.host, b.host))
 	})
+	if len(mxs) > maxMXHosts {
+		// A submitted domain must not make the checker dial without
+		// bound; hosts it does not check cannot be vouched for.
+		fs = append(fs, finding(CodeDNSTooManyRecords, "", "", "%s has %d MX hosts; only the first %d were checked.", domain, len(mxs), maxMXHosts))
+		mxs = mxs[:maxMXHosts]
+	}
 	return mxs, ans.ad, fs
 }
 
@@ -223,6 +235,10 @@ func (v *Validator) resolveHost(ctx context.Context, host string, literal bool) 
 		// use: the host cannot be judged.
 		info.findings = append(info.findings, finding(CodeDNSLookupFailed, host, "", "Looking up the addresses of %s failed: %v.", host, errText(err)))
 		return info
+	}
+	if len(addrs) > maxAddrsPerHost {
+		info.findings = append(info.findings, finding(CodeDNSTooManyRecords, host, "", "%s has %d addresses; only the first %d were checked.", host, len(addrs), maxAddrsPerHost))
+		addrs = addrs[:maxAddrsPerHost]
 	}
 	info.addrs = addrs
 	if len(info.addrs) == 0 {

@@ -8,14 +8,15 @@ import (
 
 // Finding codes. They never change meaning; doc.go describes each one.
 const (
-	CodeDNSNXDomain     = "dns.nxdomain"
-	CodeDNSLookupFailed = "dns.lookup_failed"
-	CodeDNSNullMX       = "dns.null_mx"
-	CodeDNSImplicitMX   = "dns.implicit_mx"
-	CodeDNSNoMX         = "dns.no_mx"
-	CodeDNSNoAddress    = "dns.no_address"
-	CodeDNSMXCNAME      = "dns.mx_cname"
-	CodeDNSMXIPLiteral  = "dns.mx_ip_literal"
+	CodeDNSNXDomain       = "dns.nxdomain"
+	CodeDNSLookupFailed   = "dns.lookup_failed"
+	CodeDNSNullMX         = "dns.null_mx"
+	CodeDNSImplicitMX     = "dns.implicit_mx"
+	CodeDNSNoMX           = "dns.no_mx"
+	CodeDNSNoAddress      = "dns.no_address"
+	CodeDNSMXCNAME        = "dns.mx_cname"
+	CodeDNSMXIPLiteral    = "dns.mx_ip_literal"
+	CodeDNSTooManyRecords = "dns.too_many_records"
 
 	CodeMXPrivateAddress = "mx.private_address"
 	CodeMXConnectFailed  = "mx.connect_failed"
@@ -72,6 +73,8 @@ var codes = map[string]codeInfo{
 	CodeDNSNoAddress:    {SeverityError, "MX host has no address", "Publish A and/or AAAA records for the MX host, or remove it from the MX set."},
 	CodeDNSMXCNAME:      {SeverityWarning, "MX target is a CNAME", "RFC 5321 §5.1: an MX must name a host with address records, not an alias; point the MX at the canonical name."},
 	CodeDNSMXIPLiteral:  {SeverityWarning, "MX target is an IP address", "An MX record must name a host, not an address; publish a host name with A/AAAA records."},
+
+	CodeDNSTooManyRecords: {SeverityError, "Too many MX hosts or addresses", "The checker contacts at most 16 MX hosts per domain and 16 addresses per host; publish fewer, as hosts beyond the limit are not checked."},
 
 	CodeMXPrivateAddress: {SeverityError, "MX address is not public", "MX hosts of a public domain must have public addresses; loopback, private and other non-public addresses are not checked."},
 	CodeMXConnectFailed:  {SeverityError, "Cannot connect to MX", "Every address of every MX must accept connections on port 25; fix the server or firewall, or remove the address from DNS."},

@@ -37,6 +37,7 @@
 //	dns.no_address            [error]   an MX host has no A or AAAA records
 //	dns.mx_cname              [warning] an MX target is a CNAME (RFC 5321 §5.1 wants a canonical name)
 //	dns.mx_ip_literal         [warning] an MX target is an IP address instead of a host name
+//	dns.too_many_records      [error]   more than 16 MX hosts, or more than 16 addresses for one host: the rest would go unchecked
 //	mx.private_address        [error]   an MX address is loopback, private, link-local or otherwise non-public; not contacted
 //	mx.connect_failed         [error]   the TCP connection to port 25 failed or was lost
 //	mx.timeout                [error]   connecting, the greeting, a command or the TLS handshake exceeded its deadline

@@ -208,6 +208,17 @@ func TestCheckFindings(t *testing.T) {
 		{name: "mx ip literal", setup: func(d string) {
 			l.dns.Add(d + ". 300 IN MX 10 127.0.0.9.")
 		}, codes: []string{CodeDNSMXIPLiteral, CodeDNSNoAddress}},
+		{name: "too many addresses", setup: func(d string) {
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
+			for i := range maxAddrsPerHost + 1 {
+				l.dns.Add(fmt.Sprintf("mx.%s. 300 IN A 127.0.1.%d", d, i+1))
+			}
+		}, codes: []string{CodeDNSTooManyRecords, CodeMXConnectFailed}},
+		{name: "too many mx hosts", setup: func(d string) {
+			for i := range maxMXHosts + 1 {
+				l.dns.Add(fmt.Sprintf("%s. 300 IN MX 10 mx%d.%s.", d, i, d))
+			}
+		}, codes: []string{CodeDNSTooManyRecords, CodeDNSNoAddress}},
 		{name: "private address", v: strict, setup: func(d string) {
 			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
 			l.good("mx." + d)
