@@ -301,15 +301,20 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	case f.st.Serial > 0 && l.Serial == f.st.Serial && hash != f.st.ListSHA256:
 		return nil, fmt.Errorf("%w: serial %d", ErrSameSerial, l.Serial)
 	case l.Serial == f.st.Serial:
-		// The same list again (the ETag was not kept or changed form).
+		// The same list again (the ETag was not kept or changed form): keep
+		// this copy too, in case the kept one was damaged.
 		f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
-		return f.unchanged(ctx)
+		f.pending = stageList(f.path(ListFile), list, sig)
+		defer f.dropPending()
+		return f.unchangedList(ctx, l)
 	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !f.expired():
 		return nil, fmt.Errorf("%w: downloaded serial %d expired at %s; keeping installed serial %d (valid until %s)",
 			ErrExpired, l.Serial, stamp(l.Expires), f.st.Serial, stamp(f.st.Expires))
 	}
 	prev := f.st
-	f.pending = &pendingList{list: list, sig: sig}
+	// The copy kept in the state dir is written while the list renders.
+	f.pending = stageList(f.path(ListFile), list, sig)
+	defer f.dropPending()
 	f.st.Serial, f.st.ListSHA256, f.st.Expires = l.Serial, hash, l.Expires
 	f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
 	var res *FetchResult
@@ -324,8 +329,57 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	return res, err
 }
 
-// pendingList is a verified list not yet kept in the state directory.
-type pendingList struct{ list, sig []byte }
+// pendingList is a verified list on its way into the state directory:
+// written to a temporary file in the background, renamed by commit.
+type pendingList struct {
+	sig  []byte
+	done chan struct{}
+	tmp  string
+	err  error
+}
+
+func stageList(path string, list, sig []byte) *pendingList {
+	p := &pendingList{sig: sig, done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.tmp, p.err = writeTemp(path, list, 0o600)
+	}()
+	return p
+}
+
+// commitPending keeps the pending list as the last good one.
+func (f *fetcher) commitPending() error {
+	p := f.pending
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	f.pending = nil
+	if p.err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, p.err)
+	}
+	if err := writeFileAtomic(f.path(SigFile), p.sig, 0o600); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	if err := os.Rename(p.tmp, f.path(ListFile)); err != nil {
+		os.Remove(p.tmp)
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	if err := syncDir(f.o.StateDir); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	return nil
+}
+
+// dropPending removes a pending list that was not committed.
+func (f *fetcher) dropPending() {
+	if p := f.pending; p != nil {
+		<-p.done
+		os.Remove(p.tmp)
+		f.pending = nil
+	}
+}
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
@@ -334,6 +388,12 @@ func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 // files someone else changed, re-renders when the options changed, and
 // retries a reload that failed last time.
 func (f *fetcher) unchanged(ctx context.Context) (*FetchResult, error) {
+	return f.unchangedList(ctx, nil)
+}
+
+// unchangedList is unchanged with the list at hand (nil: read the kept copy
+// if it is needed).
+func (f *fetcher) unchangedList(ctx context.Context, l *listgen.List) (*FetchResult, error) {
 	intact := f.st.Options == f.o.optionsKey() && f.installedIntact()
 	if f.expired() {
 		if !intact || !f.st.Withdrawn {
@@ -343,12 +403,20 @@ func (f *fetcher) unchanged(ctx context.Context) (*FetchResult, error) {
 		return f.finish(ctx, res, f.expiredErr())
 	}
 	if intact && !f.st.Withdrawn {
+		if err := f.commitPending(); err != nil {
+			return nil, err
+		}
 		res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, NotModified: true}
 		return f.finish(ctx, res, nil)
 	}
-	l, err := f.loadList()
-	if err != nil {
-		return nil, err
+	if l == nil {
+		var err error
+		if l, err = f.loadList(); err != nil {
+			// Download the whole list next time instead.
+			f.st.ETag, f.st.LastModified = "", ""
+			f.saveState()
+			return nil, err
+		}
 	}
 	res, err := f.install(ctx, l)
 	if res != nil {
@@ -419,18 +487,14 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool) (*Fetc
 			// Some files were replaced: keep the list, and force a fresh
 			// install (and the reload) next time.
 			f.st.Installed = nil
-			if f.pending != nil && f.saveList(f.pending.list, f.pending.sig) == nil {
-				f.pending = nil
+			if f.commitPending() == nil {
 				f.saveState()
 			}
 		}
 		return res, err
 	}
-	if f.pending != nil {
-		if err := f.saveList(f.pending.list, f.pending.sig); err != nil {
-			return res, err
-		}
-		f.pending = nil
+	if err := f.commitPending(); err != nil {
+		return res, err
 	}
 	f.st.Withdrawn = withdrawn
 	f.st.Options = f.o.optionsKey()
@@ -479,18 +543,6 @@ func (f *fetcher) installedIntact() bool {
 		}
 	}
 	return true
-}
-
-// saveList keeps the verified list and its signature in the state
-// directory, so that the files can be rendered again without a download.
-func (f *fetcher) saveList(list, sig []byte) error {
-	if err := writeFileAtomic(f.path(ListFile), list, 0o600); err != nil {
-		return fmt.Errorf("%w: %w", ErrStateDir, err)
-	}
-	if err := writeFileAtomic(f.path(SigFile), sig, 0o600); err != nil {
-		return fmt.Errorf("%w: %w", ErrStateDir, err)
-	}
-	return nil
 }
 
 // loadList reads back and verifies again the list kept in the state dir.

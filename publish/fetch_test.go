@@ -440,3 +440,33 @@ func TestFetchOptionErrors(t *testing.T) {
 		})
 	}
 }
+
+func TestFetchDamagedKeptCopyIsReplaced(t *testing.T) {
+	key := newKey(t)
+	ts := newTestServer(t, key, testList(10, 1))
+	c := newClient(t, ts.url(), key.Public())
+	if _, err := c.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := os.ReadFile(c.opts.PostfixMap)
+	kept := filepath.Join(c.opts.StateDir, ListFile)
+	b, _ := os.ReadFile(kept)
+	b[10] ^= 1
+	os.WriteFile(kept, b, 0o600)
+	os.Remove(c.opts.PostfixMap)
+	// The server answers 304 and the kept copy no longer verifies.
+	if _, err := c.fetch(t); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("err = %v, want ErrBadSignature for the kept copy", err)
+	}
+	// The next run downloads the list again and repairs everything.
+	res, err := c.fetch(t)
+	if err != nil || !res.Changed {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	if got, _ := os.ReadFile(c.opts.PostfixMap); string(got) != string(want) {
+		t.Error("map not restored")
+	}
+	if res, err = c.fetch(t); err != nil || !res.NotModified || res.Changed {
+		t.Fatalf("afterwards: res %+v, err %v", res, err)
+	}
+}
