@@ -42,7 +42,9 @@ func update(name string, at time.Time) store.CheckUpdate {
 
 // Bench runs the store benchmarks against the stores open returns:
 // RecordCheck (one check per transaction), RecordChecks (100 per
-// transaction) and ClaimDue (100 domains per claim, over 10,000 due).
+// transaction), ClaimDue (100 domains per claim, over 10,000 due),
+// AddDomains (1,000 per transaction) and ListDomains (10,000 listed
+// domains, as the list generator reads them).
 // Each reports transactions per second (tx/s) and, where it differs,
 // checks or claimed domains per second.
 func Bench(b *testing.B, open func(b *testing.B) store.Store) {
@@ -100,5 +102,36 @@ func Bench(b *testing.B, open func(b *testing.B) store.Store) {
 		}
 		b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "tx/s")
 		b.ReportMetric(float64(b.N*100)/b.Elapsed().Seconds(), "claims/s")
+	})
+	b.Run("AddDomains1000", func(b *testing.B) {
+		s := open(b)
+		ctx := context.Background()
+		ds := make([]store.Domain, 1000)
+		for i := 0; b.Loop(); i++ {
+			for k := range ds {
+				ds[k] = store.Domain{Name: fmt.Sprintf("a%d-%d.example", i, k), State: store.StatePending,
+					MXPatterns: []string{"mx1.provider.example"}, CreatedAt: T0, NextCheck: T0}
+			}
+			if _, err := s.AddDomains(ctx, ds); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*1000)/b.Elapsed().Seconds(), "domains/s")
+	})
+	b.Run("ListDomains10000", func(b *testing.B) {
+		s := open(b)
+		seed(b, s, 10*domains)
+		ctx := context.Background()
+		b.ResetTimer()
+		for b.Loop() {
+			ds, err := s.ListDomains(ctx, store.Filter{States: []store.State{store.StateTesting, store.StateEnforce}})
+			if err != nil {
+				b.Fatal(err)
+			}
+			if len(ds) != 10*domains {
+				b.Fatalf("listed %d", len(ds))
+			}
+		}
+		b.ReportMetric(float64(b.N*10*domains)/b.Elapsed().Seconds(), "domains/s")
 	})
 }
