@@ -328,6 +328,9 @@ func writeReport(w io.Writer, res *validate.Result) error {
 	b.WriteString("\n")
 	for _, mx := range res.MXs {
 		fmt.Fprintf(&b, "  MX %d %s\n", mx.Preference, mx.Host)
+		if len(mx.Addresses) == 0 {
+			b.WriteString("    (no address checked)\n")
+		}
 		for _, a := range mx.Addresses {
 			status := "FAIL"
 			if a.OK {
