@@ -22,7 +22,9 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -205,6 +207,8 @@ type mtaDriver interface {
 	// verified reports whether the MTA logged a verified TLS session to
 	// the MX of domain.
 	verified(t *testing.T, domain string, v verdict) bool
+	// queued reports whether a message to domain waits in the MTA's queue.
+	queued(t *testing.T, domain string) bool
 }
 
 // scenario runs the matrix and the expiry and tampering steps against one MTA.
@@ -240,6 +244,12 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 	}
 	if !m.verified(t, "on-good.test", vs["on-good.test"]) {
 		t.Errorf("%s: no verified TLS session logged for on-good.test", name)
+	}
+	for _, k := range mxKinds {
+		on := "on-" + k.name + ".test"
+		if q := m.queued(t, on); q != (k.onWant == "deferred") {
+			t.Errorf("%s: message to %s in the queue: %t, want %t", name, on, q, !q)
+		}
 	}
 	m.forget(t)
 
@@ -394,7 +404,14 @@ func (p *postfixMTA) stop(t *testing.T) {
 	if !p.running() {
 		return
 	}
-	exec.Command("postfix", "-c", p.etc, "stop").Run()
+	if exec.Command("postfix", "-c", p.etc, "stop").Run() != nil {
+		// Last resort: the master's pid file.
+		if b, err := os.ReadFile(filepath.Join(p.etc, "..", "spool", "pid", "master.pid")); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGTERM)
+			}
+		}
+	}
 	poll(t, "postfix to stop", func() bool { return !p.running() })
 }
 
@@ -441,6 +458,11 @@ func (p *postfixMTA) deliver(t *testing.T, tags map[string]string, until func(st
 func (p *postfixMTA) verified(t *testing.T, domain string, _ verdict) bool {
 	log, _ := os.ReadFile(p.log)
 	return bytes.Contains(log, []byte("Verified TLS connection established to mx."+domain+"["))
+}
+
+func (p *postfixMTA) queued(t *testing.T, domain string) bool {
+	out, _ := exec.Command("postqueue", "-c", p.etc, "-j").Output()
+	return bytes.Contains(out, []byte(`"address": "user@`+domain+`"`))
 }
 
 func (p *postfixMTA) forget(t *testing.T) {
@@ -550,6 +572,16 @@ func (e *eximMTA) deliver(t *testing.T, tags map[string]string, until func(strin
 
 func (e *eximMTA) verified(t *testing.T, _ string, v verdict) bool {
 	return strings.Contains(v.detail, " CV=yes ")
+}
+
+func (e *eximMTA) queued(t *testing.T, domain string) bool {
+	out, _ := exec.Command(e.bin, "-C", e.conf, "-bp").Output()
+	for line := range strings.Lines(string(out)) {
+		if strings.TrimSpace(line) == "user@"+domain {
+			return true
+		}
+	}
+	return false
 }
 
 func (e *eximMTA) forget(t *testing.T) {
