@@ -21,7 +21,7 @@ func TestLint(t *testing.T) {
 	}{
 		{"good", func(*List) {}, nil},
 		{"expires before timestamp", func(l *List) { l.Expires = l.Timestamp }, []string{CodeExpiresBefore}},
-		{"zero times", func(l *List) { l.Timestamp, l.Expires = time.Time{}, time.Time{} }, []string{CodeTimestamp, CodeExpiresBefore}},
+		{"zero times", func(l *List) { l.Timestamp, l.Expires = time.Time{}, time.Time{} }, []string{CodeExpiresBefore, CodeTimestamp}},
 		{"version", func(l *List) { l.Version = "0.1" }, []string{CodeVersion}},
 		{"author", func(l *List) { l.Author = " " }, []string{CodeAuthor}},
 		{"public suffix", func(l *List) { l.Policies["co.uk"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}} }, []string{CodeDomainSuffix}},

@@ -5,8 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -329,6 +332,27 @@ func TestNormalize(t *testing.T) {
 		}
 		if err != nil || got != tt.want {
 			t.Errorf("NormalizePattern(%q) = %q, %v; want %q", tt.in, got, err, tt.want)
+		}
+	}
+}
+
+func TestSortedPolicies(t *testing.T) {
+	m := map[string]Policy{}
+	keys := []string{"a", "ab", "a.b", "abcdefgh", "abcdefgh.a", "abcdefgg.zz", "abcdefghi", "b", "a-", "zzzzzzzzzzzz", "abcdefgh.", ""}
+	for i := range 500 {
+		keys = append(keys, fmt.Sprintf("k%d.example%d.com", i*7919%1000, i%3))
+	}
+	for _, k := range keys {
+		m[k] = Policy{Mode: k}
+	}
+	want := slices.Sorted(maps.Keys(m))
+	es := sortedPolicies(m)
+	if len(es) != len(want) {
+		t.Fatalf("%d entries, want %d", len(es), len(want))
+	}
+	for i, e := range es {
+		if e.key != want[i] || e.p.Mode != e.key {
+			t.Fatalf("entry %d = %q (%q), want %q", i, e.key, e.p.Mode, want[i])
 		}
 	}
 }
