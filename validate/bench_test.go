@@ -99,12 +99,22 @@ func newBenchLab(tb testing.TB, net2 int, nHosts, nDomains int, withMTASTS bool)
 	}
 	l.dns.Add(rrs...)
 	if withMTASTS {
-		policyCert := l.pki.Leaf(policyNames...)
+		// One certificate per policy host, as real policy hosts have.
+		policyCerts := make(map[string]*tls.Certificate, len(policyNames))
+		for _, n := range policyNames {
+			c := l.pki.Leaf(n)
+			policyCerts[n] = &c
+		}
 		l.https = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/plain")
 			fmt.Fprint(w, "version: STSv1\r\nmode: enforce\r\nmx: *."+benchDomain+"\r\nmax_age: 604800\r\n")
 		}))
-		l.https.TLS = &tls.Config{Certificates: []tls.Certificate{policyCert}}
+		l.https.TLS = &tls.Config{GetCertificate: func(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if c, ok := policyCerts[hello.ServerName]; ok {
+				return c, nil
+			}
+			return nil, fmt.Errorf("no certificate for %q", hello.ServerName)
+		}}
 		l.https.StartTLS()
 		tb.Cleanup(l.https.Close)
 	}
