@@ -34,6 +34,7 @@ var _ store.Store = (*Store)(nil)
 
 var dialect = sqlstore.Dialect{
 	Dollar:        true,
+	Arrays:        true,
 	LockRows:      "FOR UPDATE",
 	SkipLocked:    "FOR UPDATE SKIP LOCKED",
 	MigrationLock: "SELECT pg_advisory_xact_lock(7270010001)",

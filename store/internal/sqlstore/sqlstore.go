@@ -35,6 +35,10 @@ type Dialect struct {
 	// so that goroutines queue in Go rather than spin in the database's
 	// busy handler (SQLite has one writer at a time anyway).
 	SerializeWrites bool
+	// Arrays passes a batch's columns as arrays (unnest) instead of
+	// multi-row VALUES (PostgreSQL): a few parameters and one cached
+	// statement whatever the batch size.
+	Arrays bool
 	// MigrationLock is executed first in the migration transaction to
 	// keep concurrent openers apart (empty: the transaction is enough).
 	MigrationLock string
@@ -579,6 +583,9 @@ func (s *Store) applyWave(ctx context.Context, tx *sql.Tx, us []store.CheckUpdat
 	if len(ok) == 0 {
 		return nil
 	}
+	if s.d.Arrays {
+		return s.writeArrays(ctx, tx, us, ok)
+	}
 
 	args = args[:0]
 	for _, i := range ok {
@@ -631,6 +638,89 @@ func (s *Store) applyWave(ctx context.Context, tx *sql.Tx, us []store.CheckUpdat
 	}
 	_, err = tx.ExecContext(ctx, s.q(`INSERT INTO decisions (domain, at, from_state, to_state, reason) VALUES `+
 		placeholders(len(decisions), 5)), args...)
+	return err
+}
+
+// writeArrays writes the checks, domain updates and decisions of us[ok]
+// with one statement each, columns passed as arrays.
+func (s *Store) writeArrays(ctx context.Context, tx *sql.Tx, us []store.CheckUpdate, ok []int) error {
+	n := len(ok)
+	var (
+		names     = make([]string, n)
+		at        = make([]time.Time, n)
+		eligible  = make([]bool, n)
+		mxHosts   = make([]string, n)
+		findings  = make([]*string, n)
+		workers   = make([]string, n)
+		next      = make([]time.Time, n)
+		passed    = make([]int32, n)
+		passing   = make([]*time.Time, n)
+		failing   = make([]*time.Time, n)
+		patterns  = make([]*string, n)
+		to        = make([]*string, n)
+		dNames    []string
+		dAt       []time.Time
+		dFrom     []string
+		dTo       []string
+		dReason   []string
+		normalise = func(t *time.Time) *time.Time {
+			if t == nil {
+				return nil
+			}
+			v := store.Time(*t)
+			return &v
+		}
+	)
+	for k, i := range ok {
+		u := us[i]
+		names[k] = u.Check.Domain
+		at[k] = store.Time(u.Check.At)
+		eligible[k] = u.Check.Eligible
+		mxHosts[k] = jsonList(u.Check.MXHosts)
+		if len(u.Check.Findings) > 0 {
+			f := string(u.Check.Findings)
+			findings[k] = &f
+		}
+		workers[k] = u.Check.Worker
+		next[k] = store.Time(u.NextCheck)
+		passed[k] = int32(u.ChecksPassed)
+		passing[k] = normalise(u.PassingSince)
+		failing[k] = normalise(u.FailingSince)
+		if u.MXPatterns != nil {
+			p := jsonList(u.MXPatterns)
+			patterns[k] = &p
+		}
+		if u.Transition != nil {
+			t := string(u.Transition.To)
+			to[k] = &t
+			dNames = append(dNames, u.Check.Domain)
+			dAt = append(dAt, at[k])
+			dFrom = append(dFrom, string(u.Transition.From))
+			dTo = append(dTo, t)
+			dReason = append(dReason, u.Transition.Reason)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::boolean[], $4::text[], $5::text[], $6::text[])`,
+		names, at, eligible, mxHosts, findings, workers); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE domains SET last_checked = v.at, updated_at = v.at,
+		next_check = v.next, checks_passed = v.passed, passing_since = v.passing, failing_since = v.failing,
+		mx_patterns = COALESCE(v.patterns, domains.mx_patterns), state = COALESCE(v.tostate, domains.state),
+		claimed_by = '', claimed_until = NULL
+		FROM unnest($1::text[], $2::timestamptz[], $3::timestamptz[], $4::integer[], $5::timestamptz[],
+			$6::timestamptz[], $7::text[], $8::text[]) AS v(name, at, next, passed, passing, failing, patterns, tostate)
+		WHERE domains.name = v.name`,
+		names, at, next, passed, passing, failing, patterns, to); err != nil {
+		return err
+	}
+	if len(dNames) == 0 {
+		return nil
+	}
+	_, err := tx.ExecContext(ctx, `INSERT INTO decisions (domain, at, from_state, to_state, reason)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[])`,
+		dNames, dAt, dFrom, dTo, dReason)
 	return err
 }
 
