@@ -4,6 +4,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -25,7 +26,7 @@ type DNS struct {
 	rcodes  map[dns.Question]int
 	dropped map[string]bool
 	ad      bool
-	queries int
+	queries atomic.Int64
 }
 
 // NewDNS starts a DNS server on addr ("127.0.0.1:0" for any free port, or
@@ -81,9 +82,7 @@ func (d *DNS) Addr() string { return d.addr }
 
 // Queries returns how many queries the server has received.
 func (d *DNS) Queries() int {
-	d.mu.RLock()
-	defer d.mu.RUnlock()
-	return d.queries
+	return int(d.queries.Load())
 }
 
 // Add adds records given as zone-file lines, for example
@@ -158,9 +157,7 @@ func (d *DNS) Drop(name string) {
 }
 
 func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
-	d.mu.Lock()
-	d.queries++
-	d.mu.Unlock()
+	d.queries.Add(1)
 	d.mu.RLock()
 	defer d.mu.RUnlock()
 	if len(req.Question) != 1 {
