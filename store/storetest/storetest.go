@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Serials", testSerials},
 		{"OptOut", testOptOut},
 		{"Cancelled", testCancelled},
+		{"Closed", testClosed},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -927,4 +928,17 @@ func testCancelled(t *testing.T, s store.Store) {
 	if st := state(t, s, "x.example"); st != store.StateTesting {
 		t.Errorf("state = %q after a cancelled transition", st)
 	}
+}
+
+func testClosed(t *testing.T, s store.Store) {
+	add(t, s, "x.example", store.StateTesting, T0)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	_, err := s.GetDomain(ctx, "x.example")
+	isErr(t, "GetDomain after Close", err, store.ErrClosed)
+	isErr(t, "Transition after Close", s.Transition(ctx, "x.example", store.StateTesting, store.StateEnforce, "", T0), store.ErrClosed)
+	_, err = s.ClaimDue(ctx, "w", T0, 1, time.Minute)
+	isErr(t, "ClaimDue after Close", err, store.ErrClosed)
 }

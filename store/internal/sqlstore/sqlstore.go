@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/store"
@@ -50,6 +51,7 @@ type Store struct {
 	d       Dialect
 	wmu     sync.Mutex
 	queries sync.Map // query text -> rewritten text
+	closed  atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -180,20 +182,18 @@ func (s *Store) tx(ctx context.Context, write bool, fn func(*sql.Tx) error) erro
 	}
 	tx, err := s.db.BeginTx(ctx, nil)
 	if err != nil {
-		return wrap(err)
+		return s.wrap(err)
 	}
 	if err := fn(tx); err != nil {
 		tx.Rollback()
 		return err
 	}
-	return wrap(tx.Commit())
+	return s.wrap(tx.Commit())
 }
 
-func wrap(err error) error {
-	if err == nil {
-		return nil
-	}
-	if errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed") {
+// wrap marks the errors of a closed store with store.ErrClosed.
+func (s *Store) wrap(err error) error {
+	if err != nil && s.closed.Load() {
 		return fmt.Errorf("%w: %v", store.ErrClosed, err)
 	}
 	return err
@@ -297,7 +297,7 @@ func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, err
 		return nil
 	})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	return errs, nil
 }
@@ -308,7 +308,7 @@ func (s *Store) GetDomain(ctx context.Context, name string) (store.Domain, error
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Domain{}, store.ErrNotFound
 	}
-	return d, wrap(err)
+	return d, s.wrap(err)
 }
 
 // ListDomains implements store.Store.
@@ -337,7 +337,7 @@ func (s *Store) ListDomains(ctx context.Context, f store.Filter) ([]store.Domain
 	}
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	defer rows.Close()
 	out := []store.Domain{}
@@ -348,14 +348,14 @@ func (s *Store) ListDomains(ctx context.Context, f store.Filter) ([]store.Domain
 		}
 		out = append(out, d)
 	}
-	return out, wrap(rows.Err())
+	return out, s.wrap(rows.Err())
 }
 
 // CountByState implements store.Store.
 func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT state, COUNT(*) FROM domains GROUP BY state`)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	defer rows.Close()
 	m := map[store.State]int{}
@@ -367,7 +367,7 @@ func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 		}
 		m[store.State(st)] = n
 	}
-	return m, wrap(rows.Err())
+	return m, s.wrap(rows.Err())
 }
 
 // UpdateDomain implements store.Store.
@@ -503,7 +503,7 @@ func (s *Store) RecordChecks(ctx context.Context, us []store.CheckUpdate) ([]err
 		return s.applyWave(ctx, tx, us, wave, errs)
 	})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	return errs, nil
 }
@@ -738,7 +738,7 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	}
 	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	defer rows.Close()
 	out := []store.CheckRecord{}
@@ -753,7 +753,7 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 		}
 		out = append(out, c)
 	}
-	return out, wrap(rows.Err())
+	return out, s.wrap(rows.Err())
 }
 
 // PruneChecks implements store.Store.
@@ -767,14 +767,14 @@ func (s *Store) PruneChecks(ctx context.Context, before time.Time) (int64, error
 		n, err = res.RowsAffected()
 		return err
 	})
-	return n, wrap(err)
+	return n, s.wrap(err)
 }
 
 // Decisions implements store.Store.
 func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision, error) {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT id, domain, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`), domain)
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	defer rows.Close()
 	out := []store.Decision{}
@@ -787,7 +787,7 @@ func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision,
 		d.From, d.To = store.State(from), store.State(to)
 		out = append(out, d)
 	}
-	return out, wrap(rows.Err())
+	return out, s.wrap(rows.Err())
 }
 
 // ClaimDue implements store.Store.
@@ -818,7 +818,7 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 		return rows.Err()
 	})
 	if err != nil {
-		return nil, wrap(err)
+		return nil, s.wrap(err)
 	}
 	sort.Slice(out, func(i, j int) bool {
 		if !out[i].NextCheck.Equal(out[j].NextCheck) {
@@ -853,7 +853,7 @@ func (s *Store) NextSerial(ctx context.Context) (int64, error) {
 	err := s.tx(ctx, true, func(tx *sql.Tx) error {
 		return tx.QueryRowContext(ctx, `UPDATE serial SET value = value + 1 WHERE id = 1 RETURNING value`).Scan(&n)
 	})
-	return n, wrap(err)
+	return n, s.wrap(err)
 }
 
 // SaveList implements store.Store.
@@ -882,7 +882,7 @@ func (s *Store) LatestList(ctx context.Context) (store.ListRecord, error) {
 	if errors.Is(err, sql.ErrNoRows) {
 		return l, store.ErrNotFound
 	}
-	return l, wrap(err)
+	return l, s.wrap(err)
 }
 
 // AddOptOut implements store.Store.
@@ -909,8 +909,11 @@ func (s *Store) RemoveOptOut(ctx context.Context, domain string) error {
 func (s *Store) IsOptedOut(ctx context.Context, domain string) (bool, error) {
 	var n int
 	err := s.db.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM opt_out WHERE domain = ?`), domain).Scan(&n)
-	return n > 0, wrap(err)
+	return n > 0, s.wrap(err)
 }
 
 // Close implements store.Store.
-func (s *Store) Close() error { return s.db.Close() }
+func (s *Store) Close() error {
+	s.closed.Store(true)
+	return s.db.Close()
+}
