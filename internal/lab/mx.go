@@ -19,7 +19,8 @@ type Mode int
 const (
 	// ModeGood greets with 220, offers STARTTLS, completes TLS with the
 	// certificate, and accepts mail after TLS (and in plain text if the
-	// client never starts TLS).
+	// client never starts TLS). Without a certificate it does not offer
+	// STARTTLS.
 	ModeGood Mode = iota
 	// ModeNoSTARTTLS does not advertise STARTTLS and refuses the command.
 	ModeNoSTARTTLS
@@ -255,7 +256,7 @@ func (m *MX) serve(c net.Conn) {
 				break
 			}
 			lines := []string{"250-mx.lab.test greets " + arg, "250-PIPELINING", "250-SIZE 10240000", "250-8BITMIME"}
-			if !s.tls && m.mode != ModeNoSTARTTLS {
+			if !s.tls && m.offersSTARTTLS() {
 				lines = append(lines, "250-STARTTLS")
 			}
 			lines = append(lines, "250 ENHANCEDSTATUSCODES")
@@ -266,7 +267,7 @@ func (m *MX) serve(c net.Conn) {
 			switch {
 			case s.tls:
 				err = s.reply("503 5.5.1 TLS already active")
-			case m.mode == ModeNoSTARTTLS || m.tls == nil && m.mode != ModeTLSHandshakeFails:
+			case !m.offersSTARTTLS():
 				err = s.reply("502 5.5.1 command not implemented")
 			case m.mode == ModeSTARTTLS454:
 				err = s.reply("454 4.7.0 TLS not available due to local problem")
@@ -339,6 +340,19 @@ func (m *MX) serve(c net.Conn) {
 			return
 		}
 	}
+}
+
+// offersSTARTTLS reports whether EHLO lists STARTTLS: not in
+// ModeNoSTARTTLS, and not without a certificate unless the mode never
+// completes a handshake anyway.
+func (m *MX) offersSTARTTLS() bool {
+	switch m.mode {
+	case ModeNoSTARTTLS:
+		return false
+	case ModeSTARTTLS454, ModeTLSHandshakeFails:
+		return true
+	}
+	return m.tls != nil
 }
 
 const maxMessage = 10 << 20
