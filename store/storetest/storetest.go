@@ -43,6 +43,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UpdateDomain", testUpdateDomain},
 		{"Transition", testTransition},
 		{"TransitionConcurrent", testTransitionConcurrent},
+		{"CheckRacesTransition", testCheckRacesTransition},
 		{"RequestRemoval", testRequestRemoval},
 		{"RecordCheck", testRecordCheck},
 		{"RecordCheckTransition", testRecordCheckTransition},
@@ -406,6 +407,73 @@ func testTransitionConcurrent(t *testing.T, s store.Store) {
 		prev = d.To
 	}
 	if st := state(t, s, "race.example"); st != prev {
+		t.Errorf("final state %q, last decision says %q", st, prev)
+	}
+}
+
+// testCheckRacesTransition: workers recording checks that move the state
+// race an operator's transitions on the same domain; each write either
+// happens whole or is refused with ErrConflict, and the decisions chain.
+func testCheckRacesTransition(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	add(t, s, "mixed.example", store.StateTesting, T0)
+	cycle := map[store.State]store.State{
+		store.StateTesting: store.StateEnforce,
+		store.StateEnforce: store.StateDemoted,
+		store.StateDemoted: store.StateTesting,
+	}
+	var mu sync.Mutex
+	wins, checks := 0, 0
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				d, err := s.GetDomain(ctx, "mixed.example")
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				when := at(time.Duration(w*1000+i) * time.Second)
+				tr := &store.Transition{From: d.State, To: cycle[d.State], Reason: fmt.Sprintf("w%d-%d", w, i)}
+				if w%2 == 0 {
+					err = s.Transition(ctx, d.Name, tr.From, tr.To, tr.Reason, when)
+				} else {
+					err = s.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: d.Name, At: when}, NextCheck: when, Transition: tr})
+				}
+				switch {
+				case err == nil:
+					mu.Lock()
+					wins++
+					if w%2 == 1 {
+						checks++
+					}
+					mu.Unlock()
+				case errors.Is(err, store.ErrConflict):
+				default:
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	ds, err := s.Decisions(ctx, "mixed.example")
+	must(t, err)
+	cs, err := s.Checks(ctx, "mixed.example", time.Time{}, 0)
+	must(t, err)
+	if len(ds) != wins || len(cs) != checks {
+		t.Fatalf("%d decisions and %d checks for %d successful writes (%d checks)", len(ds), len(cs), wins, checks)
+	}
+	prev := store.StateTesting
+	for i, d := range ds {
+		if d.From != prev {
+			t.Fatalf("decision %d %+v does not follow state %q", i, d, prev)
+		}
+		prev = d.To
+	}
+	if st := state(t, s, "mixed.example"); st != prev {
 		t.Errorf("final state %q, last decision says %q", st, prev)
 	}
 }
