@@ -98,6 +98,9 @@ func (a *Archive) currentSerial() (int64, error) {
 // Current returns the newest list, or ErrNotFound when none is published.
 // A call costs one stat(2) while DIR/current does not change.
 func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	path := filepath.Join(a.dir, "current")
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -121,7 +124,7 @@ func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 		return nil, ErrNotFound
 	}
 	if cur == nil || cur.Serial != n {
-		if cur, err = a.BySerial(ctx, n); err != nil {
+		if cur, err = a.read(n); err != nil {
 			return nil, err
 		}
 	}
@@ -133,7 +136,9 @@ func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 	return cur, nil
 }
 
-// BySerial returns the list with that serial, or ErrNotFound.
+// BySerial returns the list with that serial, or ErrNotFound. A serial
+// above the current one is not published (yet), even if its directory
+// exists.
 func (a *Archive) BySerial(ctx context.Context, serial int64) (*Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -141,6 +146,16 @@ func (a *Archive) BySerial(ctx context.Context, serial int64) (*Snapshot, error)
 	if serial <= 0 {
 		return nil, ErrNotFound
 	}
+	if cur, err := a.currentSerial(); err != nil {
+		return nil, err
+	} else if serial > cur {
+		return nil, ErrNotFound
+	}
+	return a.read(serial)
+}
+
+// read reads the files of one serial.
+func (a *Archive) read(serial int64) (*Snapshot, error) {
 	d := filepath.Join(a.dir, "v", strconv.FormatInt(serial, 10))
 	st, err := os.Stat(filepath.Join(d, ListFile))
 	if errors.Is(err, fs.ErrNotExist) {

@@ -203,6 +203,9 @@ func TestArchiveAdd(t *testing.T) {
 	if got, _ := a.Serials(ctx); len(got) != 1 {
 		t.Errorf("serials with an orphan: %v", got)
 	}
+	if _, err := a.BySerial(ctx, 11); !errors.Is(err, ErrNotFound) {
+		t.Errorf("orphan served: %v", err)
+	}
 	s11 := snapshot(t, key, testList(11, 1))
 	s11.SSHSig = nil
 	if err := a.Add(ctx, s11); err != nil {
