@@ -304,26 +304,25 @@ func BenchmarkRoundStore(b *testing.B) {
 	}
 }
 
-// seed adds n validating domains due at t0, eight writers at a time.
+// seed adds n validating domains due at t0, 1,000 a transaction.
 func seed(b *testing.B, st store.Store, n int, t0 time.Time) {
 	b.Helper()
 	start := time.Now()
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range 8 {
-		wg.Go(func() {
-			for i := range next {
-				if err := st.AddDomain(context.Background(), store.Domain{Name: benchDomain(i), State: Validating,
-					MXPatterns: []string{"*.mx.bench.test"}, NextCheck: t0, CreatedAt: t0}); err != nil {
-					b.Error(err)
-				}
+	for lo := 0; lo < n; lo += 1000 {
+		var ds []store.Domain
+		for i := lo; i < min(lo+1000, n); i++ {
+			ds = append(ds, store.Domain{Name: benchDomain(i), State: Validating,
+				MXPatterns: []string{"*.mx.bench.test"}, NextCheck: t0, CreatedAt: t0})
+		}
+		errs, err := st.AddDomains(context.Background(), ds)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, err := range errs {
+			if err != nil {
+				b.Fatal(err)
 			}
-		})
+		}
 	}
-	for i := range n {
-		next <- i
-	}
-	close(next)
-	wg.Wait()
 	b.Logf("seeded %d domains in %s", n, time.Since(start).Round(time.Millisecond))
 }
