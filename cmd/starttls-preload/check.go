@@ -135,6 +135,9 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	var prog *progress
 	if file != "" && isTerminal(cmd.ErrOrStderr()) {
 		prog = newProgress(cmd.ErrOrStderr(), total)
+		// Results on the same terminal: the bar is cleared before each
+		// result and drawn again after it.
+		prog.shared = isTerminal(cmd.OutOrStdout())
 		defer prog.finish()
 	}
 	r := &checkRun{round: v.NewRound(), concurrency: vc.Concurrency}
@@ -151,8 +154,8 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		if !j.res.Eligible {
 			failed++
 		}
-		if prog != nil {
-			prog.add(j.res.Eligible)
+		if prog != nil && prog.shared {
+			prog.clear()
 		}
 		var werr error
 		if asJSON {
@@ -162,6 +165,9 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		}
 		if werr == nil {
 			werr = out.Flush()
+		}
+		if prog != nil {
+			prog.add(j.res.Eligible)
 		}
 		return werr
 	}
@@ -379,6 +385,7 @@ type progress struct {
 	mu       sync.Mutex
 	last     time.Time
 	finished bool
+	shared   bool // results go to the same terminal: redraw after each
 }
 
 func newProgress(w io.Writer, total int) *progress {
@@ -392,7 +399,7 @@ func (p *progress) add(eligible bool) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if now := time.Now(); now.Sub(p.last) >= 100*time.Millisecond || int(n) == p.total {
+	if now := time.Now(); p.shared || now.Sub(p.last) >= 100*time.Millisecond || int(n) == p.total {
 		p.last = now
 		p.draw()
 	}
@@ -407,6 +414,13 @@ func (p *progress) draw() {
 	}
 	rate := float64(n) / max(time.Since(p.start).Seconds(), 1e-3)
 	fmt.Fprintf(p.w, "\r[%s%s] %d/%d domains, %d eligible, %.0f/s ", strings.Repeat("#", fill), strings.Repeat(".", width-fill), n, p.total, p.eligible.Load(), rate)
+}
+
+// clear erases the bar's line.
+func (p *progress) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	fmt.Fprint(p.w, "\r\033[K")
 }
 
 func (p *progress) finish() {
