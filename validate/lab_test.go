@@ -161,6 +161,8 @@ func TestCheckFindings(t *testing.T) {
 	v := l.validator(nil)
 	fast := l.validator(func(c *Config) { c.Timeout, c.GreetingTimeout = 300*time.Millisecond, 300*time.Millisecond })
 	strict := l.validator(func(c *Config) { c.AllowPrivate = false })
+	// A clock 80 days ahead: a fresh 90-day leaf expires within 14 days.
+	later := l.validator(func(c *Config) { c.Now = func() time.Time { return time.Now().Add(80 * 24 * time.Hour) } })
 
 	tests := []struct {
 		name     string
@@ -279,6 +281,10 @@ func TestCheckFindings(t *testing.T) {
 		{name: "expiring soon", setup: func(d string) {
 			c := l.pki.ExpiringIn(72*time.Hour, "mx."+d)
 			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "mx."+d+". 300 IN A "+l.mx(lab.ModeGood, &c))
+		}, codes: []string{CodeCertExpiringSoon}, eligible: true},
+		{name: "expiring soon by the injected clock", v: later, setup: func(d string) {
+			l.good("mx." + d)
+			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
 		}, codes: []string{CodeCertExpiringSoon}, eligible: true},
 		{name: "two mx one bad", setup: func(d string) {
 			l.dns.Add(d+". 300 IN MX 10 mx1."+d+".", d+". 300 IN MX 20 mx2."+d+".")
