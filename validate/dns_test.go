@@ -20,7 +20,7 @@ func TestResolver(t *testing.T) {
 	d.SetRcode("fail.test", dns.TypeMX, dns.RcodeServerFailure)
 	d.SetRcode("refused.test", dns.TypeMX, dns.RcodeRefused)
 	d.Drop("drop.test")
-	r, err := newResolver(d.Addr(), 400*time.Millisecond)
+	r, err := newResolver(d.Addr(), 250*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
