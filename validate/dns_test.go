@@ -20,7 +20,12 @@ func TestResolver(t *testing.T) {
 	d.SetRcode("fail.test", dns.TypeMX, dns.RcodeServerFailure)
 	d.SetRcode("refused.test", dns.TypeMX, dns.RcodeRefused)
 	d.Drop("drop.test")
-	r, err := newResolver(d.Addr(), 250*time.Millisecond)
+	r, err := newResolver(d.Addr(), 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// For the name that never answers: a short step timeout.
+	short, err := newResolver(d.Addr(), 250*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +49,11 @@ func TestResolver(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Several times, so that reused sockets are exercised.
 			for range 3 {
-				ans, err := r.query(t.Context(), tt.qname, tt.qtype)
+				res := r
+				if tt.rcode == -1 {
+					res = short
+				}
+				ans, err := res.query(t.Context(), tt.qname, tt.qtype)
 				if tt.rcode != 0 {
 					var le *lookupError
 					if !errors.As(err, &le) || le.Rcode != tt.rcode {
