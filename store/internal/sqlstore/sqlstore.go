@@ -545,8 +545,18 @@ func (s *Store) applyWave(ctx context.Context, tx *sql.Tx, us []store.CheckUpdat
 	for _, i := range idx {
 		args = append(args, us[i].Check.Domain)
 	}
-	rows, err := tx.QueryContext(ctx, s.q(`SELECT name, state, claimed_by FROM domains WHERE name IN (`+
-		strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) ORDER BY name `+s.d.LockRows), args...)
+	var rows *sql.Rows
+	var err error
+	if s.d.Arrays {
+		names := make([]string, len(idx))
+		for k, i := range idx {
+			names[k] = us[i].Check.Domain
+		}
+		rows, err = tx.QueryContext(ctx, `SELECT name, state, claimed_by FROM domains WHERE name = ANY($1::text[]) ORDER BY name `+s.d.LockRows, names)
+	} else {
+		rows, err = tx.QueryContext(ctx, s.q(`SELECT name, state, claimed_by FROM domains WHERE name IN (`+
+			strings.TrimSuffix(strings.Repeat("?, ", len(idx)), ", ")+`) ORDER BY name `+s.d.LockRows), args...)
+	}
 	if err != nil {
 		return err
 	}
