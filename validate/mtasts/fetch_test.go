@@ -206,3 +206,27 @@ func TestFetch(t *testing.T) {
 		}
 	})
 }
+
+func TestFetchSizeLimit(t *testing.T) {
+	roots, cert := testPKI(t, "mta-sts.example.test")
+	head := "version: STSv1\nmode: none\nmax_age: 1\npad: "
+	exact := head + strings.Repeat("a", MaxPolicySize-len(head)-1) + "\n"
+	for _, tt := range []struct {
+		body    string
+		wantErr error
+	}{
+		{exact, nil},
+		{exact + "b", ErrTooLarge},
+	} {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/.well-known/mta-sts.txt", func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/plain")
+			w.Write([]byte(tt.body))
+		})
+		c := newPolicyServer(t, roots, cert, mux)
+		_, err := Fetch(context.Background(), c, "example.test")
+		if tt.wantErr == nil && err != nil || tt.wantErr != nil && !errors.Is(err, tt.wantErr) {
+			t.Errorf("body of %d bytes: got %v; want %v", len(tt.body), err, tt.wantErr)
+		}
+	}
+}

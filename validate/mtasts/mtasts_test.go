@@ -181,3 +181,17 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+func TestParsePolicySizeLimit(t *testing.T) {
+	head := "version: STSv1\nmode: none\nmax_age: 1\npad: "
+	exact := head + strings.Repeat("a", MaxPolicySize-len(head)-1) + "\n"
+	if len(exact) != MaxPolicySize {
+		t.Fatalf("test policy is %d bytes", len(exact))
+	}
+	if _, err := ParsePolicy([]byte(exact)); err != nil {
+		t.Fatalf("policy of exactly %d bytes: %v", MaxPolicySize, err)
+	}
+	if _, err := ParsePolicy([]byte(exact + "b")); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("policy of %d bytes: got %v; want %v", MaxPolicySize+1, err, ErrTooLarge)
+	}
+}
