@@ -18,7 +18,7 @@ var (
 	ErrBadList      = errors.New("publish: signed list does not parse")
 	ErrRollback     = errors.New("publish: list is older than the installed one, refusing a rollback")
 	ErrSameSerial   = errors.New("publish: list has the installed serial but different content")
-	ErrExpired      = errors.New("publish: list has expired; TLS enforcement withdrawn, operator action needed")
+	ErrExpired      = errors.New("publish: policy list has expired")
 	ErrEmptyList    = errors.New("publish: list renders to no policy entry, refusing to install it")
 	ErrInstall      = errors.New("publish: installing the policy failed")
 	ErrPostmap      = errors.New("publish: postmap failed")

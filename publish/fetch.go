@@ -428,7 +428,8 @@ func (f *fetcher) unchangedList(ctx context.Context, l *listgen.List) (*FetchRes
 func (f *fetcher) expired() bool { return !f.o.Now().Before(f.st.Expires) }
 
 func (f *fetcher) expiredErr() error {
-	return fmt.Errorf("%w: serial %d expired at %s", ErrExpired, f.st.Serial, stamp(f.st.Expires))
+	return fmt.Errorf("%w: serial %d expired at %s; TLS enforcement is withdrawn until a newer list is installed, operator action needed",
+		ErrExpired, f.st.Serial, stamp(f.st.Expires))
 }
 
 // install renders the valid list l and installs it.

@@ -106,7 +106,7 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 		MaxSize:      fc.MaxSize,
 	})
 	if errors.Is(err, publish.ErrExpired) && res != nil && res.Withdrawn {
-		return failf("%s; an empty policy is installed: check that %s is still published and current, then run fetch again", oneLine(err), fc.URL)
+		return failf("%s: an empty policy is installed; check that %s is still published and current, then run fetch again", oneLine(err), fc.URL)
 	}
 	if err != nil {
 		return failf("fetch: %s", oneLine(err))
