@@ -137,7 +137,9 @@ func sortedKeys(m map[string]Policy) []string {
 func estimateSize(author string, es []entry) int {
 	n := 512 + len(author)
 	for _, e := range es {
-		n += 2*len(e.key) + 64
+		// Exact for a policy with mode and mxs (one byte over); at least
+		// enough for an alias reference.
+		n += len(e.key) + 58 + len(e.p.Mode) + len(e.p.PolicyAlias)
 		for _, m := range e.p.MXs {
 			n += len(m) + 12
 		}

@@ -113,7 +113,37 @@ func RenderPostfix(l *List, o RenderOptions) []byte {
 		return pf
 	}
 	es, skipped := entries(l)
-	b := make([]byte, 0, 4096+len(es)*80)
+	return renderPostfix(l, o, es, skipped)
+}
+
+// Render returns what RenderPostfix and RenderExim return, sorting and
+// checking the list once for both.
+func Render(l *List, o RenderOptions) (postfix, exim []byte) {
+	if expired(l, o) {
+		return EmptyPolicy(expiredReason(l))
+	}
+	es, skipped := entries(l)
+	return renderPostfix(l, o, es, skipped), renderExim(l, o, es, skipped)
+}
+
+// linesSize is the exact size of the entry lines: per line, the domain,
+// fixed bytes, the patterns joined by ':' and "# testing: " where needed.
+func linesSize(es []entry, fixed int, o RenderOptions) int {
+	n := 0
+	for _, e := range es {
+		n += len(e.key) + fixed + len(e.p.MXs) - 1
+		for _, m := range e.p.MXs {
+			n += len(m)
+		}
+		if e.p.Mode != ModeEnforce && !o.EarlyAdopter {
+			n += len("# testing: ")
+		}
+	}
+	return n
+}
+
+func renderPostfix(l *List, o RenderOptions, es []entry, skipped int) []byte {
+	b := make([]byte, 0, 4096+linesSize(es, len(" secure match=\n"), o))
 	b = append(b, "# Postfix smtp_tls_policy_maps table: the STARTTLS preload list.\n"...)
 	b = headerLines(b, l, o)
 	b = append(b, `#
@@ -204,7 +234,15 @@ func RenderExim(l *List, o RenderOptions) []byte {
 		return ex
 	}
 	es, skipped := entries(l)
-	b := make([]byte, 0, 4096+len(es)*80)
+	return renderExim(l, o, es, skipped)
+}
+
+func renderExim(l *List, o RenderOptions, es []entry, skipped int) []byte {
+	ca := ""
+	if o.CAFile != "" {
+		ca = " ca=" + strconv.Quote(o.CAFile)
+	}
+	b := make([]byte, 0, 8192+linesSize(es, len(": mode=enforce mxs=\n")+len(ca), o))
 	b = append(b, "# Exim lsearch file keyed on the recipient domain: the STARTTLS preload list.\n"...)
 	b = headerLines(b, l, o)
 	b = append(b, "# Transport options that use this file:\n#\n"...)
@@ -214,10 +252,6 @@ func RenderExim(l *List, o RenderOptions) []byte {
 	}
 	if skipped > 0 {
 		b = fmt.Appendf(b, "# Skipped %d invalid entries (undefined alias or bad name): run `starttls-preload list lint`.\n", skipped)
-	}
-	ca := ""
-	if o.CAFile != "" {
-		ca = " ca=" + strconv.Quote(o.CAFile)
 	}
 	b = append(b, '\n')
 	for _, e := range es {

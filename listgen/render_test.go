@@ -225,3 +225,27 @@ func TestEximSnippetExpansions(t *testing.T) {
 		})
 	}
 }
+
+func TestRenderBothAndSizes(t *testing.T) {
+	l := genList(2000)
+	for _, o := range []RenderOptions{{}, {EarlyAdopter: true, CAFile: "/ca.pem"}} {
+		pf, ex := Render(l, o)
+		if !bytes.Equal(pf, RenderPostfix(l, o)) || !bytes.Equal(ex, RenderExim(l, o)) {
+			t.Fatal("Render differs from RenderPostfix/RenderExim")
+		}
+		// The buffers were sized exactly (no growth): capacity minus the
+		// header allowance is what the lines took.
+		es, _ := entries(l)
+		if n := linesSize(es, len(" secure match=\n"), o); cap(pf) != 4096+n || len(pf) > cap(pf) {
+			t.Errorf("postfix: cap %d, len %d, lines %d", cap(pf), len(pf), n)
+		}
+	}
+	b, err := Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est := estimateSize(l.Author, sortedPolicies(l.Policies)) + estimateSize("", sortedPolicies(l.PolicyAliases))
+	if est < len(b) || est > len(b)+len(b)/20 {
+		t.Errorf("Marshal's size estimate %d, output %d", est, len(b))
+	}
+}
