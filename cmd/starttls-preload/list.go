@@ -214,13 +214,22 @@ func runListRender(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return failf("%s: %v", args[0], err)
 	}
+	var pfData, exData []byte
+	switch {
+	case pf != "" && ex != "":
+		pfData, exData = listgen.Render(l, o)
+	case pf != "":
+		pfData = listgen.RenderPostfix(l, o)
+	default:
+		exData = listgen.RenderExim(l, o)
+	}
 	if pf != "" {
-		if err := writeOutput(out, pf, listgen.RenderPostfix(l, o)); err != nil {
+		if err := writeOutput(out, pf, pfData); err != nil {
 			return err
 		}
 	}
 	if ex != "" {
-		if err := writeOutput(out, ex, listgen.RenderExim(l, o)); err != nil {
+		if err := writeOutput(out, ex, exData); err != nil {
 			return err
 		}
 	}
