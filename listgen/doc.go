@@ -124,8 +124,23 @@
 //
 // # Rendering
 //
-// RenderPostfix and RenderExim turn a list into configuration that Postfix
-// (smtp_tls_policy_maps) and Exim (an lsearch file read by the transport
-// options of EximTransportSnippet) enforce; EmptyPolicy is what a client
-// installs when it must stop enforcing.
+// RenderPostfix and RenderExim (or Render, for both in one pass) turn a
+// list into configuration that Postfix and Exim enforce:
+//
+//   - Postfix: an smtp_tls_policy_maps table, "domain secure match=p1:p2" for
+//     each enforced domain; PostfixMainCF gives the main.cf lines. Postfix
+//     compares match= names with the certificate's names, not with the MX
+//     host name, and its ".suffix" matches any depth: "*.suffix" is written
+//     ".suffix", the closest Postfix has.
+//   - Exim: an lsearch file keyed on the recipient domain,
+//     "domain: mode=enforce mxs=p1:p2", read by the transport options of
+//     EximTransportSnippet: hosts_require_tls and tls_verify_hosts for listed
+//     domains, the certificate checked against the MX name as routed, and
+//     event_action refusing MX hosts that match no pattern. A missing file
+//     means "require verified TLS everywhere", never clear text.
+//
+// "testing" policies are comments in both unless RenderOptions.EarlyAdopter.
+// An expired list renders as EmptyPolicy: valid files that enforce nothing,
+// with a loud comment, which is what a client installs when it must stop
+// enforcing.
 package listgen
