@@ -37,14 +37,6 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) error {
 	}
 	sort.Slice(migs, func(i, j int) bool { return migs[i].version < migs[j].version })
 	s := &Store{db: db, d: d}
-	if _, err := db.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
-		version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
-		// Concurrent openers on PostgreSQL may race to create the table.
-		var n int
-		if err2 := db.QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err2 != nil {
-			return fmt.Errorf("sqlstore: creating schema_migrations: %w", err)
-		}
-	}
 	for _, m := range migs {
 		body, err := fs.ReadFile(fsys, m.name)
 		if err != nil {
@@ -55,6 +47,12 @@ func Migrate(ctx context.Context, db *sql.DB, fsys fs.FS, d Dialect) error {
 				if _, err := tx.ExecContext(ctx, d.MigrationLock); err != nil {
 					return err
 				}
+			}
+			// Under the lock, so that concurrent openers do not race to
+			// create it.
+			if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+				version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`); err != nil {
+				return err
 			}
 			var n int
 			if err := tx.QueryRowContext(ctx, s.q(`SELECT COUNT(*) FROM schema_migrations WHERE version = ?`), m.version).Scan(&n); err != nil {
