@@ -356,3 +356,31 @@ func TestSortedPolicies(t *testing.T) {
 		}
 	}
 }
+
+// The example in the package documentation is a canonical list.
+func TestDocExample(t *testing.T) {
+	doc := string(readFile(t, "doc.go"))
+	_, rest, ok := strings.Cut(doc, "Example, a complete list:\n//\n")
+	if !ok {
+		t.Fatal("no example in doc.go")
+	}
+	var b strings.Builder
+	for line := range strings.Lines(rest) {
+		text, ok := strings.CutPrefix(line, "//\t")
+		if !ok {
+			break
+		}
+		b.WriteString(text)
+	}
+	ex := []byte(b.String())
+	l, err := Parse(ex)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ps := LintBytes(ex); len(ps) != 0 {
+		t.Errorf("doc example: %v", ps)
+	}
+	if p, ok := l.Resolve("example.net"); !ok || p.Mode != ModeTesting {
+		t.Errorf("doc example: example.net = %+v", p)
+	}
+}
