@@ -24,7 +24,7 @@ type certKey struct {
 var serial int64
 
 // issue makes a certificate; parent nil means self-signed.
-func issue(t *testing.T, parent *certKey, cn string, ca bool, notBefore, notAfter time.Time, names ...string) *certKey {
+func issue(t testing.TB, parent *certKey, cn string, ca bool, notBefore, notAfter time.Time, names ...string) *certKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
