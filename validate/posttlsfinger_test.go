@@ -54,6 +54,16 @@ func TestPosttlsFingerAgrees(t *testing.T) {
 			wantEligible: true, fingerSays: "Verified TLS connection established",
 		},
 		{
+			name: "wildcard certificate", mode: lab.ModeGood,
+			cert:         func(h string) *tls.Certificate { c := pki.Leaf("*." + strings.TrimPrefix(h, "mx.")); return &c },
+			wantEligible: true, fingerSays: "Verified TLS connection established",
+		},
+		{
+			name: "expiring in a week (a warning only)", mode: lab.ModeGood,
+			cert:         func(h string) *tls.Certificate { c := pki.ExpiringIn(7*24*time.Hour, h); return &c },
+			wantEligible: true, wantCode: validate.CodeCertExpiringSoon, fingerSays: "Verified TLS connection established",
+		},
+		{
 			name: "self-signed", mode: lab.ModeGood,
 			cert:     func(h string) *tls.Certificate { c := pki.SelfSigned(h); return &c },
 			wantCode: validate.CodeCertUntrusted, fingerSays: "self-signed certificate",
@@ -71,6 +81,11 @@ func TestPosttlsFingerAgrees(t *testing.T) {
 		{
 			name: "name mismatch", mode: lab.ModeGood,
 			cert:     cert(pki.Leaf("other.lab.test")),
+			wantCode: validate.CodeCertHostnameMismatch, fingerSays: "hostname mismatch",
+		},
+		{
+			name: "wildcard one label too high", mode: lab.ModeGood,
+			cert:     cert(pki.Leaf("*.lab.test")),
 			wantCode: validate.CodeCertHostnameMismatch, fingerSays: "hostname mismatch",
 		},
 		{
