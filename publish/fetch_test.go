@@ -376,9 +376,10 @@ func TestFetchPostmap(t *testing.T) {
 	ts := newTestServer(t, key, testList(10, 5))
 	c := newClient(t, ts.url(), key.Public())
 	cf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(cf, "main.cf"), nil, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(cf, "main.cf"), []byte("myhostname = mta.lab.test\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	backdate(t, filepath.Join(cf, "main.cf"))
 	c.opts.Postmap = "hash"
 	c.opts.PostmapCommand = []string{postmap, "-c", cf}
 	res, err := c.fetch(t)

@@ -18,6 +18,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -33,13 +34,14 @@ import (
 	"github.com/starttls-preload/starttls-preload/listgen"
 )
 
-// Loopback addresses of the test DNS server and of the fake MX hosts
-// (127.0.0.101 and up). None is an interface address, so the MTAs do not
-// take the MX for themselves.
-const (
-	labDNSAddr = "127.0.0.153:53"
-	labMXBase  = 100
-)
+// labNet is a random 127.X.Y.0/24 for one test: the DNS server listens on
+// .53 port 53 and the fake MX hosts on .101 and up, port 25 (fixed ports:
+// resolv.conf and MX records have none), so a random network keeps two
+// runs of the tests on one machine apart. None of these is an interface
+// address, so the MTAs do not take an MX for themselves.
+func labNet() string {
+	return fmt.Sprintf("127.%d.%d.", 1+rand.IntN(254), rand.IntN(256))
+}
 
 type mxKind struct {
 	name   string
@@ -80,14 +82,15 @@ func newMTALab(t *testing.T) *mtaLab {
 	l := &mtaLab{dir: dir, mx: map[string]*lab.MX{}, expires: time.Now().Add(24 * time.Hour)}
 	pki := lab.NewPKI(t)
 	l.caFile = l.write(t, "ca.pem", pki.RootPEM())
-	l.resolv = l.write(t, "resolv.conf", []byte("nameserver "+strings.Split(labDNSAddr, ":")[0]+"\noptions timeout:2 attempts:2\n"))
-	d := lab.NewDNS(t, labDNSAddr)
+	subnet := labNet()
+	l.resolv = l.write(t, "resolv.conf", []byte("nameserver "+subnet+"53\noptions timeout:2 attempts:2\n"))
+	d := lab.NewDNS(t, subnet+"53:53")
 	i := 0
 	for _, pol := range []string{"on", "off"} {
 		for _, k := range mxKinds {
 			i++
 			dom := pol + "-" + k.name + ".test"
-			host, ip := "mx."+dom, fmt.Sprintf("127.0.0.%d", labMXBase+i)
+			host, ip := "mx."+dom, fmt.Sprintf("%s%d", subnet, 100+i)
 			d.Add(dom+". 60 IN MX 10 "+host+".", host+". 60 IN A "+ip)
 			l.mx[dom] = lab.NewMX(t, ip+":25", k.mode, k.cert(pki, host))
 		}
@@ -222,6 +225,10 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 		return m
 	}
 	final := func(string, verdict) bool { return true }
+	start := time.Now()
+	phase := func(what string) {
+		t.Logf("%s: %s done after %v", name, what, time.Since(start).Round(time.Millisecond))
+	}
 
 	// 1. The matrix: our policy for on-*, none for off-*.
 	res, err := Fetch(ctx, fo)
@@ -252,6 +259,7 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 		}
 	}
 	m.forget(t)
+	phase("matrix")
 
 	// 2. A tampered list is refused; the policy in place still defers the
 	// downgrade.
@@ -277,6 +285,7 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 	vs = m.deliver(t, tg, func(_ string, v verdict) bool { return !strings.Contains(v.detail, "suspended") })
 	l.check(t, name, d, tg[d], "deferred", vs[d])
 	m.forget(t)
+	phase("tampered list")
 
 	// 3. The list expires: fetch withdraws enforcement (and says so), and
 	// the self-signed MX gets mail again. Serial 2 (the real one) is
@@ -291,6 +300,7 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 	vs = m.deliver(t, tg, func(_ string, v verdict) bool { return v.status == "sent" })
 	l.check(t, name, d, tg[d], "sent", vs[d])
 	m.forget(t)
+	phase("expiry")
 
 	// 4. A newer valid list restores enforcement.
 	l.expires = time.Now().Add(48 * time.Hour)
@@ -302,6 +312,18 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 	tg = tags("restored", d)
 	vs = m.deliver(t, tg, func(_ string, v verdict) bool { return !strings.Contains(v.detail, "suspended") })
 	l.check(t, name, d, tg[d], "deferred", vs[d])
+	phase("restore")
+}
+
+// backdate sets the modification time of files a minute back.
+func backdate(t testing.TB, files ...string) {
+	t.Helper()
+	past := time.Now().Add(-time.Minute)
+	for _, f := range files {
+		if err := os.Chtimes(f, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func installedFiles(o FetchOptions) []string {
@@ -329,6 +351,7 @@ type postfixMTA struct {
 func TestPostfixEnforcesFetchedPolicy(t *testing.T) {
 	postfix := testenv.LookPath(t, "postfix")
 	testenv.LookPath(t, "postmap")
+	t0 := time.Now()
 	l := newMTALab(t)
 	p := &postfixMTA{l: l, etc: filepath.Join(l.dir, "postfix", "etc"), log: filepath.Join(l.dir, "postfix", "postfix.log")}
 	spool, data := filepath.Join(l.dir, "postfix", "spool"), filepath.Join(l.dir, "postfix", "data")
@@ -372,8 +395,10 @@ queue_run_delay = 1s
 	run(t, exec.Command("postconf", "-c", p.etc, "-MX", "smtp/inet"))
 	// The map must exist before Postfix starts (a missing one defers all mail).
 	l.write(t, "postfix/etc/starttls-policy", nil)
+	// Postfix waits until a configuration file is a second old before it
+	// reads it (so that it never reads one being written): age them.
+	backdate(t, filepath.Join(p.etc, "main.cf"), filepath.Join(p.etc, "master.cf"))
 	run(t, exec.Command("postmap", "-c", p.etc, "hash:"+mapPath))
-	run(t, exec.Command("postfix", "-c", p.etc, "check"))
 
 	t.Cleanup(func() { p.stop(t) })
 	if out, err := l.inNS(postfix, "-c", p.etc, "start").CombinedOutput(); err != nil {
@@ -381,6 +406,7 @@ queue_run_delay = 1s
 		t.Fatalf("postfix start: %v\n%s\n%s", err, out, log)
 	}
 	poll(t, "the postfix master", p.running)
+	t.Logf("postfix: started after %v", time.Since(t0).Round(time.Millisecond))
 
 	fo := FetchOptions{
 		URL:            l.ts.url(),
