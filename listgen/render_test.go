@@ -3,6 +3,7 @@ package listgen
 import (
 	"bytes"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -247,5 +248,81 @@ func TestRenderBothAndSizes(t *testing.T) {
 	est := estimateSize(l.Author, sortedPolicies(l.Policies)) + estimateSize("", sortedPolicies(l.PolicyAliases))
 	if est < len(b) || est > len(b)+len(b)/20 {
 		t.Errorf("Marshal's size estimate %d, output %d", est, len(b))
+	}
+}
+
+// A real Exim delivery (-odf) through a transport with the snippet: a
+// domain whose MX host matches no pattern is deferred without a connection
+// (the tcp:connect event refuses it); a matching host is connected to (here
+// nothing listens: "Connection refused"). Traffic stays on 127.0.0.1.
+func TestEximRefusesForeignMX(t *testing.T) {
+	testenv.Root(t)
+	exim := testenv.Exim(t)
+	// Not t.TempDir: its parent is private, and Exim runs as its own user.
+	dir, err := os.MkdirTemp("", "listgen-exim-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	for _, d := range []string{"spool", "log"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o777); err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(filepath.Join(dir, d), 0o777) // Exim drops to its own user
+	}
+	os.Chmod(dir, 0o755)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	ln.Close() // nothing listens there now
+	policy := filepath.Join(dir, "policy")
+	// Written by hand: "localhost" (one label) is not a list name, but it
+	// is the only name that resolves here without DNS.
+	if err := os.WriteFile(policy, []byte("foreign.test: mode=enforce mxs=mx.foreign.test:*.foreign.test\nallowed.test: mode=enforce mxs=localhost\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "exim.conf")
+	text := fmt.Sprintf(`exim_path = %s
+primary_hostname = mta.lab.test
+qualify_domain = lab.test
+spool_directory = %s/spool
+log_file_path = %s/log/%%slog
+keep_environment =
+
+begin routers
+to_localhost:
+  driver = manualroute
+  domains = *.test
+  route_list = * localhost byname
+  transport = remote_smtp
+  self = send
+
+begin transports
+remote_smtp:
+  driver = smtp
+  port = %s
+%s
+begin retry
+* * F,2h,15m
+`, exim, dir, dir, port, EximTransportSnippet(policy))
+	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct{ domain, want string }{
+		{"foreign.test", "Event requests alternate response"},
+		{"allowed.test", "Connection refused"},
+	} {
+		os.RemoveAll(filepath.Join(dir, "spool", "db")) // no retry state between cases
+		mainlog := filepath.Join(dir, "log", "mainlog")
+		os.Remove(mainlog)
+		cmd := exec.Command(exim, "-C", conf, "-odf", "-oi", "-f", "sender@lab.test", "user@"+tt.domain)
+		cmd.Stdin = strings.NewReader("Subject: test\n\nbody\n")
+		out, _ := cmd.CombinedOutput()
+		log, _ := os.ReadFile(mainlog)
+		if !bytes.Contains(log, []byte(tt.want)) || !bytes.Contains(log, []byte("== user@"+tt.domain)) {
+			t.Errorf("%s: want a deferral with %q; mainlog:\n%s\n%s", tt.domain, tt.want, log, out)
+		}
 	}
 }
