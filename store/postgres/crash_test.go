@@ -2,8 +2,11 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/internal/burst"
@@ -21,9 +24,26 @@ func TestMain(m *testing.M) {
 func openTarget(ctx context.Context, dsn string) (store.Store, error) { return postgres.Open(ctx, dsn) }
 
 // TestCrashSafety kills a client process with SIGKILL during a burst of
-// writes, three times, and finds the store consistent after each.
+// writes, three times, then inside one long transaction, and finds the
+// store consistent after each.
 func TestCrashSafety(t *testing.T) {
-	burst.CrashScenario(t, openTarget, pgtest.DSN(t), nil)
+	dsn := pgtest.DSN(t)
+	name := fmt.Sprintf("crash-%d", os.Getpid())
+	probe, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close(context.Background()) })
+	// A transaction that has written holds a transaction id.
+	inTx := func(t *testing.T) bool {
+		var n int
+		if err := probe.QueryRow(context.Background(), `SELECT COUNT(*) FROM pg_stat_activity
+			WHERE application_name = $1 AND backend_xid IS NOT NULL`, name).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+	burst.CrashScenario(t, openTarget, pgtest.WithParam(dsn, "application_name", name), nil, inTx)
 }
 
 // TestWorkers: 4 worker processes and 10,000 domains; every due domain is

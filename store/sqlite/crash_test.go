@@ -2,9 +2,13 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"os"
 	"path/filepath"
 	"testing"
+
+	sqlitedriver "modernc.org/sqlite"
 
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/internal/burst"
@@ -21,9 +25,33 @@ func TestMain(m *testing.M) {
 func openTarget(ctx context.Context, path string) (store.Store, error) { return sqlite.Open(ctx, path) }
 
 // TestCrashSafety kills a process with SIGKILL during a burst of writes,
-// three times, and finds the store consistent after each.
+// three times, then inside one long transaction, and finds the store
+// consistent after each.
 func TestCrashSafety(t *testing.T) {
 	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	// The child holds the write lock from BEGIN IMMEDIATE to COMMIT: while
+	// a BEGIN IMMEDIATE here fails at once, its transaction is open.
+	probe, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(0)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { probe.Close() })
+	inTx := func(t *testing.T) bool {
+		conn, err := probe.Conn(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
+			var se *sqlitedriver.Error
+			if errors.As(err, &se) && se.Code()&0xff == 5 { // SQLITE_BUSY
+				return true
+			}
+			t.Fatal(err)
+		}
+		conn.ExecContext(context.Background(), "ROLLBACK")
+		return false
+	}
 	burst.CrashScenario(t, openTarget, path, func(t *testing.T, s store.Store) {
 		var res string
 		if err := s.(*sqlite.Store).DB().QueryRow(`PRAGMA integrity_check`).Scan(&res); err != nil {
@@ -32,7 +60,7 @@ func TestCrashSafety(t *testing.T) {
 		if res != "ok" {
 			t.Fatalf("integrity_check: %s", res)
 		}
-	})
+	}, inTx)
 }
 
 // TestWorkers: several processes sharing one SQLite file each check every

@@ -78,6 +78,8 @@ func ChildMain(open func(ctx context.Context, target string) (store.Store, error
 	switch os.Getenv(EnvMode) {
 	case "crash":
 		err = Crash(ctx, s, os.Stdout)
+	case "bigbatch":
+		err = BigBatch(ctx, s, os.Stdout)
 	case "worker":
 		var now time.Time
 		now, err = time.Parse(time.RFC3339Nano, os.Getenv(EnvNow))
@@ -172,6 +174,45 @@ func Crash(ctx context.Context, s store.Store, out io.Writer) error {
 			return err
 		}
 	}
+}
+
+// BigBatchSize is how many checks BigBatch writes in one transaction.
+const BigBatchSize = 5000
+
+// BigBatch writes BigBatchSize checks (half of them moving the state) on the
+// crash domains in one RecordChecks transaction, printing "begin" before
+// and "done" after it: a parent that kills the process on "begin" kills it
+// in the middle of a long transaction.
+func BigBatch(ctx context.Context, s store.Store, out io.Writer) error {
+	doms := make([]store.Domain, CrashDomains)
+	for i := range doms {
+		d, err := s.GetDomain(ctx, Name(i))
+		if err != nil {
+			return err
+		}
+		doms[i] = d
+	}
+	clock := time.Now().UTC()
+	us := make([]store.CheckUpdate, BigBatchSize)
+	for i := range us {
+		d := &doms[i%CrashDomains]
+		clock = clock.Add(time.Microsecond)
+		us[i] = update(*d, clock, i%2 == 0)
+		d.ChecksPassed++
+		if i%2 == 0 {
+			d.State = cycle[d.State]
+		}
+	}
+	fmt.Fprintln(out, "begin")
+	errs, err := s.RecordChecks(ctx, us)
+	if err != nil {
+		return err
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	fmt.Fprintln(out, "done")
+	return nil
 }
 
 // ChecksAfter is how many check rows the first n commits of a Crash burst

@@ -3,6 +3,7 @@ package burst
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,8 +28,11 @@ func mustOpen(t testing.TB, open Open, target string) store.Store {
 // CrashScenario seeds the store, then several times runs a crash child,
 // kills it with SIGKILL in the middle of its burst of writes, reopens the
 // store and verifies it (VerifyCrash). check, if not nil, runs backend
-// checks (an integrity check) on the reopened store.
-func CrashScenario(t *testing.T, open Open, target string, check func(t *testing.T, s store.Store)) {
+// checks (an integrity check) on the reopened store. Last it kills a child
+// inside one long transaction, once inTx reports that the child's write
+// transaction is open (the database's own view), and finds all of it or
+// none.
+func CrashScenario(t *testing.T, open Open, target string, check func(t *testing.T, s store.Store), inTx func(t *testing.T) bool) {
 	ctx := context.Background()
 	s := mustOpen(t, open, target)
 	if err := Seed(ctx, s, CrashDomains, store.StateTesting); err != nil {
@@ -72,6 +76,39 @@ func CrashScenario(t *testing.T, open Open, target string, check func(t *testing
 		acked = checks
 		t.Logf("kill %d after %d commits: %d checks and %d decisions, consistent", kill+1, committed, checks, decisions)
 	}
+
+	// A kill in the middle of one long transaction: all of it or none.
+	c := Spawn(t, EnvMode+"=bigbatch", EnvTarget+"="+target)
+	c.Expect("begin")
+	// Poll (the child is another process) until its transaction is open.
+	deadline := time.Now().Add(time.Minute)
+	for !inTx(t) {
+		if time.Now().After(deadline) {
+			t.Fatal("the child's transaction never showed")
+		}
+		runtime.Gosched()
+	}
+	finished := false
+	for _, l := range c.Kill() {
+		finished = finished || l == "done"
+	}
+	s = mustOpen(t, open, target)
+	if check != nil {
+		check(t, s)
+	}
+	checks, decisions, err := VerifyCrash(ctx, s, CrashDomains)
+	s.Close()
+	if err != nil {
+		t.Fatalf("after a kill inside a transaction: inconsistent store:\n%v", err)
+	}
+	want := acked
+	if finished {
+		want += BigBatchSize
+	}
+	if checks != want {
+		t.Fatalf("after a kill inside a %d-check transaction: %d checks, want %d (all or none; finished: %v)", BigBatchSize, checks, want, finished)
+	}
+	t.Logf("kill inside a %d-check transaction (finished: %v): %d checks and %d decisions, consistent", BigBatchSize, finished, checks, decisions)
 }
 
 // WorkersScenario runs two rounds over n domains with 4 worker processes

@@ -48,15 +48,18 @@ func DSN(t testing.TB) string {
 }
 
 // WithSchema returns dsn with search_path set to schema.
-func WithSchema(dsn, schema string) string {
+func WithSchema(dsn, schema string) string { return WithParam(dsn, "search_path", schema) }
+
+// WithParam returns dsn with a connection parameter set.
+func WithParam(dsn, key, value string) string {
 	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
 		u, err := url.Parse(dsn)
 		if err == nil {
 			q := u.Query()
-			q.Set("search_path", schema)
+			q.Set(key, value)
 			u.RawQuery = q.Encode()
 			return u.String()
 		}
 	}
-	return dsn + " search_path=" + schema
+	return dsn + " " + key + "=" + value
 }
