@@ -104,9 +104,13 @@ func (s *session) cmd(line string, timeout time.Duration) (reply, error) {
 	return readReply(s.br)
 }
 
+// quit ends the session politely. The verdict is already known: the reply
+// is read, but not waited for long.
 func (s *session) quit() {
-	s.cmd("QUIT", s.v.cfg.Timeout) // the answer does not matter
+	s.cmd("QUIT", min(s.v.cfg.Timeout, quitTimeout))
 }
+
+const quitTimeout = 5 * time.Second
 
 func (s *session) run(tlsa *tlsaSet) {
 	cfg := s.v.cfg
