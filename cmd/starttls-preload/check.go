@@ -39,6 +39,12 @@ Bulk runs (--domains-file, one domain a line, # comments) check each MX
 address once per run however many domains share it, and print results in
 input order as they complete.
 
+The flags are also configuration keys (validate.resolver, validate.ca_file,
+validate.allow_private, validate.timeout, validate.greeting_timeout,
+validate.concurrency, validate.smtp_port), in starttls-preload.yaml or as
+STARTTLS_PRELOAD_VALIDATE_* environment variables. Every finding code is
+listed, one line each, in the validate package's documentation.
+
 Exit status: 0 every domain eligible, 1 some domain not eligible, 2 usage or
 configuration error.`,
 		Example: `  # One domain, readable report
