@@ -19,7 +19,7 @@ const (
 // Errors of the reply reader.
 var (
 	ErrReplyLineTooLong = errors.New("validate: SMTP reply line too long")
-	ErrReplyTooManyLine = errors.New("validate: SMTP reply has too many lines")
+	ErrReplyTooManyLines = errors.New("validate: SMTP reply has too many lines")
 	ErrReplyMalformed   = errors.New("validate: malformed SMTP reply")
 	ErrTooMuchData      = errors.New("validate: server sent too much data")
 )
@@ -72,7 +72,7 @@ func readReply(br *bufio.Reader) (reply, error) {
 	var r reply
 	for n := 0; ; n++ {
 		if n >= maxReplyLines {
-			return r, ErrReplyTooManyLine
+			return r, ErrReplyTooManyLines
 		}
 		raw, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {

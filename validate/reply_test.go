@@ -26,7 +26,7 @@ func TestReadReply(t *testing.T) {
 		{"1xx", "199 x\r\n", 0, 0, ErrReplyMalformed},
 		{"eof", "250-a\r\n", 0, 0, io.ErrUnexpectedEOF},
 		{"long line", "220 " + strings.Repeat("x", maxReplyLine) + "\r\n", 0, 0, ErrReplyLineTooLong},
-		{"too many lines", strings.Repeat("220-x\r\n", maxReplyLines+1), 0, 0, ErrReplyTooManyLine},
+		{"too many lines", strings.Repeat("220-x\r\n", maxReplyLines+1), 0, 0, ErrReplyTooManyLines},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -82,7 +82,7 @@ func (s *session) fail(step string, timeout time.Duration, err error) {
 	switch {
 	case isTimeout(err):
 		s.add(CodeMXTimeout, "No complete answer to %s within %v.", step, timeout)
-	case errors.Is(err, ErrReplyLineTooLong), errors.Is(err, ErrReplyTooManyLine),
+	case errors.Is(err, ErrReplyLineTooLong), errors.Is(err, ErrReplyTooManyLines),
 		errors.Is(err, ErrReplyMalformed), errors.Is(err, ErrTooMuchData):
 		s.add(CodeSMTPBadResponse, "Invalid reply to %s: %v.", step, errText(err))
 	default:
