@@ -18,10 +18,10 @@ const (
 
 // Errors of the reply reader.
 var (
-	ErrReplyLineTooLong = errors.New("validate: SMTP reply line too long")
+	ErrReplyLineTooLong  = errors.New("validate: SMTP reply line too long")
 	ErrReplyTooManyLines = errors.New("validate: SMTP reply has too many lines")
-	ErrReplyMalformed   = errors.New("validate: malformed SMTP reply")
-	ErrTooMuchData      = errors.New("validate: server sent too much data")
+	ErrReplyMalformed    = errors.New("validate: malformed SMTP reply")
+	ErrTooMuchData       = errors.New("validate: server sent too much data")
 )
 
 // reply is one SMTP reply: its code and the text of each line.
