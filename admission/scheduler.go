@@ -63,6 +63,10 @@ type Scheduler struct {
 	cfg    Config
 	optOut map[string]bool
 	log    *slog.Logger
+	// writes serialises the round's own store writes (claims, records,
+	// releases): on SQLite two writers would only wait for each other in
+	// the busy handler's sleeps.
+	writes sync.Mutex
 }
 
 // NewScheduler checks cfg and fills in defaults.
@@ -159,7 +163,9 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 		defer close(claiming)
 		defer close(work)
 		for {
+			s.writes.Lock()
 			doms, err := s.cfg.Store.ClaimDue(ctx, s.cfg.Worker, now, s.cfg.Batch, s.cfg.Lease)
+			s.writes.Unlock()
 			if err != nil {
 				claimErr = fmt.Errorf("admission: claiming due domains: %w", err)
 				return
@@ -230,6 +236,8 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 // record writes a batch of finished checks in one transaction, carries out
 // removals, and releases the domains that were not probed.
 func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) error {
+	s.writes.Lock()
+	defer s.writes.Unlock()
 	var (
 		updates  []store.CheckUpdate
 		outcomes []Outcome
