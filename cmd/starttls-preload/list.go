@@ -248,7 +248,7 @@ func readListFile(path string) ([]byte, error) {
 	} else {
 		f, err := os.Open(path)
 		if err != nil {
-			return nil, failf("%v", err)
+			return nil, usagef("%v", err)
 		}
 		defer f.Close()
 		r = f

@@ -157,6 +157,9 @@ func TestListRenderCommand(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "smtp_tls_policy_maps = hash:/etc/postfix/starttls-policy") {
 		t.Errorf("--postfix-main-cf: exit %d:\n%s", code, out)
 	}
+	if _, _, code := execCLI(t, "list", "lint", filepath.Join(t.TempDir(), "missing.json")); code != exitUsage {
+		t.Errorf("missing file: exit %d, want 2", code)
+	}
 	if _, _, code := execCLI(t, "list", "render", sample); code != exitUsage {
 		t.Errorf("no output flag: exit %d, want 2", code)
 	}
