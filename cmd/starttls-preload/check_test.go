@@ -244,3 +244,16 @@ func TestProgressLine(t *testing.T) {
 		t.Errorf("progress output %q", out)
 	}
 }
+
+func TestCheckCommandInvalidLineInFile(t *testing.T) {
+	l := newCheckLab(t)
+	file := filepath.Join(t.TempDir(), "domains.txt")
+	os.WriteFile(file, []byte("good.test\nnot a domain\n"), 0o644)
+	out, errOut, code := execute(t, l.args("--json", "--domains-file", file)...)
+	if code != exitFindings || !strings.Contains(errOut, "1 invalid domain name") {
+		t.Errorf("exit %d stderr %q, want 1 and a count of invalid names", code, errOut)
+	}
+	if strings.Count(out, "\n") != 1 || !strings.Contains(out, `"domain":"good.test"`) {
+		t.Errorf("output %q, want the valid domain's result only", out)
+	}
+}
