@@ -24,6 +24,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,22 @@ func (s State) Valid() bool {
 		}
 	}
 	return false
+}
+
+// ValidName reports whether name is a domain name as the store keeps it:
+// not empty, at most 253 characters, lower-case, without a trailing dot or
+// white space. Callers normalise names before they reach the store, so that
+// "Example.COM." and "example.com" are one domain.
+func ValidName(name string) bool {
+	if name == "" || len(name) > 253 || strings.HasSuffix(name, ".") {
+		return false
+	}
+	for _, r := range name {
+		if 'A' <= r && r <= 'Z' || r <= ' ' || r == 0x7f {
+			return false
+		}
+	}
+	return true
 }
 
 // Domain is one domain's row.
@@ -177,7 +194,7 @@ type ListRecord struct {
 // concurrent use. Methods take ctx first; times are caller-supplied.
 type Store interface {
 	// AddDomain inserts a new domain (ErrAlreadyExists if the name is
-	// taken, whatever its state). A zero CreatedAt/UpdatedAt is set to now;
+	// taken, whatever its state; ErrInvalid unless ValidName). A zero CreatedAt/UpdatedAt is set to now;
 	// an empty State is pending.
 	AddDomain(ctx context.Context, d Domain) error
 	// AddDomains adds many domains in one transaction (bulk imports):

@@ -99,7 +99,7 @@ func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, err
 }
 
 func (s *Store) add(d store.Domain) error {
-	if d.Name == "" {
+	if !store.ValidName(d.Name) {
 		return store.ErrInvalid
 	}
 	if d.State == "" {

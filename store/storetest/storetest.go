@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -181,6 +182,10 @@ func testAddInvalid(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	for _, d := range []store.Domain{
 		{Name: ""},
+		{Name: "Upper.example"},
+		{Name: "dot.example."},
+		{Name: "space .example"},
+		{Name: strings.Repeat("a", 254)},
 		{Name: "x.example", State: "bogus"},
 	} {
 		isErr(t, fmt.Sprintf("AddDomain(%+v)", d), s.AddDomain(ctx, d), store.ErrInvalid)

@@ -244,7 +244,7 @@ func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, err
 		}
 		rows[i] = d
 		switch _, dup := first[d.Name]; {
-		case d.Name == "" || !d.State.Valid():
+		case !store.ValidName(d.Name) || !d.State.Valid():
 			errs[i] = store.ErrInvalid
 		case dup:
 			errs[i] = store.ErrAlreadyExists
