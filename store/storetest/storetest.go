@@ -903,6 +903,26 @@ func testRelease(t *testing.T, s store.Store) {
 	if d.ClaimedBy != "" || !d.NextCheck.Equal(store.Time(at(time.Hour))) {
 		t.Errorf("r2 after release: %+v", d)
 	}
+
+	// Releasing more names than one statement takes.
+	var many []store.Domain
+	for i := range 1500 {
+		many = append(many, store.Domain{Name: fmt.Sprintf("m%04d.example", i), State: store.StateTesting, CreatedAt: T0, NextCheck: T0})
+	}
+	errs, err := s.AddDomains(ctx, many)
+	must(t, err)
+	must(t, errors.Join(errs...))
+	got, err = s.ClaimDue(ctx, "w3", at(time.Minute), 2000, time.Hour)
+	must(t, err)
+	if len(got) != 1500 {
+		t.Fatalf("claimed %d, want 1500", len(got))
+	}
+	must(t, s.Release(ctx, "w3", names(got), time.Time{}))
+	got, err = s.ClaimDue(ctx, "w4", at(time.Minute), 2000, time.Hour)
+	must(t, err)
+	if len(got) != 1500 {
+		t.Errorf("claimable after releasing 1,500: %d", len(got))
+	}
 }
 
 func testSerials(t *testing.T, s store.Store) {

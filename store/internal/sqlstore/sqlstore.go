@@ -839,15 +839,28 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 	return out, nil
 }
 
-// Release implements store.Store.
+// Release implements store.Store: one UPDATE per chunk of names.
 func (s *Store) Release(ctx context.Context, worker string, names []string, next time.Time) error {
+	set := `claimed_by = '', claimed_until = NULL`
+	var head []any
+	if !next.IsZero() {
+		set += `, next_check = ?`
+		head = append(head, s.t(next))
+	}
+	head = append(head, worker)
 	return s.tx(ctx, true, func(tx *sql.Tx) error {
-		for _, n := range names {
+		for start := 0; start < len(names); start += maxWave {
+			part := names[start:min(start+maxWave, len(names))]
+			args := append([]any{}, head...)
 			var err error
-			if next.IsZero() {
-				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET claimed_by = '', claimed_until = NULL WHERE name = ? AND claimed_by = ?`), n, worker)
+			if s.d.Arrays {
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET `+set+` WHERE claimed_by = ? AND name = ANY(?::text[])`), append(args, part)...)
 			} else {
-				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET claimed_by = '', claimed_until = NULL, next_check = ? WHERE name = ? AND claimed_by = ?`), s.t(next), n, worker)
+				for _, n := range part {
+					args = append(args, n)
+				}
+				_, err = tx.ExecContext(ctx, s.q(`UPDATE domains SET `+set+` WHERE claimed_by = ? AND name IN (`+
+					strings.TrimSuffix(strings.Repeat("?, ", len(part)), ", ")+`)`), args...)
 			}
 			if err != nil {
 				return err
