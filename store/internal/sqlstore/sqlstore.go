@@ -1,7 +1,7 @@
 // Package sqlstore implements store.Store over database/sql for the SQL
 // backends (SQLite and PostgreSQL). The queries are written once with "?"
 // placeholders; a Dialect supplies what differs: placeholder style, how
-// times are stored, row locking, and how a write transaction begins.
+// times are stored, row locking, and how batches are passed.
 package sqlstore
 
 import (
@@ -49,9 +49,8 @@ type Dialect struct {
 type Store struct {
 	db      *sql.DB
 	d       Dialect
-	wmu     sync.Mutex
-	queries sync.Map // query text -> rewritten text
-	closed  atomic.Bool
+	wmu    sync.Mutex
+	closed atomic.Bool
 }
 
 var _ store.Store = (*Store)(nil)
@@ -67,9 +66,6 @@ func (s *Store) q(query string) string {
 	if !s.d.Dollar {
 		return query
 	}
-	if v, ok := s.queries.Load(query); ok {
-		return v.(string)
-	}
 	var b strings.Builder
 	n := 0
 	for _, r := range query {
@@ -80,7 +76,6 @@ func (s *Store) q(query string) string {
 		}
 		b.WriteRune(r)
 	}
-	s.queries.Store(query, b.String())
 	return b.String()
 }
 
