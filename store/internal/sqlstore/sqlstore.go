@@ -47,8 +47,8 @@ type Dialect struct {
 
 // Store is a store.Store over a *sql.DB.
 type Store struct {
-	db      *sql.DB
-	d       Dialect
+	db     *sql.DB
+	d      Dialect
 	wmu    sync.Mutex
 	closed atomic.Bool
 }
