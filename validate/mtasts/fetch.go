@@ -21,7 +21,7 @@ func PolicyURL(domain string) string {
 // Fetch fetches and parses domain's policy from PolicyURL(domain) with
 // client (nil means a client with Go's default transport). It never follows
 // redirects (RFC 8461 §3.3), accepts status 200 only, requires the media
-// type text/plain (§3.2) and reads at most MaxPolicySize bytes. Deadlines
+// type text/plain (§3.3) and reads at most MaxPolicySize bytes. Deadlines
 // come from ctx. The client's own CheckRedirect is not used; the client is
 // not modified.
 func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, error) {
@@ -53,7 +53,7 @@ func Fetch(ctx context.Context, client *http.Client, domain string) (*Policy, er
 		// RFC 8461 §3.3: "only a 200 OK response" is a policy.
 		return nil, fmt.Errorf("%w: status %d", ErrHTTPStatus, resp.StatusCode)
 	}
-	// RFC 8461 §3.2: the policy is served with the media type "text/plain"
+	// RFC 8461 §3.3: senders check that the media type is "text/plain"
 	// (parameters such as charset are allowed).
 	ct := resp.Header.Get("Content-Type")
 	mt, _, err := mime.ParseMediaType(ct)

@@ -43,14 +43,15 @@ var (
 	ErrRedirect = errors.New("mtasts: policy fetch redirected")
 	// ErrHTTPStatus: the policy host answered with a status other than 200.
 	ErrHTTPStatus = errors.New("mtasts: policy fetch status not 200")
-	// ErrContentType: the policy is not served as text/plain (RFC 8461 §3.2).
+	// ErrContentType: the policy is not served as text/plain (RFC 8461 §3.3).
 	ErrContentType = errors.New("mtasts: policy content type not text/plain")
 	// ErrTooLarge: the policy is larger than MaxPolicySize.
 	ErrTooLarge = errors.New("mtasts: policy larger than 64 KiB")
 )
 
-// MaxPolicySize is the largest policy body accepted, in bytes. RFC 8461 §3.3
-// recommends that senders limit the policy body; 64 KiB is the common limit.
+// MaxPolicySize is the largest policy body accepted, in bytes: it bounds
+// what a stranger's server can make the checker read (64 KiB is the usual
+// limit of MTA-STS implementations).
 const MaxPolicySize = 64 << 10
 
 // MaxMaxAge is the largest max_age allowed by RFC 8461 §3.2 (about a year).
