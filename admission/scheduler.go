@@ -133,12 +133,13 @@ type RoundStats struct {
 
 // item is one claimed domain on its way through a round.
 type item struct {
-	d      store.Domain
-	res    *validate.Result
-	err    error
-	at     time.Time
-	skip   bool // opted out or pending: released untouched
-	remove bool // removal_requested: becomes removed without a probe
+	d        store.Domain
+	res      *validate.Result
+	err      error
+	at       time.Time
+	skip     bool // opted out or pending: released untouched
+	optedOut bool // on the never-probe list
+	remove   bool // removal_requested: becomes removed without a probe
 }
 
 // RunRound checks every domain due now and returns when none is left. It
@@ -175,9 +176,10 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 			}
 			claimed += len(doms)
 			s.cfg.Metrics.queueAdd(len(doms))
-			for _, d := range doms {
+			items := s.screen(ctx, doms)
+			for _, it := range items {
 				select {
-				case work <- &item{d: d}:
+				case work <- it:
 				case <-ctx.Done():
 					// Claims not handed out expire with their lease.
 					s.cfg.Metrics.queueAdd(-1)
@@ -326,6 +328,40 @@ func (s *Scheduler) record(ctx context.Context, items []*item, st *RoundStats) e
 	return nil
 }
 
+// screenConcurrency bounds the opt-out reads of one claimed batch.
+const screenConcurrency = 16
+
+// screen looks up whether each claimed domain opted out, several at once,
+// so that the reads overlap each other and the checks of the previous
+// batch instead of delaying each check.
+func (s *Scheduler) screen(ctx context.Context, doms []store.Domain) []*item {
+	items := make([]*item, len(doms))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(screenConcurrency, len(doms)) {
+		wg.Go(func() {
+			for i := range next {
+				it := &item{d: doms[i]}
+				items[i] = it
+				if !Probed(it.d.State) {
+					continue
+				}
+				if s.optOut[it.d.Name] {
+					it.optedOut = true
+					continue
+				}
+				it.optedOut, it.err = s.cfg.Store.IsOptedOut(ctx, it.d.Name)
+			}
+		})
+	}
+	for i := range doms {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	return items
+}
+
 // probe checks one claimed domain (unless it must not be probed).
 func (s *Scheduler) probe(ctx context.Context, round Checker, it *item) {
 	switch {
@@ -336,17 +372,11 @@ func (s *Scheduler) probe(ctx context.Context, round Checker, it *item) {
 		it.skip = true
 		return
 	}
-	if s.optOut[it.d.Name] {
-		it.skip = true
-		s.cfg.Metrics.check(OutcomeOptedOut, 0)
-		return
-	}
-	if opted, err := s.cfg.Store.IsOptedOut(ctx, it.d.Name); err != nil || opted {
-		it.skip = true
-		if err != nil {
-			it.skip, it.err = false, err
+	if it.optedOut || it.err != nil {
+		if it.optedOut {
+			it.skip = true
+			s.cfg.Metrics.check(OutcomeOptedOut, 0)
 		}
-		s.cfg.Metrics.check(OutcomeOptedOut, 0)
 		return
 	}
 	start := time.Now()
