@@ -184,3 +184,14 @@ func entries(b []byte) int {
 	}
 	return n
 }
+
+// backdate sets the modification time of files a minute back.
+func backdate(t testing.TB, files ...string) {
+	t.Helper()
+	past := time.Now().Add(-time.Minute)
+	for _, f := range files {
+		if err := os.Chtimes(f, past, past); err != nil {
+			t.Fatal(err)
+		}
+	}
+}

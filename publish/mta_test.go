@@ -1,3 +1,5 @@
+//go:build linux
+
 package publish
 
 // End-to-end proof with real MTAs: real Postfix and real Exim, pointed at a
@@ -313,17 +315,6 @@ func (l *mtaLab) scenario(t *testing.T, name string, m mtaDriver, fo FetchOption
 	vs = m.deliver(t, tg, func(_ string, v verdict) bool { return !strings.Contains(v.detail, "suspended") })
 	l.check(t, name, d, tg[d], "deferred", vs[d])
 	phase("restore")
-}
-
-// backdate sets the modification time of files a minute back.
-func backdate(t testing.TB, files ...string) {
-	t.Helper()
-	past := time.Now().Add(-time.Minute)
-	for _, f := range files {
-		if err := os.Chtimes(f, past, past); err != nil {
-			t.Fatal(err)
-		}
-	}
 }
 
 func installedFiles(o FetchOptions) []string {
