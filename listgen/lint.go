@@ -129,6 +129,7 @@ func (lt *linter) domain(d string) {
 
 func (lt *linter) policy(section, key string, p Policy, isAlias bool) {
 	path := func(suffix string) string { return keyPath(section, key) + suffix }
+	mpath := func(i int) string { return path(fmt.Sprintf(".mxs[%d]", i)) }
 	if p.PolicyAlias != "" {
 		switch {
 		case isAlias:
@@ -151,23 +152,22 @@ func (lt *linter) policy(section, key string, p Policy, isAlias bool) {
 		lt.add(CodeMXTooMany, path(".mxs"), "%d MX patterns, at most %d", len(p.MXs), MaxMXs)
 	}
 	for i, m := range p.MXs {
-		mpath := func() string { return path(fmt.Sprintf(".mxs[%d]", i)) }
 		if err := checkPattern(m); err != nil {
-			lt.add(CodeMXInvalid, mpath(), "%v", err)
+			lt.add(CodeMXInvalid, mpath(i), "%v", err)
 			continue
 		}
 		if slices.Index(p.MXs, m) < i {
-			lt.add(CodeMXDuplicate, mpath(), "%q is listed twice", m)
+			lt.add(CodeMXDuplicate, mpath(i), "%q is listed twice", m)
 		}
 		host, wild := strings.CutPrefix(m, "*.")
 		if strings.Contains(host, "xn--") {
 			if err := checkIDNA(host); err != nil {
-				lt.add(CodeMXIDNA, mpath(), "%v", err)
+				lt.add(CodeMXIDNA, mpath(i), "%v", err)
 			}
 		}
 		if wild {
 			if suffix, _ := publicsuffix.PublicSuffix(host); suffix == host {
-				lt.add(CodeMXSuffix, mpath(), "%q would match any host under the public suffix %q", m, host)
+				lt.add(CodeMXSuffix, mpath(i), "%q would match any host under the public suffix %q", m, host)
 			}
 		}
 	}
