@@ -1,7 +1,9 @@
 package lab
 
 import (
+	"errors"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,8 +19,9 @@ import (
 // to mark answers as DNSSEC-authenticated (SetAD). Safe for concurrent use.
 type DNS struct {
 	addr string
-	udp  *dns.Server
+	udp  *net.UDPConn
 	tcp  *dns.Server
+	wg   sync.WaitGroup // the UDP readers
 
 	mu      sync.RWMutex
 	rrs     map[dns.Question][]dns.RR // keyed on lower-case name, type, class IN
@@ -27,7 +30,16 @@ type DNS struct {
 	dropped map[string]bool
 	ad      bool
 	queries atomic.Int64
+
+	// UDP answers already packed, keyed on the query's bytes after its
+	// ID: a query answers the same way until the data changes (gen).
+	cmu    sync.Mutex
+	gen    uint64
+	packed map[string][]byte
 }
+
+// maxPacked bounds the packed-answer cache; it is emptied when full.
+const maxPacked = 1 << 16
 
 // NewDNS starts a DNS server on addr ("127.0.0.1:0" for any free port, or
 // "127.0.0.53:53" for resolv.conf users, which needs root) and stops it when
@@ -61,20 +73,87 @@ func NewDNS(t testing.TB, addr string) *DNS {
 		t.Fatalf("lab: dns: %v", err)
 	}
 	d.addr = pc.LocalAddr().String()
-	h := dns.HandlerFunc(d.serve)
-	started := make(chan struct{}, 2)
-	notify := func() { started <- struct{}{} }
-	d.udp = &dns.Server{PacketConn: pc, Handler: h, NotifyStartedFunc: notify}
-	d.tcp = &dns.Server{Listener: ln, Handler: h, NotifyStartedFunc: notify}
-	go d.udp.ActivateAndServe()
+	d.udp = pc.(*net.UDPConn)
+	started := make(chan struct{})
+	d.tcp = &dns.Server{Listener: ln, Handler: dns.HandlerFunc(d.serveTCP), NotifyStartedFunc: func() { close(started) }}
 	go d.tcp.ActivateAndServe()
 	<-started
-	<-started
+	// UDP is served by a few readers that answer inline (no goroutine per
+	// query), from packed answers when the same query came before.
+	for range max(2, runtime.GOMAXPROCS(0)) {
+		d.wg.Go(d.readUDP)
+	}
 	t.Cleanup(func() {
-		d.udp.Shutdown()
+		d.udp.Close()
+		d.wg.Wait()
 		d.tcp.Shutdown()
 	})
 	return d
+}
+
+func (d *DNS) readUDP() {
+	buf := make([]byte, 65535)
+	for {
+		n, from, err := d.udp.ReadFromUDPAddrPort(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			continue
+		}
+		if out := d.answerUDP(buf[:n]); out != nil {
+			d.udp.WriteToUDPAddrPort(out, from)
+		}
+	}
+}
+
+// answerUDP returns the packed answer to the query in raw, or nil for no
+// answer. It must not keep raw.
+func (d *DNS) answerUDP(raw []byte) []byte {
+	d.queries.Add(1)
+	if len(raw) < 12 || raw[2]&0x80 != 0 { // too short, or a response: ignore
+		return nil
+	}
+	key := string(raw[2:])
+	d.cmu.Lock()
+	cached, ok := d.packed[key]
+	gen := d.gen
+	d.cmu.Unlock()
+	if ok {
+		out := append([]byte(nil), cached...)
+		out[0], out[1] = raw[0], raw[1] // the query's ID
+		return out
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(raw); err != nil {
+		return nil
+	}
+	m := d.answer(req, true)
+	if m == nil {
+		return nil
+	}
+	out, err := m.Pack()
+	if err != nil {
+		return nil
+	}
+	d.cmu.Lock()
+	if d.gen == gen {
+		if d.packed == nil || len(d.packed) >= maxPacked {
+			d.packed = map[string][]byte{}
+		}
+		d.packed[key] = out
+	}
+	d.cmu.Unlock()
+	return out
+}
+
+// changed drops the packed answers: the data they came from changed. The
+// caller holds d.mu for writing.
+func (d *DNS) changed() {
+	d.cmu.Lock()
+	d.gen++
+	d.packed = nil
+	d.cmu.Unlock()
 }
 
 // Addr returns the host:port the server listens on (UDP and TCP).
@@ -104,6 +183,7 @@ func (d *DNS) Add(rrs ...string) {
 func (d *DNS) AddRR(rrs ...dns.RR) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	for _, rr := range rrs {
 		h := rr.Header()
 		name := strings.ToLower(dns.Fqdn(h.Name))
@@ -132,6 +212,7 @@ func errString(err error) string {
 func (d *DNS) SetRcode(name string, qtype uint16, rcode int) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	q := dns.Question{Name: strings.ToLower(dns.Fqdn(name)), Qtype: qtype, Qclass: dns.ClassINET}
 	if rcode == dns.RcodeSuccess {
 		delete(d.rcodes, q)
@@ -145,6 +226,7 @@ func (d *DNS) SetRcode(name string, qtype uint16, rcode int) {
 func (d *DNS) SetAD(ad bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	d.ad = ad
 }
 
@@ -153,23 +235,34 @@ func (d *DNS) SetAD(ad bool) {
 func (d *DNS) Drop(name string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	defer d.changed()
 	d.dropped[strings.ToLower(dns.Fqdn(name))] = true
 }
 
-func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
+func (d *DNS) serveTCP(w dns.ResponseWriter, req *dns.Msg) {
 	d.queries.Add(1)
+	if m := d.answer(req, false); m != nil {
+		w.WriteMsg(m)
+	}
+}
+
+// answer returns the reply to req, or nil to send none. Over UDP, it is
+// truncated to the size the query allows.
+func (d *DNS) answer(req *dns.Msg, udp bool) *dns.Msg {
 	d.mu.RLock()
 	defer d.mu.RUnlock()
-	if len(req.Question) != 1 {
+	if len(req.Question) != 1 || req.Opcode != dns.OpcodeQuery {
 		m := new(dns.Msg)
 		m.SetRcode(req, dns.RcodeFormatError)
-		w.WriteMsg(m)
-		return
+		if req.Opcode != dns.OpcodeQuery {
+			m.Rcode = dns.RcodeNotImplemented
+		}
+		return m
 	}
 	q := req.Question[0]
 	name := strings.ToLower(q.Name)
 	if d.dropped[name] {
-		return
+		return nil
 	}
 	m := new(dns.Msg)
 	m.SetReply(req)
@@ -177,8 +270,7 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 	m.AuthenticatedData = d.ad
 	if rc, ok := d.rcodes[dns.Question{Name: name, Qtype: q.Qtype, Qclass: dns.ClassINET}]; ok {
 		m.Rcode = rc
-		w.WriteMsg(m)
-		return
+		return m
 	}
 	// Follow CNAMEs inside the data (at most 8), as a recursive resolver would.
 	for range 8 {
@@ -196,12 +288,12 @@ func (d *DNS) serve(w dns.ResponseWriter, req *dns.Msg) {
 		m.Answer = append(m.Answer, cn[0])
 		name = strings.ToLower(cn[0].(*dns.CNAME).Target)
 	}
-	if _, udp := w.RemoteAddr().(*net.UDPAddr); udp {
+	if udp {
 		size := dns.MinMsgSize
 		if opt := req.IsEdns0(); opt != nil {
 			size = max(int(opt.UDPSize()), dns.MinMsgSize)
 		}
 		m.Truncate(size)
 	}
-	w.WriteMsg(m)
+	return m
 }
