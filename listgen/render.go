@@ -117,13 +117,20 @@ func RenderPostfix(l *List, o RenderOptions) []byte {
 }
 
 // Render returns what RenderPostfix and RenderExim return, sorting and
-// checking the list once for both.
+// checking the list once for both, and writing the two at the same time.
 func Render(l *List, o RenderOptions) (postfix, exim []byte) {
 	if expired(l, o) {
 		return EmptyPolicy(expiredReason(l))
 	}
 	es, skipped := entries(l)
-	return renderPostfix(l, o, es, skipped), renderExim(l, o, es, skipped)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		exim = renderExim(l, o, es, skipped)
+	}()
+	postfix = renderPostfix(l, o, es, skipped)
+	<-done
+	return postfix, exim
 }
 
 // linesSize is the exact size of the entry lines: per line, the domain,
