@@ -19,7 +19,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
@@ -435,17 +434,16 @@ func (f *fetcher) expiredErr() error {
 // install renders the valid list l and installs it.
 func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, error) {
 	ro := listgen.RenderOptions{EarlyAdopter: f.o.EarlyAdopter, CAFile: f.o.CAFile, Now: f.o.Now()}
-	// The two renderings are independent: one core each.
 	start := time.Now()
 	var pf, ex []byte
-	var wg sync.WaitGroup
-	if f.o.PostfixMap != "" {
-		wg.Go(func() { pf = listgen.RenderPostfix(l, ro) })
+	switch {
+	case f.o.PostfixMap != "" && f.o.EximFile != "":
+		pf, ex = listgen.Render(l, ro) // sorts once, writes both at once
+	case f.o.PostfixMap != "":
+		pf = listgen.RenderPostfix(l, ro)
+	default:
+		ex = listgen.RenderExim(l, ro)
 	}
-	if f.o.EximFile != "" {
-		wg.Go(func() { ex = listgen.RenderExim(l, ro) })
-	}
-	wg.Wait()
 	slog.Debug("rendered", "serial", l.Serial, "took", time.Since(start))
 	if f.o.PostfixMap != "" && !hasEntry(pf) {
 		return nil, fmt.Errorf("%w (serial %d, Postfix map)", ErrEmptyList, l.Serial)
