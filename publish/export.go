@@ -52,12 +52,12 @@ func Export(ctx context.Context, src Source, dir string, pubPEM []byte, allowedS
 	if err != nil {
 		return fmt.Errorf("publish: export: current list: %w", err)
 	}
-	o := listgen.RenderOptions{Now: cur.Published}
+	pf, ex := listgen.Render(l, listgen.RenderOptions{Now: cur.Published})
 	top := []namedFile{
 		{PubKeyFile, pubPEM},
 		{AllowedSignersFile, []byte(allowedSigners)},
-		{PostfixFile, listgen.RenderPostfix(l, o)},
-		{EximFile, listgen.RenderExim(l, o)},
+		{PostfixFile, pf},
+		{EximFile, ex},
 	}
 	// The signatures go first, so that a reader who sees the new list
 	// finds its signature (it may still see the new signature with the old

@@ -110,9 +110,9 @@ func (p *prepared) rendered() (postfix, exim *blob, err error) {
 			p.renderErr = err
 			return
 		}
-		o := listgen.RenderOptions{Now: p.snap.Published}
-		p.postfix = newBlob(listgen.RenderPostfix(l, o), "text/plain; charset=utf-8")
-		p.exim = newBlob(listgen.RenderExim(l, o), "text/plain; charset=utf-8")
+		pf, ex := listgen.Render(l, listgen.RenderOptions{Now: p.snap.Published})
+		p.postfix = newBlob(pf, "text/plain; charset=utf-8")
+		p.exim = newBlob(ex, "text/plain; charset=utf-8")
 	})
 	return p.postfix, p.exim, p.renderErr
 }
