@@ -87,22 +87,23 @@ func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
 		checks []*addrCheck
 	}
 	outs := make([]hostOut, len(mxs))
-	for i, mx := range mxs {
-		wg.Go(func() {
-			info := r.hosts.do(ctx, mx.host, func() *hostInfo { return v.resolveHost(ctx, mx.host, mx.literal) })
-			checks := make([]*addrCheck, len(info.addrs))
-			var awg sync.WaitGroup
-			for j, ip := range info.addrs {
-				awg.Go(func() {
-					checks[j] = r.addrs.do(ctx, mx.host+" "+ip.String(), func() *addrCheck {
-						return v.checkAddress(ctx, mx.host, ip, info.tlsa)
-					})
-				})
-			}
-			awg.Wait()
-			outs[i] = hostOut{info, checks}
+	// Every host, and every address of a host, is checked at the same
+	// time; the last of each runs on the calling goroutine, which would
+	// otherwise only wait.
+	goEach(&wg, len(mxs), func(i int) {
+		mx := mxs[i]
+		info := r.hosts.do(ctx, mx.host, func() *hostInfo { return v.resolveHost(ctx, mx.host, mx.literal) })
+		checks := make([]*addrCheck, len(info.addrs))
+		var awg sync.WaitGroup
+		goEach(&awg, len(info.addrs), func(j int) {
+			ip := info.addrs[j]
+			checks[j] = r.addrs.do(ctx, mx.host+" "+ip.String(), func() *addrCheck {
+				return v.checkAddress(ctx, mx.host, ip, info.tlsa)
+			})
 		})
-	}
+		awg.Wait()
+		outs[i] = hostOut{info, checks}
+	})
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -137,6 +138,17 @@ func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
 	res.Findings = append(res.Findings, rpt...)
 	res.Eligible = allOK && !res.HasErrors()
 	return res, nil
+}
+
+// goEach runs f(0), ..., f(n-1) at the same time: the last on the calling
+// goroutine, the others on new goroutines added to wg.
+func goEach(wg *sync.WaitGroup, n int, f func(int)) {
+	for i := range n - 1 {
+		wg.Go(func() { f(i) })
+	}
+	if n > 0 {
+		f(n - 1)
+	}
 }
 
 // Limits on what one domain can make the checker contact.
@@ -322,7 +334,7 @@ func (v *Validator) lookupAddrsCNAME(ctx context.Context, host string) (addrs []
 	var aErr, aaaaErr error
 	var wg sync.WaitGroup
 	wg.Go(func() { a, aErr = v.dns.query(ctx, host, dns.TypeA) })
-	wg.Go(func() { aaaa, aaaaErr = v.dns.query(ctx, host, dns.TypeAAAA) })
+	aaaa, aaaaErr = v.dns.query(ctx, host, dns.TypeAAAA)
 	wg.Wait()
 	if err := cmp.Or(aErr, aaaaErr); err != nil {
 		return nil, false, false, err
