@@ -384,3 +384,45 @@ func TestDocExample(t *testing.T) {
 		t.Errorf("doc example: example.net = %+v", p)
 	}
 }
+
+// The two-goroutine writer gives the same bytes and the same first error
+// as the sequential one.
+func TestMarshalParallel(t *testing.T) {
+	l := genList(3000)
+	l.PolicyAliases["unused"] = Policy{Mode: ModeTesting, MXs: []string{"b.example.com", "a.example.com"}}
+	old := parallelMin
+	t.Cleanup(func() { parallelMin = old })
+	parallelMin = 1 << 30
+	seq, err := Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	parallelMin = 2
+	par, err := Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(seq, par) {
+		t.Fatal("parallel Marshal differs from sequential")
+	}
+	if _, err := Parse(par); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []map[string]Policy{l.Policies, l.PolicyAliases} {
+		if _, err, ok := appendEntriesParallel([]byte("{\n"), "x", sortedPolicies(m), len(m) < 10); err != nil || !ok {
+			t.Fatalf("entry sizes are not exact: err %v, ok %v", err, ok)
+		}
+	}
+	// Errors in both halves: the first in output order wins.
+	keys := slices.Sorted(maps.Keys(l.Policies))
+	l.Policies[keys[10]] = Policy{Mode: "bad", MXs: []string{"mx.example.com"}}
+	l.Policies[keys[2900]] = Policy{Mode: "bad", MXs: []string{"mx.example.com"}}
+	for _, min := range []int{1 << 30, 2} {
+		parallelMin = min
+		_, err := Marshal(l)
+		var pe *ParseError
+		if !errors.As(err, &pe) || !strings.Contains(pe.Path, keys[10]) {
+			t.Errorf("parallelMin %d: err = %v, want the error of %s", min, err, keys[10])
+		}
+	}
+}

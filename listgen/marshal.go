@@ -154,6 +154,75 @@ func appendPolicies(b []byte, section string, es []entry, isAliases bool) ([]byt
 		return append(b, "{}"...), nil
 	}
 	b = append(b, "{\n"...)
+	if len(es) >= parallelMin {
+		if out, err, ok := appendEntriesParallel(b, section, es, isAliases); ok {
+			return out, err
+		}
+	}
+	b, err := appendEntries(b, section, es, isAliases, true)
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// parallelMin is the number of entries from which Marshal writes the two
+// halves of the policies on two goroutines.
+var parallelMin = 1 << 15
+
+// entrySize is the exact number of bytes appendEntries writes for e, not
+// counting the separator after it (",\n", 2 bytes) or the end of the
+// object ("\n  }", 4 bytes).
+func entrySize(e entry) int {
+	if e.p.PolicyAlias != "" {
+		return len(e.key) + len(e.p.PolicyAlias) + 40
+	}
+	n := len(e.key) + len(e.p.Mode) + 55
+	for _, m := range e.p.MXs {
+		n += len(m) + 12
+	}
+	return n
+}
+
+// appendEntriesParallel writes the two halves of es at once, the second
+// straight into its place after the first (their sizes are computed
+// exactly beforehand). ok is false, and nothing is written, when the sizes
+// do not come out as computed; the caller then writes sequentially.
+func appendEntriesParallel(b []byte, section string, es []entry, isAliases bool) (out []byte, err error, ok bool) {
+	mid := len(es) / 2
+	n1, n2 := 0, 4
+	for _, e := range es[:mid] {
+		n1 += entrySize(e) + 2
+	}
+	for _, e := range es[mid:] {
+		n2 += entrySize(e) + 2
+	}
+	n2 -= 2
+	start := len(b)
+	b = slices.Grow(b, n1+n2)
+	var second []byte
+	var err2 error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		second, err2 = appendEntries(b[start+n1:start+n1:start+n1+n2], section, es[mid:], isAliases, true)
+	}()
+	first, err1 := appendEntries(b[start:start:start+n1], section, es[:mid], isAliases, false)
+	<-done
+	switch {
+	case err1 != nil: // the first error in the order of the output
+		return nil, err1, true
+	case err2 != nil:
+		return nil, err2, true
+	case len(first) != n1 || len(second) != n2 || cap(second) != n2:
+		return nil, nil, false
+	}
+	return b[:start+n1+n2], nil, true
+}
+
+// appendEntries writes es, checking each as Parse would; after the last
+// entry it closes the object when last is set, else writes a separator.
+func appendEntries(b []byte, section string, es []entry, isAliases bool, last bool) ([]byte, error) {
 	var sorted []string
 	for i, e := range es {
 		k := e.key
@@ -202,7 +271,7 @@ func appendPolicies(b []byte, section string, es []entry, isAliases bool) ([]byt
 			}
 			b = append(b, "      ]\n    }"...)
 		}
-		if i < len(es)-1 {
+		if i < len(es)-1 || !last {
 			b = append(b, ",\n"...)
 		} else {
 			b = append(b, "\n  }"...)
