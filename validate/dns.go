@@ -21,20 +21,29 @@ var ErrNoResolver = errors.New("validate: no DNS resolver configured")
 type resolver struct {
 	servers []string
 	timeout time.Duration
-	udp     *dns.Client
 	tcp     *dns.Client
-	idle    map[string]chan *dns.Conn // per server: UDP sockets kept for reuse
+	idle    map[string]chan *udpConn // per server: UDP sockets kept for reuse
 }
+
+// udpSize is the EDNS0 UDP payload size asked for (the DNS flag day 2020
+// value), and the size of the buffer answers are read into.
+const udpSize = 1232
 
 // idleUDP is how many UDP sockets per server are kept for reuse. Reuse
 // saves a socket, a connect and a close per query; replies to earlier,
 // timed-out queries are told apart by their message ID.
 const idleUDP = 256
 
+// udpConn is a UDP socket connected to one server, with the buffer its
+// queries are packed into and its answers read into.
+type udpConn struct {
+	c   net.Conn
+	buf []byte
+}
+
 func newResolver(server string, timeout time.Duration) (*resolver, error) {
 	r := &resolver{
 		timeout: timeout,
-		udp:     &dns.Client{Net: "udp", UDPSize: 1232},
 		tcp:     &dns.Client{Net: "tcp"},
 	}
 	if server != "" {
@@ -60,39 +69,74 @@ func newResolver(server string, timeout time.Duration) (*resolver, error) {
 }
 
 func (r *resolver) initIdle() {
-	r.idle = make(map[string]chan *dns.Conn, len(r.servers))
+	r.idle = make(map[string]chan *udpConn, len(r.servers))
 	for _, s := range r.servers {
-		r.idle[s] = make(chan *dns.Conn, idleUDP)
+		r.idle[s] = make(chan *udpConn, idleUDP)
 	}
 }
 
-// exchangeUDP sends m to server over a reused or new UDP socket.
-func (r *resolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	var co *dns.Conn
+var udpDialer net.Dialer
+
+// exchangeUDP sends m to server over a reused or new UDP socket and reads
+// the answer that carries m's ID until deadline. Answers with another ID
+// (to earlier queries that timed out) are skipped.
+func (r *resolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string, deadline time.Time) (*dns.Msg, error) {
+	var uc *udpConn
 	select {
-	case co = <-r.idle[server]:
+	case uc = <-r.idle[server]:
 	default:
-		c, err := r.udp.DialContext(ctx, server)
+		dctx, cancel := context.WithDeadline(ctx, deadline)
+		c, err := udpDialer.DialContext(dctx, "udp", server)
+		cancel()
 		if err != nil {
 			return nil, err
 		}
-		co = c
+		uc = &udpConn{c: c, buf: make([]byte, udpSize)}
 	}
-	resp, _, err := r.udp.ExchangeWithConnContext(ctx, m, co)
+	resp, err := uc.exchange(m, deadline)
 	if err == nil && (len(resp.Question) != 1 || !strings.EqualFold(resp.Question[0].Name, m.Question[0].Name) ||
 		resp.Question[0].Qtype != m.Question[0].Qtype) {
 		err = errQuestionMismatch
 	}
 	if err != nil {
-		co.Close()
+		uc.c.Close()
 		return nil, err
 	}
 	select {
-	case r.idle[server] <- co:
+	case r.idle[server] <- uc:
 	default:
-		co.Close()
+		uc.c.Close()
 	}
 	return resp, nil
+}
+
+func (uc *udpConn) exchange(m *dns.Msg, deadline time.Time) (*dns.Msg, error) {
+	if err := uc.c.SetDeadline(deadline); err != nil {
+		return nil, err
+	}
+	out, err := m.PackBuffer(uc.buf)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := uc.c.Write(out); err != nil {
+		return nil, err
+	}
+	for {
+		n, err := uc.c.Read(uc.buf)
+		if err != nil {
+			return nil, err
+		}
+		if n < 12 {
+			return nil, dns.ErrShortRead
+		}
+		resp := new(dns.Msg)
+		if err := resp.Unpack(uc.buf[:n]); err != nil {
+			return nil, err
+		}
+		if resp.Id == m.Id {
+			return resp, nil
+		}
+	}
 }
 
 var errQuestionMismatch = errors.New("validate: DNS answer is for another question")
@@ -129,27 +173,28 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*answe
 	m.SetQuestion(dns.Fqdn(name), qtype)
 	m.RecursionDesired = true
 	m.AuthenticatedData = true // RFC 6840 §5.7: ask for the AD bit without DO
-	m.SetEdns0(1232, false)
+	m.SetEdns0(udpSize, false)
 
-	ctx, cancel := context.WithTimeout(ctx, r.timeout)
+	qctx, cancel := context.WithTimeout(ctx, r.timeout)
 	defer cancel()
+	qdeadline, _ := qctx.Deadline()
 	lerr := &lookupError{Name: strings.TrimSuffix(name, "."), Type: dns.TypeToString[qtype], Rcode: -1}
 	attempt := 200 * time.Millisecond
 	var resp *dns.Msg
 	for i := 0; ; i++ {
 		server := r.servers[i%len(r.servers)]
-		actx, acancel := context.WithTimeout(ctx, attempt)
 		var err error
-		resp, err = r.exchangeUDP(actx, m, server)
-		acancel()
+		if err = qctx.Err(); err == nil {
+			resp, err = r.exchangeUDP(qctx, m, server, earliest(time.Now().Add(attempt), qdeadline))
+		}
 		if err == nil && resp.Truncated {
-			resp, _, err = r.tcp.ExchangeContext(ctx, m, server)
+			resp, _, err = r.tcp.ExchangeContext(qctx, m, server)
 		}
 		if err == nil {
 			break
 		}
-		if ctx.Err() != nil {
-			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
+		if qctx.Err() != nil || !time.Now().Before(qdeadline) {
+			if parent := context.Cause(qctx); errors.Is(parent, context.Canceled) {
 				return nil, parent
 			}
 			lerr.Err = fmt.Errorf("no answer within %v: %w", r.timeout, err)
@@ -170,6 +215,13 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*answe
 		return nil, lerr
 	}
 	return &answer{rrs: resp.Answer, nxdomain: resp.Rcode == dns.RcodeNameError, ad: resp.AuthenticatedData}, nil
+}
+
+func earliest(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
 }
 
 func isTimeout(err error) bool {
