@@ -26,7 +26,7 @@ import (
 
 // Defaults of FetchOptions.
 const (
-	DefaultMaxSize = 256 << 20
+	DefaultMaxSize = listgen.MaxSize
 	DefaultTimeout = 2 * time.Minute
 )
 
@@ -53,7 +53,8 @@ type FetchOptions struct {
 	Reload string
 	// EarlyAdopter treats testing entries as enforced.
 	EarlyAdopter bool
-	// CAFile is the CA bundle named in the rendered policy ("" = the MTA's own).
+	// CAFile is the CA bundle named on each line of the Exim file ("" = the
+	// system's); Postfix takes smtp_tls_CAfile from main.cf instead.
 	CAFile string
 
 	// Jitter waits a random time in [0, Jitter) before fetching.
