@@ -79,15 +79,34 @@ func Lint(l *List) []Problem {
 		lt.policy("policy-aliases", name, p, true)
 	}
 	used := make(map[string]bool, len(l.PolicyAliases))
-	for d, p := range l.Policies {
-		lt.domain(d)
-		if a := p.PolicyAlias; a != "" {
-			used[a] = true
-			if _, ok := l.PolicyAliases[a]; !ok {
-				lt.add(CodeAliasUndefined, keyPath("policies", d)+".policy-alias", "alias %q is not defined in policy-aliases", a)
-			}
+	if len(l.Policies) < parallelMin {
+		for d, p := range l.Policies {
+			lt.entry(l, d, p, used)
 		}
-		lt.policy("policies", d, p, false)
+	} else {
+		// Two halves on two goroutines; problems are sorted below anyway.
+		es := make([]entry, 0, len(l.Policies))
+		for d, p := range l.Policies {
+			es = append(es, entry{d, p})
+		}
+		mid := len(es) / 2
+		var lt2 linter
+		used2 := make(map[string]bool, len(l.PolicyAliases))
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for _, e := range es[mid:] {
+				lt2.entry(l, e.key, e.p, used2)
+			}
+		}()
+		for _, e := range es[:mid] {
+			lt.entry(l, e.key, e.p, used)
+		}
+		<-done
+		lt.ps = append(lt.ps, lt2.ps...)
+		for a := range used2 {
+			used[a] = true
+		}
 	}
 	for name := range l.PolicyAliases {
 		if !used[name] {
@@ -102,6 +121,18 @@ func Lint(l *List) []Problem {
 
 // linter collects problems; paths are built only for problems found.
 type linter struct{ ps []Problem }
+
+// entry lints one domain and its policy, noting the alias it uses.
+func (lt *linter) entry(l *List, d string, p Policy, used map[string]bool) {
+	lt.domain(d)
+	if a := p.PolicyAlias; a != "" {
+		used[a] = true
+		if _, ok := l.PolicyAliases[a]; !ok {
+			lt.add(CodeAliasUndefined, keyPath("policies", d)+".policy-alias", "alias %q is not defined in policy-aliases", a)
+		}
+	}
+	lt.policy("policies", d, p, false)
+}
 
 func (lt *linter) add(code, path, format string, a ...any) {
 	lt.ps = append(lt.ps, Problem{Code: code, Path: path, Message: fmt.Sprintf(format, a...)})

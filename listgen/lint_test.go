@@ -1,6 +1,7 @@
 package listgen
 
 import (
+	"maps"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -129,5 +130,23 @@ func TestRepositoryList(t *testing.T) {
 	}
 	if len(l.Policies) != 0 || len(l.PolicyAliases) != 0 {
 		t.Error("policy-list.json lists domains that were not validated")
+	}
+}
+
+// Linting on two goroutines finds the same problems in the same order.
+func TestLintParallel(t *testing.T) {
+	l := genList(3000)
+	keys := slices.Sorted(maps.Keys(l.Policies))
+	l.Policies[keys[5]] = Policy{PolicyAlias: "nope"}
+	l.Policies[keys[2500]] = Policy{Mode: ModeEnforce, MXs: []string{"*.co.uk"}}
+	l.Policies["co.uk"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
+	old := parallelMin
+	t.Cleanup(func() { parallelMin = old })
+	parallelMin = 1 << 30
+	seq := Lint(l)
+	parallelMin = 2
+	par := Lint(l)
+	if len(seq) != 3 || !slices.Equal(seq, par) {
+		t.Errorf("sequential %v\nparallel %v", seq, par)
 	}
 }
