@@ -49,7 +49,8 @@ type AdmissionConfig struct {
 	// PromotionPeriod is how long a listed domain that asked for
 	// enforcement must keep passing before promotion.
 	PromotionPeriod time.Duration `mapstructure:"promotion_period"`
-	// OptOut names domains that are never probed.
+	// OptOut names domains that are never probed (comma-separated in
+	// STARTTLS_PRELOAD_ADMISSION_OPT_OUT).
 	OptOut []string `mapstructure:"opt_out"`
 	// ConnectionsPerIP bounds the connections open at once to one MX address.
 	ConnectionsPerIP int `mapstructure:"connections_per_ip"`
