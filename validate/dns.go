@@ -175,26 +175,32 @@ func (r *resolver) query(ctx context.Context, name string, qtype uint16) (*answe
 	m.AuthenticatedData = true // RFC 6840 §5.7: ask for the AD bit without DO
 	m.SetEdns0(udpSize, false)
 
-	qctx, cancel := context.WithTimeout(ctx, r.timeout)
-	defer cancel()
-	qdeadline, _ := qctx.Deadline()
+	// The step's deadline is set on each socket rather than through a
+	// context of its own: the caller's context still cancels between
+	// attempts, and bounds each attempt by its deadline.
+	qdeadline := time.Now().Add(r.timeout)
+	if d, ok := ctx.Deadline(); ok {
+		qdeadline = earliest(qdeadline, d)
+	}
 	lerr := &lookupError{Name: strings.TrimSuffix(name, "."), Type: dns.TypeToString[qtype], Rcode: -1}
 	attempt := 200 * time.Millisecond
 	var resp *dns.Msg
 	for i := 0; ; i++ {
 		server := r.servers[i%len(r.servers)]
 		var err error
-		if err = qctx.Err(); err == nil {
-			resp, err = r.exchangeUDP(qctx, m, server, earliest(time.Now().Add(attempt), qdeadline))
+		if err = ctx.Err(); err == nil {
+			resp, err = r.exchangeUDP(ctx, m, server, earliest(time.Now().Add(attempt), qdeadline))
 		}
 		if err == nil && resp.Truncated {
-			resp, _, err = r.tcp.ExchangeContext(qctx, m, server)
+			tctx, cancel := context.WithDeadline(ctx, qdeadline)
+			resp, _, err = r.tcp.ExchangeContext(tctx, m, server)
+			cancel()
 		}
 		if err == nil {
 			break
 		}
-		if qctx.Err() != nil || !time.Now().Before(qdeadline) {
-			if parent := context.Cause(qctx); errors.Is(parent, context.Canceled) {
+		if ctx.Err() != nil || !time.Now().Before(qdeadline) {
+			if parent := context.Cause(ctx); errors.Is(parent, context.Canceled) {
 				return nil, parent
 			}
 			lerr.Err = fmt.Errorf("no answer within %v: %w", r.timeout, err)
