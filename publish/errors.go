@@ -19,7 +19,7 @@ var (
 	ErrRollback     = errors.New("publish: list is older than the installed one, refusing a rollback")
 	ErrSameSerial   = errors.New("publish: list has the installed serial but different content")
 	ErrExpired      = errors.New("publish: policy list has expired")
-	ErrEmptyList    = errors.New("publish: list renders to no policy entry, refusing to install it")
+	ErrEmptyList    = errors.New("publish: the list enforces no domain while the installed one does, refusing to install it")
 	ErrInstall      = errors.New("publish: installing the policy failed")
 	ErrPostmap      = errors.New("publish: postmap failed")
 	ErrReload       = errors.New("publish: reload command failed")

@@ -95,6 +95,7 @@ type fetchState struct {
 	LastModified string                `json:"last_modified,omitempty"`
 	Options      string                `json:"options"`
 	Withdrawn    bool                  `json:"withdrawn,omitempty"`
+	Enforcing    bool                  `json:"enforcing,omitempty"` // the installed files enforce at least one domain
 	ReloadNeeded bool                  `json:"reload_needed,omitempty"`
 	Installed    map[string]installRec `json:"installed"`
 }
@@ -446,12 +447,21 @@ func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, e
 		ex = listgen.RenderExim(l, ro)
 	}
 	slog.Debug("rendered", "serial", l.Serial, "took", time.Since(start))
-	if f.o.PostfixMap != "" && !hasEntry(pf) {
-		return nil, fmt.Errorf("%w (serial %d, Postfix map)", ErrEmptyList, l.Serial)
+	empty := f.o.PostfixMap != "" && !hasEntry(pf) || f.o.EximFile != "" && !hasEntry(ex)
+	switch {
+	case empty && f.st.Enforcing:
+		// A list that suddenly enforces nothing is more likely a mistake at
+		// the source than every domain leaving at once: keep the installed
+		// policy and make the operator look.
+		return nil, fmt.Errorf("%w (serial %d); to accept it, remove %s and run again",
+			ErrEmptyList, l.Serial, f.path(stateFile))
+	case empty:
+		// A young list has only testing entries: install it, so that the
+		// host is ready, and say why nothing is enforced.
+		slog.Warn("the list enforces TLS for no domain yet", "serial", l.Serial, "policies", len(l.Policies),
+			"hint", "testing entries are enforced only with --early-adopter")
 	}
-	if f.o.EximFile != "" && !hasEntry(ex) {
-		return nil, fmt.Errorf("%w (serial %d, Exim file)", ErrEmptyList, l.Serial)
-	}
+	f.st.Enforcing = !empty
 	return f.put(ctx, pf, ex, false)
 }
 
@@ -459,6 +469,7 @@ func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, e
 func (f *fetcher) withdraw(ctx context.Context) (*FetchResult, error) {
 	reason := fmt.Sprintf("policy list serial %d expired at %s: TLS enforcement withdrawn until a newer list is installed", f.st.Serial, stamp(f.st.Expires))
 	pf, ex := listgen.EmptyPolicy(reason)
+	f.st.Enforcing = false
 	res, err := f.put(ctx, pf, ex, true)
 	if err != nil {
 		return res, errors.Join(f.expiredErr(), err)

@@ -471,3 +471,57 @@ func TestFetchDamagedKeptCopyIsReplaced(t *testing.T) {
 		t.Fatalf("afterwards: res %+v, err %v", res, err)
 	}
 }
+
+// A young list has only testing entries: the client installs it (enforcing
+// nothing) and says so; once a list enforced something, a list that
+// enforces nothing is refused; after the operator clears the state, and
+// after a withdrawal, it is accepted again.
+func TestFetchListThatEnforcesNothing(t *testing.T) {
+	key := newKey(t)
+	testingOnly := testList(10, 0)
+	testingOnly.Policies["example.test"] = listgen.Policy{Mode: listgen.ModeTesting, MXs: []string{"mx1.example.test"}}
+	ts := newTestServer(t, key, testingOnly)
+	c := newClient(t, ts.url(), key.Public())
+
+	res, err := c.fetch(t)
+	if err != nil {
+		t.Fatalf("a list with only testing entries was refused: %v", err)
+	}
+	if !res.Changed || res.Serial != 10 {
+		t.Fatalf("first fetch: %+v", res)
+	}
+	pf, _ := os.ReadFile(c.opts.PostfixMap)
+	if hasEntry(pf) {
+		t.Fatalf("testing entries were enforced without --early-adopter:\n%s", pf)
+	}
+
+	ts.add(t, testList(11, 2))
+	if _, err := c.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	pf, _ = os.ReadFile(c.opts.PostfixMap)
+	if !hasEntry(pf) {
+		t.Fatalf("serial 11 installed no entry:\n%s", pf)
+	}
+
+	nothing := testList(12, 0)
+	nothing.Policies["example.test"] = listgen.Policy{Mode: listgen.ModeTesting, MXs: []string{"mx1.example.test"}}
+	ts.add(t, nothing)
+	before := c.installed(t)
+	_, err = c.fetch(t)
+	if !errors.Is(err, ErrEmptyList) {
+		t.Fatalf("err = %v, want ErrEmptyList", err)
+	}
+	if !strings.Contains(err.Error(), stateFile) {
+		t.Errorf("the message does not say how to accept the list: %v", err)
+	}
+	assertSame(t, before, c.installed(t))
+
+	if err := os.Remove(filepath.Join(c.opts.StateDir, stateFile)); err != nil {
+		t.Fatal(err)
+	}
+	res, err = c.fetch(t)
+	if err != nil || res.Serial != 12 {
+		t.Fatalf("after clearing the state: %+v, %v", res, err)
+	}
+}
