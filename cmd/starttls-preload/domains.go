@@ -259,12 +259,7 @@ func newDomainsListCmd() *cobra.Command {
 				if asJSON {
 					return writeJSONOut(w, out)
 				}
-				tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "DOMAIN\tSTATE\tCHECKS\tLAST CHECKED\tMX PATTERNS")
-				for _, s := range out {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Domain, s.State, checksProgress(s), timeOrNever(s.LastChecked), strings.Join(s.MXPatterns, " "))
-				}
-				return tw.Flush()
+				return printStatuses(w, out)
 			})
 		},
 	}
@@ -312,6 +307,16 @@ func newDomainsShowCmd() *cobra.Command {
 	return cmd
 }
 
+// printStatuses writes the domains as a table.
+func printStatuses(w io.Writer, out []admission.Status) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tSTATE\tCHECKS\tLAST CHECKED\tMX PATTERNS")
+	for _, s := range out {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", s.Domain, s.State, checksProgress(s), timeOrNever(s.LastChecked), strings.Join(s.MXPatterns, " "))
+	}
+	return tw.Flush()
+}
+
 func printDetail(w io.Writer, d admission.Detail) {
 	fmt.Fprintf(w, "domain:        %s\n", d.Domain)
 	fmt.Fprintf(w, "state:         %s", d.State)
@@ -353,7 +358,8 @@ func printDetail(w io.Writer, d admission.Detail) {
 				codes = append(codes, f.Code)
 			}
 		}
-		fmt.Fprintf(w, "  %s  %s  mx=%s  %s\n", c.At.UTC().Format(time.RFC3339), verdict, strings.Join(c.MXHosts, ","), strings.Join(codes, " "))
+		line := fmt.Sprintf("  %s  %s  mx=%s  %s", c.At.UTC().Format(time.RFC3339), verdict, strings.Join(c.MXHosts, ","), strings.Join(codes, " "))
+		fmt.Fprintln(w, strings.TrimRight(line, " "))
 	}
 }
 
