@@ -149,7 +149,6 @@ type item struct {
 func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 	var st RoundStats
 	round := s.cfg.NewRound()
-	now := s.cfg.Now()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 
@@ -165,7 +164,9 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 		defer close(work)
 		for {
 			s.writes.Lock()
-			doms, err := s.cfg.Store.ClaimDue(ctx, s.cfg.Worker, now, s.cfg.Batch, s.cfg.Lease)
+			// The current time: each claim's lease starts now, however
+			// long the round has run.
+			doms, err := s.cfg.Store.ClaimDue(ctx, s.cfg.Worker, s.cfg.Now(), s.cfg.Batch, s.cfg.Lease)
 			s.writes.Unlock()
 			if err != nil {
 				claimErr = fmt.Errorf("admission: claiming due domains: %w", err)
