@@ -13,9 +13,18 @@
 //
 // A demoted domain stays in the list in testing mode: senders stop
 // enforcing it at once, and it returns to its earlier mode only after a
-// further period of passing checks. The decisions are pure functions of the
-// domain, its recent checks and the time (Rules.Evaluate), so a month of
-// checks can be replayed in a test in a fraction of a second.
+// further period of passing checks.
+//
+// Rules.Evaluate is a pure function of a domain (its state, declared
+// patterns and a summary of its recent checks that the store keeps) and the
+// check just made, with the time taken from the check: no decision needs the
+// domain's history, and a month of checks replays in a test in a fraction
+// of a second. Scheduler runs the rounds (claim due domains, check each
+// through one validate.Round so that each MX address is contacted once,
+// record checks and decisions a batch per transaction), LimitDialer keeps
+// the checks polite, ListBuilder signs and archives a new list when the
+// listed policies change or the current list nears its expiry, and
+// NewStatusHandler serves every domain's status as JSON.
 package admission
 
 import (
