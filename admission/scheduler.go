@@ -44,8 +44,8 @@ type Config struct {
 	Jitter float64
 
 	Worker      string        // this worker's name in claims
-	Lease       time.Duration // how long a claim lasts (10 minutes by default)
-	Batch       int           // domains claimed and recorded at once (1000)
+	Lease       time.Duration // how long a claim lasts (30 minutes by default)
+	Batch       int           // domains claimed and recorded at once (5000)
 	Concurrency int           // domains checked at once (64)
 	// OptOut names domains that are never probed, besides the store's
 	// opt-out list.
@@ -90,10 +90,10 @@ func NewScheduler(cfg Config) (*Scheduler, error) {
 		cfg.Worker = "serve"
 	}
 	if cfg.Lease <= 0 {
-		cfg.Lease = 10 * time.Minute
+		cfg.Lease = 30 * time.Minute
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 1000
+		cfg.Batch = 5000
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = 64
