@@ -3,6 +3,7 @@ package listgen
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -35,10 +36,18 @@ func (e *ParseError) Unwrap() error { return ErrInvalid }
 //
 // The strings of the returned list share one copy of b.
 func Parse(b []byte) (*List, error) {
+	return parse(b, parseParallelMin)
+}
+
+// parseParallelMin is the input size from which Parse reads the second half
+// of the policies on another goroutine.
+const parseParallelMin = 1 << 20
+
+func parse(b []byte, parallelMin int) (*List, error) {
 	if len(b) > MaxSize {
 		return nil, ErrTooLarge
 	}
-	p := &parser{s: string(b)}
+	p := &parser{s: string(b), parallelMin: parallelMin}
 	l, err := p.list()
 	if err != nil {
 		return nil, err
@@ -49,9 +58,10 @@ func Parse(b []byte) (*List, error) {
 // parser is a strict recursive-descent JSON reader for exactly this schema.
 // Strings without escapes are sliced from s without copying.
 type parser struct {
-	s   string
-	i   int
-	mxs []string // slab from which policies' MX slices are cut
+	s           string
+	i           int
+	mxs         []string // slab from which policies' MX slices are cut
+	parallelMin int
 }
 
 func (p *parser) fail(path string, format string, a ...any) *ParseError {
@@ -299,6 +309,9 @@ func parseTime(s string) (time.Time, error) {
 	if err != nil || len(s) != len(timeLayout) || t.Format(timeLayout) != s {
 		return time.Time{}, fmt.Errorf("time %q is not in the form 2006-01-02T15:04:05Z (UTC, whole seconds)", s)
 	}
+	if t.Year() < 1 {
+		return time.Time{}, fmt.Errorf("time %q: year out of range 0001-9999", s)
+	}
 	return t, nil
 }
 
@@ -384,7 +397,7 @@ func (p *parser) list() (*List, error) {
 
 func (p *parser) policies(section string, isAliases bool) (map[string]Policy, error) {
 	m := make(map[string]Policy, p.guessEntries(isAliases))
-	err := p.object("$."+section, func(key string, keyOff int) error {
+	member := func(key string, keyOff int) error {
 		var err error
 		if isAliases {
 			err = checkAliasName(key)
@@ -405,8 +418,145 @@ func (p *parser) policies(section string, isAliases bool) (map[string]Policy, er
 			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: "duplicate key"}
 		}
 		return nil
-	})
-	return m, err
+	}
+	if isAliases || len(p.s) < p.parallelMin {
+		return m, p.object("$."+section, member)
+	}
+	return m, p.policiesSplit(m, member)
+}
+
+// tail is the second half of the policies, read by another parser.
+type tail struct {
+	entries []entry
+	offs    []int // byte offset of each entry's key
+	end     int   // offset after the closing '}'
+	err     *ParseError
+}
+
+// policiesSplit reads the policies object like object(p, member), but
+// guesses where an entry starts in the second half of the input (a line
+// that is four spaces and a quote, as in the canonical form) and reads from
+// there on another goroutine. When the main reader reaches exactly that
+// place at the start of an entry, it takes the other's entries (checking
+// for keys seen twice) and result, in file order, so errors are the same
+// as a sequential read; when it does not (a different layout), the guess
+// is ignored.
+func (p *parser) policiesSplit(m map[string]Policy, member func(string, int) error) error {
+	split := -1
+	if at := strings.Index(p.s[max(p.i, len(p.s)/2):], "\n    \""); at >= 0 {
+		split = max(p.i, len(p.s)/2) + at + 5
+	}
+	var t tail
+	done := make(chan struct{})
+	if split < 0 {
+		close(done)
+	} else {
+		go func() {
+			defer close(done)
+			q := &parser{s: p.s, i: split}
+			t.entries = make([]entry, 0, (len(p.s)-split)/128)
+			t.offs = make([]int, 0, cap(t.entries))
+			q.tail(&t)
+		}()
+	}
+	defer func() { <-done }()
+
+	const path = "$.policies"
+	if err := p.expect(path, '{'); err != nil {
+		return err
+	}
+	if p.next() == '}' {
+		p.i++
+		return nil
+	}
+	for {
+		if p.next() != '"' {
+			return p.fail(path, "expected a quoted key, found %s", p.found())
+		}
+		if p.i == split {
+			<-done
+			for j, e := range t.entries {
+				n := len(m)
+				m[e.key] = e.p
+				if len(m) == n {
+					return &ParseError{Path: keyPath("policies", e.key), Offset: t.offs[j], Msg: "duplicate key"}
+				}
+			}
+			if t.err != nil {
+				return t.err
+			}
+			p.i = t.end
+			return nil
+		}
+		off := p.i
+		key, err := p.str(path)
+		if err != nil {
+			return err
+		}
+		if err := p.expect(path, ':'); err != nil {
+			return err
+		}
+		if err := member(key, off); err != nil {
+			return err
+		}
+		switch p.next() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			return nil
+		default:
+			return p.fail(path, "expected ',' or '}', found %s", p.found())
+		}
+	}
+}
+
+// tail reads policy entries from p.i to the end of the policies object,
+// stopping at the first error, with the checks of policies() except the
+// one for keys seen twice.
+func (p *parser) tail(t *tail) {
+	const path = "$.policies"
+	fail := func(err error) {
+		t.err = err.(*ParseError)
+	}
+	for {
+		if p.next() != '"' {
+			fail(p.fail(path, "expected a quoted key, found %s", p.found()))
+			return
+		}
+		off := p.i
+		key, err := p.str(path)
+		if err != nil {
+			fail(err)
+			return
+		}
+		if err := p.expect(path, ':'); err != nil {
+			fail(err)
+			return
+		}
+		if err := checkHostname(key); err != nil {
+			fail(&ParseError{Path: keyPath("policies", key), Offset: off, Msg: err.Error()})
+			return
+		}
+		pol, err := p.policy("policies", key, false)
+		if err != nil {
+			fail(err)
+			return
+		}
+		t.entries = append(t.entries, entry{key, pol})
+		t.offs = append(t.offs, off)
+		switch p.next() {
+		case ',':
+			p.i++
+		case '}':
+			p.i++
+			t.end = p.i
+			return
+		default:
+			fail(p.fail(path, "expected ',' or '}', found %s", p.found()))
+			return
+		}
+	}
 }
 
 // guessEntries sizes the policies map from the input size (about 100 bytes
