@@ -116,6 +116,55 @@ func TestDNS(t *testing.T) {
 	}
 }
 
+// TestDNSChangesSeenOverUDP: UDP answers are kept packed per query; every
+// change to the data must show in the next answer to the same query.
+func TestDNSChangesSeenOverUDP(t *testing.T) {
+	d := NewDNS(t, "127.0.0.1:0")
+	c := &dns.Client{Net: "udp", Timeout: 300 * time.Millisecond}
+	ask := func() *dns.Msg {
+		t.Helper()
+		m := new(dns.Msg)
+		m.SetQuestion("late.test.", dns.TypeMX)
+		r, _, err := c.Exchange(m, d.Addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Id != m.Id {
+			t.Fatalf("answer ID %d, want the query's %d", r.Id, m.Id)
+		}
+		return r
+	}
+	steps := []struct {
+		name    string
+		change  func()
+		rcode   int
+		answers int
+		ad      bool
+	}{
+		{"before", func() {}, dns.RcodeNameError, 0, false},
+		{"added", func() { d.Add("late.test. 300 IN MX 10 mx.late.test.") }, dns.RcodeSuccess, 1, false},
+		{"added again", func() { d.Add("late.test. 300 IN MX 20 mx2.late.test.") }, dns.RcodeSuccess, 2, false},
+		{"AD set", func() { d.SetAD(true) }, dns.RcodeSuccess, 2, true},
+		{"rcode set", func() { d.SetRcode("late.test", dns.TypeMX, dns.RcodeServerFailure) }, dns.RcodeServerFailure, 0, true},
+		{"rcode cleared", func() { d.SetRcode("late.test", dns.TypeMX, dns.RcodeSuccess) }, dns.RcodeSuccess, 2, true},
+	}
+	for _, st := range steps {
+		st.change()
+		for range 2 { // the second answer comes from the packed one
+			r := ask()
+			if r.Rcode != st.rcode || len(r.Answer) != st.answers || r.AuthenticatedData != st.ad {
+				t.Fatalf("%s: rcode %d answers %d AD %v, want %d %d %v", st.name, r.Rcode, len(r.Answer), r.AuthenticatedData, st.rcode, st.answers, st.ad)
+			}
+		}
+	}
+	d.Drop("late.test")
+	m := new(dns.Msg)
+	m.SetQuestion("late.test.", dns.TypeMX)
+	if _, _, err := c.Exchange(m, d.Addr()); err == nil {
+		t.Errorf("dropped name answered")
+	}
+}
+
 func TestMXGoodDeliversOverTLS(t *testing.T) {
 	p := NewPKI(t)
 	cert := p.Leaf("mx.lab.test")
