@@ -2,6 +2,7 @@ package validate
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -79,5 +80,56 @@ func TestResolverSystemConfig(t *testing.T) {
 	r, err := newResolver("127.0.0.1", time.Second)
 	if err != nil || r.servers[0] != "127.0.0.1:53" {
 		t.Errorf("default port not added: %v %v", r, err)
+	}
+}
+
+// TestResolverSkipsStaleAnswers: on a reused socket, an answer to an
+// earlier query (another ID) is skipped and the query's own answer used; an
+// answer to another question fails the query.
+func TestResolverSkipsStaleAnswers(t *testing.T) {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			req := new(dns.Msg)
+			if req.Unpack(buf[:n]) != nil {
+				continue
+			}
+			stale := new(dns.Msg)
+			stale.SetReply(req)
+			stale.Id++
+			stale.Rcode = dns.RcodeServerFailure
+			right := new(dns.Msg)
+			right.SetReply(req)
+			if req.Question[0].Name == "other.test." {
+				right.Question[0].Name = "another.test."
+			}
+			right.Answer = append(right.Answer, &dns.A{Hdr: dns.RR_Header{Name: req.Question[0].Name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 60}, A: net.IPv4(127, 0, 0, 2)})
+			for _, m := range []*dns.Msg{stale, right} {
+				out, _ := m.Pack()
+				pc.WriteTo(out, from)
+			}
+		}
+	}()
+	r, err := newResolver(pc.LocalAddr().String(), 2*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		ans, err := r.query(t.Context(), "stale.test", dns.TypeA)
+		if err != nil || len(ans.rrs) != 1 {
+			t.Fatalf("query: %v, %v; want the answer with the query's ID", ans, err)
+		}
+	}
+	if _, err := r.query(t.Context(), "other.test", dns.TypeA); !errors.Is(err, errQuestionMismatch) {
+		t.Errorf("answer to another question: err = %v, want %v", err, errQuestionMismatch)
 	}
 }
