@@ -85,9 +85,12 @@ type Rules struct {
 	// MinDays is how long a domain must pass every check before admission.
 	MinDays int
 	// MinChecks is the least number of passing checks in that period; they
-	// must be spread over it: no two consecutive checks more than a day
+	// must be spread over it: no two consecutive checks more than MaxGap
 	// apart.
 	MinChecks int
+	// MaxGap is the longest time between two checks of one passing run; a
+	// longer gap starts the run again. Zero means a day.
+	MaxGap time.Duration
 	// PromotionPeriod is how long a listed domain that asked for
 	// enforcement must keep passing before promotion (and how long a
 	// demoted domain must pass before it returns).
@@ -103,6 +106,13 @@ func DefaultRules() Rules {
 }
 
 const day = 24 * time.Hour
+
+func (r Rules) maxGap() time.Duration {
+	if r.MaxGap > 0 {
+		return r.MaxGap
+	}
+	return day
+}
 
 // Domain is what the rules need to know about a domain: its declared
 // intent and a summary of its recent checks (kept by the store), so that a
@@ -196,9 +206,9 @@ func Pass(patterns []string, c Check) bool {
 // and decides what follows. It is a pure function.
 //
 // The passing run restarts at a failure, at every change of state, and
-// after a gap of more than a day between checks: admission needs its checks
-// spread over the whole period, and a day without checks proves nothing
-// about that day.
+// after a gap of more than MaxGap (a day) between checks: admission needs
+// its checks spread over the whole period, and a day without checks proves
+// nothing about that day.
 func (r Rules) Evaluate(d Domain, c Check) Outcome {
 	out := Outcome{State: d.State, ChecksPassed: d.ChecksPassed, PassingSince: d.PassingSince, FailingSince: d.FailingSince}
 	switch d.State {
@@ -229,7 +239,7 @@ func (r Rules) Evaluate(d Domain, c Check) Outcome {
 	pass := Pass(patterns, c)
 	if pass {
 		out.FailingSince = time.Time{}
-		gap := d.LastChecked.IsZero() || now.Sub(d.LastChecked) > day
+		gap := d.LastChecked.IsZero() || now.Sub(d.LastChecked) > r.maxGap()
 		if d.PassingSince.IsZero() || gap {
 			out.PassingSince, out.ChecksPassed = now, 1
 		} else {

@@ -70,6 +70,7 @@ func TestEvaluate(t *testing.T) {
 		wantCodes []string // decision codes
 		wantNote  []string // notice codes
 		wantPat   []string
+		rules     func(Rules) Rules // adjusts the default rules
 	}{
 		{
 			name:      "validating: 29 passes over 7 days admits",
@@ -100,6 +101,26 @@ func TestEvaluate(t *testing.T) {
 			name:      "validating: a day without checks starts the period again",
 			d:         dom(Validating),
 			checks:    cat(series(t0, 30, time.Hour, good), series(t0.Add(3*day), 20, 6*time.Hour, good)),
+			wantState: Validating,
+		},
+		{
+			name: "validating: with MaxGap, daily checks a little late still count",
+			d:    dom(Validating),
+			checks: func() []Check {
+				var cs []Check
+				for i := range 8 {
+					cs = append(cs, good(t0.Add(time.Duration(i)*26*time.Hour)))
+				}
+				return cs
+			}(),
+			rules:     func(r Rules) Rules { r.MinChecks, r.MaxGap = 7, 36*time.Hour; return r },
+			wantState: Testing, wantCodes: []string{CodeAdmitted},
+		},
+		{
+			name:      "validating: without MaxGap, the same checks never add up",
+			d:         dom(Validating),
+			checks:    series(t0, 8, 26*time.Hour, good),
+			rules:     func(r Rules) Rules { r.MinChecks = 7; return r },
 			wantState: Validating,
 		},
 		{
@@ -229,7 +250,11 @@ func TestEvaluate(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, codes, notes := replay(rules, tt.d, tt.checks)
+			r := rules
+			if tt.rules != nil {
+				r = tt.rules(r)
+			}
+			got, codes, notes := replay(r, tt.d, tt.checks)
 			if got.State != tt.wantState {
 				t.Errorf("state = %s, want %s (decisions %v)", got.State, tt.wantState, codes)
 			}
