@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -112,31 +113,32 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 
 // tick runs one round of checks and publishes a new list if needed.
 func (a *serveApp) tick(ctx context.Context) error {
-	stats, err := a.sched.RunRound(ctx)
-	if err != nil {
-		return err
-	}
-	if stats.Claimed > 0 {
+	stats, roundErr := a.sched.RunRound(ctx)
+	if roundErr != nil {
+		// Publish anyway: the current list must be signed again before
+		// it expires, whatever happens to the checks.
+		roundErr = fmt.Errorf("round: %w", roundErr)
+	} else if stats.Claimed > 0 {
 		slog.InfoContext(ctx, "round", "claimed", stats.Claimed, "checked", stats.Checked, "passed", stats.Passed,
 			"failed", stats.Failed, "errors", stats.Errors, "skipped", stats.Skipped, "transitions", stats.Transitions)
 	}
 	// Publish compares the policies with the current list itself: a
 	// domain removed by an operator between rounds is caught too.
 	if _, err := a.builder.Publish(ctx, false); err != nil {
-		return err
+		return errors.Join(roundErr, err)
 	}
 	// Once a day, checks older than the history kept are deleted.
 	if now := a.now(); a.keep > 0 && now.Sub(a.pruned) >= 24*time.Hour {
 		n, err := a.store.PruneChecks(ctx, now.Add(-a.keep))
 		if err != nil {
-			return err
+			return errors.Join(roundErr, err)
 		}
 		a.pruned = now
 		if n > 0 {
 			slog.InfoContext(ctx, "check history pruned", "checks", n, "before", now.Add(-a.keep))
 		}
 	}
-	return nil
+	return roundErr
 }
 
 func (a *serveApp) Close() error { return a.store.Close() }
@@ -169,7 +171,7 @@ func runServe(ctx context.Context, c *Config) error {
 		defer t.Stop()
 		for {
 			if err := app.tick(ctx); err != nil && ctx.Err() == nil {
-				slog.Error("round failed", "err", err)
+				slog.Error("tick failed", "err", err)
 			}
 			select {
 			case <-ctx.Done():
