@@ -7,10 +7,8 @@ import (
 	"flag"
 	"fmt"
 	"maps"
-	"math"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -427,70 +425,5 @@ func TestMarshalParallel(t *testing.T) {
 		if !errors.As(err, &pe) || !strings.Contains(pe.Path, keys[10]) {
 			t.Errorf("parallelMin %d: err = %v, want the error of %s", min, err, keys[10])
 		}
-	}
-}
-
-// parseBoth parses b sequentially and with the speculative split, and
-// fails the test unless both give the same list or the same error.
-func parseBoth(t testing.TB, b []byte) {
-	t.Helper()
-	seq, errSeq := parse(b, math.MaxInt)
-	par, errPar := parse(b, 0)
-	if (errSeq == nil) != (errPar == nil) || errSeq != nil && errSeq.Error() != errPar.Error() {
-		t.Fatalf("sequential error %v, split error %v", errSeq, errPar)
-	}
-	if errSeq == nil && !reflect.DeepEqual(seq, par) {
-		t.Fatal("sequential and split parses differ")
-	}
-}
-
-func TestParseSplit(t *testing.T) {
-	big, err := Marshal(genList(3000))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := parse(big, 0)
-	if err != nil || len(l.Policies) != 3000 {
-		t.Fatalf("split parse: %v, %d domains", err, len(l.Policies))
-	}
-	lines := strings.SplitAfter(string(big), "\n")
-	var keyLines []int // lines that start a policy entry
-	for i, line := range lines {
-		if strings.HasPrefix(line, "    \"") && strings.HasSuffix(line, "\": {\n") {
-			keyLines = append(keyLines, i)
-		}
-	}
-	edit := func(f func(lines []string)) []byte {
-		c := slices.Clone(lines)
-		f(c)
-		return []byte(strings.Join(c, ""))
-	}
-	late := keyLines[len(keyLines)*3/4]
-	early := keyLines[len(keyLines)/4]
-	inputs := map[string][]byte{
-		"canonical": big,
-		"compact": func() []byte {
-			var v any
-			json.Unmarshal(big, &v)
-			b, _ := json.Marshal(v)
-			return b
-		}(),
-		"duplicate across halves":  edit(func(c []string) { c[late] = c[early] }),
-		"error in the second half": edit(func(c []string) { c[late] = strings.Replace(c[late], "\"", "\"-", 1) }),
-		"errors in both halves": edit(func(c []string) {
-			c[late] = strings.Replace(c[late], "\"", "\"-", 1)
-			c[early] = strings.Replace(c[early], "\"", "\"-", 1)
-		}),
-		"dup and error after it": edit(func(c []string) {
-			c[late] = c[early]
-			c[late+2] = strings.Replace(c[late+2], "enforce", "bogus", 1)
-			c[late+2] = strings.Replace(c[late+2], "testing", "bogus", 1)
-		}),
-		"truncated":       big[:len(big)*3/4],
-		"indented policy": []byte(strings.ReplaceAll(string(big), "      \"mode\"", "\n    \"mode\"")),
-		"small":           readFile(t, "testdata/sample.json"),
-	}
-	for name, b := range inputs {
-		t.Run(name, func(t *testing.T) { parseBoth(t, b) })
 	}
 }

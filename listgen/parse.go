@@ -3,10 +3,10 @@ package listgen
 import (
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // ParseError is a list that Parse (or Marshal) refuses: the JSON path of
@@ -36,18 +36,10 @@ func (e *ParseError) Unwrap() error { return ErrInvalid }
 //
 // The strings of the returned list share one copy of b.
 func Parse(b []byte) (*List, error) {
-	return parse(b, parseParallelMin)
-}
-
-// parseParallelMin is the input size from which Parse reads the second half
-// of the policies on another goroutine.
-const parseParallelMin = 1 << 20
-
-func parse(b []byte, parallelMin int) (*List, error) {
 	if len(b) > MaxSize {
 		return nil, ErrTooLarge
 	}
-	p := &parser{s: string(b), parallelMin: parallelMin}
+	p := &parser{s: cloneString(b)}
 	l, err := p.list()
 	if err != nil {
 		return nil, err
@@ -55,13 +47,28 @@ func parse(b []byte, parallelMin int) (*List, error) {
 	return l, nil
 }
 
+// cloneString returns a copy of b, copied in pieces of 1 MiB: a single
+// copy of a large list cannot be preempted, and the garbage collector,
+// wanting to stop the goroutine, spins until the copy ends (on a 144 MB
+// list that cost more CPU time than the copy itself).
+func cloneString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	const piece = 1 << 20
+	buf := make([]byte, len(b))
+	for i := 0; i < len(b); i += piece {
+		copy(buf[i:], b[i:min(i+piece, len(b))])
+	}
+	return unsafe.String(&buf[0], len(buf)) // buf is never written again
+}
+
 // parser is a strict recursive-descent JSON reader for exactly this schema.
 // Strings without escapes are sliced from s without copying.
 type parser struct {
-	s           string
-	i           int
-	mxs         []string // slab from which policies' MX slices are cut
-	parallelMin int
+	s   string
+	i   int
+	mxs []string // slab from which policies' MX slices are cut
 }
 
 func (p *parser) fail(path string, format string, a ...any) *ParseError {
@@ -419,144 +426,7 @@ func (p *parser) policies(section string, isAliases bool) (map[string]Policy, er
 		}
 		return nil
 	}
-	if isAliases || len(p.s) < p.parallelMin {
-		return m, p.object("$."+section, member)
-	}
-	return m, p.policiesSplit(m, member)
-}
-
-// tail is the second half of the policies, read by another parser.
-type tail struct {
-	entries []entry
-	offs    []int // byte offset of each entry's key
-	end     int   // offset after the closing '}'
-	err     *ParseError
-}
-
-// policiesSplit reads the policies object like object(p, member), but
-// guesses where an entry starts in the second half of the input (a line
-// that is four spaces and a quote, as in the canonical form) and reads from
-// there on another goroutine. When the main reader reaches exactly that
-// place at the start of an entry, it takes the other's entries (checking
-// for keys seen twice) and result, in file order, so errors are the same
-// as a sequential read; when it does not (a different layout), the guess
-// is ignored.
-func (p *parser) policiesSplit(m map[string]Policy, member func(string, int) error) error {
-	split := -1
-	if at := strings.Index(p.s[max(p.i, len(p.s)/2):], "\n    \""); at >= 0 {
-		split = max(p.i, len(p.s)/2) + at + 5
-	}
-	var t tail
-	done := make(chan struct{})
-	if split < 0 {
-		close(done)
-	} else {
-		go func() {
-			defer close(done)
-			q := &parser{s: p.s, i: split}
-			t.entries = make([]entry, 0, (len(p.s)-split)/128)
-			t.offs = make([]int, 0, cap(t.entries))
-			q.tail(&t)
-		}()
-	}
-	defer func() { <-done }()
-
-	const path = "$.policies"
-	if err := p.expect(path, '{'); err != nil {
-		return err
-	}
-	if p.next() == '}' {
-		p.i++
-		return nil
-	}
-	for {
-		if p.next() != '"' {
-			return p.fail(path, "expected a quoted key, found %s", p.found())
-		}
-		if p.i == split {
-			<-done
-			for j, e := range t.entries {
-				n := len(m)
-				m[e.key] = e.p
-				if len(m) == n {
-					return &ParseError{Path: keyPath("policies", e.key), Offset: t.offs[j], Msg: "duplicate key"}
-				}
-			}
-			if t.err != nil {
-				return t.err
-			}
-			p.i = t.end
-			return nil
-		}
-		off := p.i
-		key, err := p.str(path)
-		if err != nil {
-			return err
-		}
-		if err := p.expect(path, ':'); err != nil {
-			return err
-		}
-		if err := member(key, off); err != nil {
-			return err
-		}
-		switch p.next() {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			return nil
-		default:
-			return p.fail(path, "expected ',' or '}', found %s", p.found())
-		}
-	}
-}
-
-// tail reads policy entries from p.i to the end of the policies object,
-// stopping at the first error, with the checks of policies() except the
-// one for keys seen twice.
-func (p *parser) tail(t *tail) {
-	const path = "$.policies"
-	fail := func(err error) {
-		t.err = err.(*ParseError)
-	}
-	for {
-		if p.next() != '"' {
-			fail(p.fail(path, "expected a quoted key, found %s", p.found()))
-			return
-		}
-		off := p.i
-		key, err := p.str(path)
-		if err != nil {
-			fail(err)
-			return
-		}
-		if err := p.expect(path, ':'); err != nil {
-			fail(err)
-			return
-		}
-		if err := checkHostname(key); err != nil {
-			fail(&ParseError{Path: keyPath("policies", key), Offset: off, Msg: err.Error()})
-			return
-		}
-		pol, err := p.policy("policies", key, false)
-		if err != nil {
-			fail(err)
-			return
-		}
-		t.entries = append(t.entries, entry{key, pol})
-		t.offs = append(t.offs, off)
-		switch p.next() {
-		case ',':
-			p.i++
-		case '}':
-			p.i++
-			t.end = p.i
-			return
-		default:
-			fail(p.fail(path, "expected ',' or '}', found %s", p.found()))
-			return
-		}
-	}
+	return m, p.object("$."+section, member)
 }
 
 // guessEntries sizes the policies map from the input size (about 100 bytes
