@@ -84,24 +84,49 @@ func Lint(l *List) []Problem {
 			lt.entry(l, d, p, used)
 		}
 	} else {
-		// Two halves on two goroutines; problems are sorted below anyway.
-		es := make([]entry, 0, len(l.Policies))
-		for d, p := range l.Policies {
-			es = append(es, entry{d, p})
+		// Chunks of the map, in turn linted here and on another goroutine,
+		// through a few reused buffers (no copy of the million entries);
+		// problems are sorted below anyway.
+		chunk := lintChunk
+		free := make(chan []entry, 4)
+		for range cap(free) {
+			free <- make([]entry, 0, chunk)
 		}
-		mid := len(es) / 2
+		work := make(chan []entry, cap(free))
 		var lt2 linter
 		used2 := make(map[string]bool, len(l.PolicyAliases))
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			for _, e := range es[mid:] {
-				lt2.entry(l, e.key, e.p, used2)
+			for es := range work {
+				for _, e := range es {
+					lt2.entry(l, e.key, e.p, used2)
+				}
+				free <- es[:0]
 			}
 		}()
-		for _, e := range es[:mid] {
+		es := <-free
+		mine := false
+		for d, p := range l.Policies {
+			es = append(es, entry{d, p})
+			if len(es) < chunk {
+				continue
+			}
+			if mine {
+				for _, e := range es {
+					lt.entry(l, e.key, e.p, used)
+				}
+				es = es[:0]
+			} else {
+				work <- es
+				es = <-free
+			}
+			mine = !mine
+		}
+		for _, e := range es {
 			lt.entry(l, e.key, e.p, used)
 		}
+		close(work)
 		<-done
 		lt.ps = append(lt.ps, lt2.ps...)
 		for a := range used2 {
@@ -118,6 +143,9 @@ func Lint(l *List) []Problem {
 	slices.SortStableFunc(lt.ps, func(a, b Problem) int { return strings.Compare(a.Path, b.Path) })
 	return lt.ps
 }
+
+// lintChunk is the number of entries Lint hands to a goroutine at a time.
+var lintChunk = 4096
 
 // linter collects problems; paths are built only for problems found.
 type linter struct{ ps []Problem }

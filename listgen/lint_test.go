@@ -140,11 +140,11 @@ func TestLintParallel(t *testing.T) {
 	l.Policies[keys[5]] = Policy{PolicyAlias: "nope"}
 	l.Policies[keys[2500]] = Policy{Mode: ModeEnforce, MXs: []string{"*.co.uk"}}
 	l.Policies["co.uk"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
-	old := parallelMin
-	t.Cleanup(func() { parallelMin = old })
+	old, oldChunk := parallelMin, lintChunk
+	t.Cleanup(func() { parallelMin, lintChunk = old, oldChunk })
 	parallelMin = 1 << 30
 	seq := Lint(l)
-	parallelMin = 2
+	parallelMin, lintChunk = 2, 7
 	par := Lint(l)
 	if len(seq) != 3 || !slices.Equal(seq, par) {
 		t.Errorf("sequential %v\nparallel %v", seq, par)
