@@ -19,29 +19,41 @@ const timeLayout = "2006-01-02T15:04:05Z"
 // patterns are written sorted. It fails, with a *ParseError naming the JSON
 // path, when l is not a list that Parse would accept.
 func Marshal(l *List) ([]byte, error) {
+	if err := checkTop(l); err != nil {
+		return nil, err
+	}
+	return marshalSorted(l, sortedPolicies(l.Policies))
+}
+
+// checkTop checks the fields of l other than the policies as Marshal does.
+func checkTop(l *List) error {
 	if l == nil {
-		return nil, &ParseError{Path: "$", Msg: "nil list"}
+		return &ParseError{Path: "$", Msg: "nil list"}
 	}
 	if l.Version != FormatVersion {
-		return nil, &ParseError{Path: "$.version", Msg: fmt.Sprintf("version must be %q, not %q", FormatVersion, l.Version)}
+		return &ParseError{Path: "$.version", Msg: fmt.Sprintf("version must be %q, not %q", FormatVersion, l.Version)}
 	}
 	if l.Serial < 0 {
-		return nil, &ParseError{Path: "$.serial", Msg: "serial must not be negative"}
+		return &ParseError{Path: "$.serial", Msg: "serial must not be negative"}
 	}
 	if err := checkAuthor(l.Author); err != nil {
-		return nil, &ParseError{Path: "$.author", Msg: err.Error()}
+		return &ParseError{Path: "$.author", Msg: err.Error()}
 	}
 	for _, f := range []struct {
 		path string
 		t    time.Time
 	}{{"$.expires", l.Expires}, {"$.timestamp", l.Timestamp}} {
 		if y := f.t.UTC().Year(); y < 1 || y > 9999 {
-			return nil, &ParseError{Path: f.path, Msg: "year out of range 0001-9999"}
+			return &ParseError{Path: f.path, Msg: "year out of range 0001-9999"}
 		}
 	}
+	return nil
+}
 
+// marshalSorted is Marshal after the checks of the top-level fields, with
+// the list's domains already sorted (sortedPolicies(l.Policies)).
+func marshalSorted(l *List, domains []entry) ([]byte, error) {
 	aliases := sortedPolicies(l.PolicyAliases)
-	domains := sortedPolicies(l.Policies)
 	b := make([]byte, 0, estimateSize(l.Author, domains)+estimateSize("", aliases))
 	b = append(b, "{\n  \"author\": "...)
 	b = appendString(b, l.Author)

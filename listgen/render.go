@@ -26,10 +26,17 @@ type RenderOptions struct {
 // policies, plus the number of entries skipped because they are invalid
 // (a list that did not come from Parse) or refer to an undefined alias.
 func entries(l *List) (out []entry, skipped int) {
-	out = sortedPolicies(l.Policies)
+	return resolve(l, sortedPolicies(l.Policies), true)
+}
+
+// resolve resolves the aliases of the sorted entries es in place and drops
+// those that refer to an undefined alias, and, when check is set, those
+// that are invalid (when Marshal has accepted the list, none are).
+func resolve(l *List, es []entry, check bool) (out []entry, skipped int) {
+	out = es
 	n := 0
 	for _, e := range out {
-		if checkHostname(e.key) != nil {
+		if check && checkHostname(e.key) != nil {
 			skipped++
 			continue
 		}
@@ -41,7 +48,7 @@ func entries(l *List) (out []entry, skipped int) {
 			}
 			e.p = a
 		}
-		if checkPolicyShape(e.p, true) != nil {
+		if check && checkPolicyShape(e.p, true) != nil {
 			skipped++
 			continue
 		}

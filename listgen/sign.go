@@ -14,6 +14,7 @@ import (
 	"math/big"
 
 	"github.com/sigstore/sigstore/pkg/signature"
+	"github.com/sigstore/sigstore/pkg/signature/options"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -27,6 +28,12 @@ const maxSigFile = 16 << 10
 // FILE.sig) FILE` (ECDSA) and `cosign verify-blob --key PUB --signature
 // FILE.sig FILE` accept it.
 func SignBlob(s crypto.Signer, data []byte) ([]byte, error) {
+	return signBlob(s, data, nil)
+}
+
+// signBlob is SignBlob; sum256, when not nil, is the SHA-256 of data,
+// used for ECDSA instead of hashing data again (Ed25519 signs data itself).
+func signBlob(s crypto.Signer, data, sum256 []byte) ([]byte, error) {
 	if err := checkPublic(s.Public()); err != nil {
 		return nil, err
 	}
@@ -34,7 +41,11 @@ func SignBlob(s crypto.Signer, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	sig, err := sv.SignMessage(bytes.NewReader(data))
+	var opts []signature.SignOption
+	if _, ok := s.Public().(*ecdsa.PublicKey); ok && sum256 != nil {
+		opts = append(opts, options.WithDigest(sum256))
+	}
+	sig, err := sv.SignMessage(bytes.NewReader(data), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("listgen: signing: %w", err)
 	}
@@ -104,19 +115,22 @@ type sshsigBlob struct {
 	Signature string
 }
 
-func sshsigMessage(hashAlg string, data []byte) ([]byte, error) {
-	var h []byte
-	switch hashAlg {
-	case "sha512":
-		s := sha512.Sum512(data)
-		h = s[:]
-	case "sha256":
-		s := sha256.Sum256(data)
-		h = s[:]
-	default:
+// sshsigMessage returns the signed data of an SSHSIG over data; sum, when
+// not nil, is the hash of data with hashAlg, computed already.
+func sshsigMessage(hashAlg string, data, sum []byte) ([]byte, error) {
+	if hashAlg != "sha512" && hashAlg != "sha256" {
 		return nil, fmt.Errorf("%w: SSHSIG hash %q", ErrBadSignature, hashAlg)
 	}
-	m := sshsigSigned{Namespace: SSHNamespace, HashAlg: hashAlg, Hash: string(h)}
+	if sum == nil {
+		if hashAlg == "sha512" {
+			s := sha512.Sum512(data)
+			sum = s[:]
+		} else {
+			s := sha256.Sum256(data)
+			sum = s[:]
+		}
+	}
+	m := sshsigSigned{Namespace: SSHNamespace, HashAlg: hashAlg, Hash: string(sum)}
 	copy(m.Magic[:], sshsigMagic)
 	return ssh.Marshal(m), nil
 }
@@ -127,6 +141,11 @@ func sshsigMessage(hashAlg string, data []byte) ([]byte, error) {
 // `ssh-keygen -Y verify -f allowed_signers -I starttls-preload -n
 // starttls-preload -s FILE.sshsig < FILE` accepts.
 func SignSSH(s crypto.Signer, data []byte) ([]byte, error) {
+	return signSSH(s, data, nil)
+}
+
+// signSSH is SignSSH; sum512, when not nil, is the SHA-512 of data.
+func signSSH(s crypto.Signer, data, sum512 []byte) ([]byte, error) {
 	if err := checkPublic(s.Public()); err != nil {
 		return nil, err
 	}
@@ -134,7 +153,7 @@ func SignSSH(s crypto.Signer, data []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	msg, err := sshsigMessage(sshsigHash, data)
+	msg, err := sshsigMessage(sshsigHash, data, sum512)
 	if err != nil {
 		return nil, err
 	}
@@ -223,7 +242,7 @@ func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
 	if sig.Format != want.Type() {
 		return fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
 	}
-	msg, err := sshsigMessage(blob.HashAlg, data)
+	msg, err := sshsigMessage(blob.HashAlg, data, nil)
 	if err != nil {
 		return err
 	}
