@@ -3,6 +3,8 @@ package mtasts
 import (
 	"reflect"
 	"testing"
+
+	"github.com/starttls-preload/starttls-preload/validate/internal/txtrecord"
 )
 
 func FuzzParseRecord(f *testing.F) {
@@ -25,7 +27,7 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("ParseRecord(%q) accepted id %q", s, r.ID)
 		}
 		for _, e := range r.Extensions {
-			if !validExtName(e.Key) || !validExtValue(e.Value) {
+			if !txtrecord.ValidExtName(e.Key) || !txtrecord.ValidExtValue(e.Value) {
 				t.Fatalf("ParseRecord(%q) accepted extension %q", s, e)
 			}
 		}

@@ -16,6 +16,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/starttls-preload/starttls-preload/validate/internal/txtrecord"
 )
 
 // Sentinel errors. Each error returned by this package wraps exactly one of
@@ -48,6 +50,19 @@ var (
 	// ErrTooLarge: the policy is larger than MaxPolicySize.
 	ErrTooLarge = errors.New("mtasts: policy larger than 64 KiB")
 )
+
+// recordGrammar: RFC 8461 §3.1 "Records that do not begin with "v=STSv1;"
+// are discarded" (a bare "v=STSv1", or one followed by white space, is kept
+// so that a malformed record is reported rather than ignored); the version
+// comes first, exactly "v=STSv1" (case-sensitive, %s); no field holds white
+// space.
+var recordGrammar = txtrecord.Grammar{
+	Version:  "v=STSv1",
+	NoWSP:    true,
+	NoRecord: ErrNoRecord,
+	Multiple: ErrMultipleRecords,
+	Syntax:   ErrRecordSyntax,
+}
 
 // MaxPolicySize is the largest policy body accepted, in bytes: it bounds
 // what a stranger's server can make the checker read (64 KiB is the usual
@@ -99,23 +114,7 @@ type Policy struct {
 // none is left the result is ErrNoRecord, if more than one is left it is
 // ErrMultipleRecords, and the one left is parsed with ParseRecord.
 func SelectRecord(txts []string) (*Record, error) {
-	var found []string
-	for _, t := range txts {
-		// RFC 8461 §3.1: "Records that do not begin with "v=STSv1;" are
-		// discarded". A bare "v=STSv1" (or followed by white space) is kept
-		// so that a malformed record is reported rather than ignored.
-		if t == "v=STSv1" || strings.HasPrefix(t, "v=STSv1;") || strings.HasPrefix(t, "v=STSv1 ") || strings.HasPrefix(t, "v=STSv1\t") {
-			found = append(found, t)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, ErrNoRecord
-	case 1:
-		return ParseRecord(found[0])
-	default:
-		return nil, fmt.Errorf("%w (%d records)", ErrMultipleRecords, len(found))
-	}
+	return txtrecord.SelectParse(recordGrammar, txts, ParseRecord)
 }
 
 // ParseRecord parses one "_mta-sts" TXT record strictly per RFC 8461 §3.1:
@@ -124,77 +123,38 @@ func SelectRecord(txts []string) (*Record, error) {
 //	sts-field-delim = *WSP ";" *WSP
 //	sts-id          = %s"id=" 1*32(ALPHA / DIGIT)
 func ParseRecord(txt string) (*Record, error) {
-	fields, err := splitFields(txt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrRecordSyntax, err)
-	}
-	// RFC 8461 §3.1: the version comes first, exactly "v=STSv1" (case-sensitive, %s).
-	if len(fields) == 0 || fields[0] != "v=STSv1" {
-		return nil, fmt.Errorf("%w: must start with \"v=STSv1\"", ErrRecordSyntax)
-	}
 	r := &Record{}
 	haveID := false
-	for _, f := range fields[1:] {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: field %q has no \"=\"", ErrRecordSyntax, f)
-		}
-		if !validExtName(k) {
-			return nil, fmt.Errorf("%w: bad field name %q", ErrRecordSyntax, k)
-		}
+	err := recordGrammar.Parse(txt, func(k, v string) error {
 		// RFC 8461 §3.1: values exclude "=", ";", SP and control characters.
-		if !validExtValue(v) {
-			return nil, fmt.Errorf("%w: bad value for %q", ErrRecordSyntax, k)
+		if !txtrecord.ValidExtValue(v) {
+			return fmt.Errorf("%w: bad value for %q", ErrRecordSyntax, k)
 		}
 		switch k {
 		case "id":
 			if haveID {
-				return nil, fmt.Errorf("%w: \"id\" given twice", ErrRecordSyntax)
+				return fmt.Errorf("%w: \"id\" given twice", ErrRecordSyntax)
 			}
 			// RFC 8461 §3.1: id is 1 to 32 letters or digits.
 			if len(v) > 32 || !isAlnum(v) {
-				return nil, fmt.Errorf("%w: id %q must be 1 to 32 letters or digits", ErrRecordSyntax, v)
+				return fmt.Errorf("%w: id %q must be 1 to 32 letters or digits", ErrRecordSyntax, v)
 			}
 			r.ID, haveID = v, true
 		case "v":
-			return nil, fmt.Errorf("%w: \"v\" given twice", ErrRecordSyntax)
+			return fmt.Errorf("%w: \"v\" given twice", ErrRecordSyntax)
 		default:
 			// RFC 8461 §3.1: unknown fields (sts-extension) are ignored.
 			r.Extensions = append(r.Extensions, Pair{k, v})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if !haveID {
 		return nil, fmt.Errorf("%w: no \"id\" field", ErrRecordSyntax)
 	}
 	return r, nil
-}
-
-// splitFields splits a TXT record on sts-field-delim (*WSP ";" *WSP),
-// allowing one trailing delimiter and nothing else around the fields.
-func splitFields(s string) ([]string, error) {
-	parts := strings.Split(s, ";")
-	out := make([]string, 0, len(parts))
-	for i, p := range parts {
-		t := p
-		if i > 0 {
-			t = strings.TrimLeft(t, " \t")
-		}
-		if i < len(parts)-1 {
-			t = strings.TrimRight(t, " \t")
-		}
-		if i == len(parts)-1 && i > 0 && t == "" {
-			// The optional trailing sts-field-delim.
-			break
-		}
-		if t == "" {
-			return nil, errors.New("empty field")
-		}
-		if strings.ContainsAny(t, " \t") {
-			return nil, fmt.Errorf("white space inside field %q", t)
-		}
-		out = append(out, t)
-	}
-	return out, nil
 }
 
 // ParsePolicy parses a policy body strictly per RFC 8461 §3.2. Lines end in
@@ -271,7 +231,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		default:
 			// RFC 8461 §3.2: sts-policy-ext-name, then a value of visible
 			// characters (UTF-8 allowed), no CTLs and no trailing space.
-			if !validExtName(k) {
+			if !txtrecord.ValidExtName(k) {
 				return nil, fmt.Errorf("%w: line %d: bad key %q", ErrPolicySyntax, n, k)
 			}
 			if !validPolicyExtValue(v) {
@@ -345,34 +305,6 @@ func isDigits(s string) bool {
 		}
 	}
 	return s != ""
-}
-
-// validExtName: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
-func validExtName(s string) bool {
-	if s == "" || len(s) > 32 || !isAlnum(s[:1]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		c := s[i]
-		if !isAlnum(string(c)) && c != '_' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-// validExtValue: 1*(%x21-3A / %x3C / %x3E-7E).
-func validExtValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x21 || c > 0x7e || c == ';' || c == '=' {
-			return false
-		}
-	}
-	return true
 }
 
 // validPolicyExtValue: visible characters and UTF-8, inner spaces allowed,

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
+
+	"github.com/starttls-preload/starttls-preload/validate/internal/txtrecord"
 )
 
 // Sentinel errors.
@@ -23,6 +25,16 @@ var (
 	// ErrSyntax: the record does not follow RFC 8460 §3.
 	ErrSyntax = errors.New("tlsrpt: invalid TLS-RPT record")
 )
+
+// recordGrammar: RFC 8460 §3, tlsrpt-version = %s"v=TLSRPTv1", first;
+// white space inside a field (after a comma in rua) is checked by
+// ParseRecord.
+var recordGrammar = txtrecord.Grammar{
+	Version:  "v=TLSRPTv1",
+	NoRecord: ErrNoRecord,
+	Multiple: ErrMultipleRecords,
+	Syntax:   ErrSyntax,
+}
 
 // Record is a parsed TLS-RPT record.
 type Record struct {
@@ -41,20 +53,7 @@ type Pair struct{ Key, Value string }
 // §3: records not starting with "v=TLSRPTv1" are ignored; more than one
 // record means no reporting (ErrMultipleRecords).
 func SelectRecord(txts []string) (*Record, error) {
-	var found []string
-	for _, t := range txts {
-		if t == "v=TLSRPTv1" || strings.HasPrefix(t, "v=TLSRPTv1;") || strings.HasPrefix(t, "v=TLSRPTv1 ") || strings.HasPrefix(t, "v=TLSRPTv1\t") {
-			found = append(found, t)
-		}
-	}
-	switch len(found) {
-	case 0:
-		return nil, ErrNoRecord
-	case 1:
-		return ParseRecord(found[0])
-	default:
-		return nil, fmt.Errorf("%w (%d records)", ErrMultipleRecords, len(found))
-	}
+	return txtrecord.SelectParse(recordGrammar, txts, ParseRecord)
 }
 
 // ParseRecord parses one TLS-RPT record strictly per RFC 8460 §3:
@@ -63,28 +62,13 @@ func SelectRecord(txts []string) (*Record, error) {
 //	field-delim   = *WSP ";" *WSP
 //	tlsrpt-rua    = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
 func ParseRecord(txt string) (*Record, error) {
-	fields, err := splitFields(txt)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %s", ErrSyntax, err)
-	}
-	// RFC 8460 §3: tlsrpt-version = %s"v=TLSRPTv1", first.
-	if len(fields) == 0 || fields[0] != "v=TLSRPTv1" {
-		return nil, fmt.Errorf("%w: must start with \"v=TLSRPTv1\"", ErrSyntax)
-	}
 	r := &Record{}
 	haveRUA := false
-	for _, f := range fields[1:] {
-		k, v, ok := strings.Cut(f, "=")
-		if !ok {
-			return nil, fmt.Errorf("%w: field %q has no \"=\"", ErrSyntax, f)
-		}
-		if !validExtName(k) {
-			return nil, fmt.Errorf("%w: bad field name %q", ErrSyntax, k)
-		}
+	err := recordGrammar.Parse(txt, func(k, v string) error {
 		switch k {
 		case "rua":
 			if haveRUA {
-				return nil, fmt.Errorf("%w: \"rua\" given twice", ErrSyntax)
+				return fmt.Errorf("%w: \"rua\" given twice", ErrSyntax)
 			}
 			haveRUA = true
 			for _, u := range strings.Split(v, ",") {
@@ -92,19 +76,23 @@ func ParseRecord(txt string) (*Record, error) {
 				u = strings.Trim(u, " \t")
 				parsed, err := parseURI(u)
 				if err != nil {
-					return nil, fmt.Errorf("%w: rua %q: %s", ErrSyntax, u, err)
+					return fmt.Errorf("%w: rua %q: %s", ErrSyntax, u, err)
 				}
 				r.RUA = append(r.RUA, parsed)
 			}
 		case "v":
-			return nil, fmt.Errorf("%w: \"v\" given twice", ErrSyntax)
+			return fmt.Errorf("%w: \"v\" given twice", ErrSyntax)
 		default:
 			// RFC 8460 §3: tlsrpt-ext-value = 1*(%x21-3A / %x3C / %x3E-7E).
-			if !validExtValue(v) {
-				return nil, fmt.Errorf("%w: bad value for %q", ErrSyntax, k)
+			if !txtrecord.ValidExtValue(v) {
+				return fmt.Errorf("%w: bad value for %q", ErrSyntax, k)
 			}
 			r.Extensions = append(r.Extensions, Pair{k, v})
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	// RFC 8460 §3: "the tlsrpt-rua field is required".
 	if !haveRUA {
@@ -143,58 +131,4 @@ func parseURI(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("scheme %q is not mailto or https", u.Scheme)
 	}
 	return u, nil
-}
-
-// splitFields splits on field-delim (*WSP ";" *WSP), allowing one trailing
-// delimiter. White space is allowed inside a field only after a comma in
-// rua; the caller checks values.
-func splitFields(s string) ([]string, error) {
-	parts := strings.Split(s, ";")
-	out := make([]string, 0, len(parts))
-	for i, p := range parts {
-		t := p
-		if i > 0 {
-			t = strings.TrimLeft(t, " \t")
-		}
-		if i < len(parts)-1 {
-			t = strings.TrimRight(t, " \t")
-		}
-		if i == len(parts)-1 && i > 0 && t == "" {
-			break
-		}
-		if t == "" {
-			return nil, errors.New("empty field")
-		}
-		out = append(out, t)
-	}
-	return out, nil
-}
-
-func isAlnum(c byte) bool {
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9'
-}
-
-// validExtName: (ALPHA / DIGIT) *31(ALPHA / DIGIT / "_" / "-" / ".").
-func validExtName(s string) bool {
-	if s == "" || len(s) > 32 || !isAlnum(s[0]) {
-		return false
-	}
-	for i := 1; i < len(s); i++ {
-		if c := s[i]; !isAlnum(c) && c != '_' && c != '-' && c != '.' {
-			return false
-		}
-	}
-	return true
-}
-
-func validExtValue(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x21 || c > 0x7e || c == ';' || c == '=' {
-			return false
-		}
-	}
-	return true
 }
