@@ -427,3 +427,23 @@ func TestMarshalParallel(t *testing.T) {
 		}
 	}
 }
+
+// The parsed list does not share the input: changing it afterwards
+// changes nothing.
+func TestParseCopies(t *testing.T) {
+	b := readFile(t, "testdata/sample.json")
+	l, err := Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range b {
+		b[i] = 'x'
+	}
+	if got, err := Marshal(l); err != nil || !bytes.Equal(got, want) {
+		t.Errorf("the list changed with its input: %v\n%s", err, got)
+	}
+}
