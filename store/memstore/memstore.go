@@ -76,26 +76,49 @@ func (s *Store) lock(ctx context.Context) error {
 	return nil
 }
 
-// AddDomain implements store.Store.
-func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	return s.add(d)
-}
-
-// AddDomains implements store.Store.
-func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, error) {
+// each runs f on every item under one hold of the lock, as one batch, and
+// returns f's result for each item in order; the error is the lock's.
+func each[T any](ctx context.Context, s *Store, items []T, f func(T) error) ([]error, error) {
 	if err := s.lock(ctx); err != nil {
 		return nil, err
 	}
 	defer s.mu.Unlock()
-	errs := make([]error, len(ds))
-	for i, d := range ds {
-		errs[i] = s.add(d)
+	errs := make([]error, len(items))
+	for i, it := range items {
+		errs[i] = f(it)
 	}
 	return errs, nil
+}
+
+// one runs f on item under the lock: f's result, or the lock's error.
+func one[T any](ctx context.Context, s *Store, item T, f func(T) error) error {
+	if err := s.lock(ctx); err != nil {
+		return err
+	}
+	defer s.mu.Unlock()
+	return f(item)
+}
+
+// withDomain runs f on the named domain under the lock: f's result,
+// store.ErrNotFound when there is no such domain, or the lock's error.
+func (s *Store) withDomain(ctx context.Context, name string, f func(d *store.Domain) error) error {
+	return one(ctx, s, name, func(name string) error {
+		d, ok := s.domains[name]
+		if !ok {
+			return store.ErrNotFound
+		}
+		return f(d)
+	})
+}
+
+// AddDomain implements store.Store.
+func (s *Store) AddDomain(ctx context.Context, d store.Domain) error {
+	return one(ctx, s, d, s.add)
+}
+
+// AddDomains implements store.Store.
+func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, error) {
+	return each(ctx, s, ds, s.add)
 }
 
 func (s *Store) add(d store.Domain) error {
@@ -179,28 +202,22 @@ func (s *Store) CountByState(ctx context.Context) (map[store.State]int, error) {
 
 // UpdateDomain implements store.Store.
 func (s *Store) UpdateDomain(ctx context.Context, d store.Domain) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	cur, ok := s.domains[d.Name]
-	if !ok {
-		return store.ErrNotFound
-	}
-	if d.UpdatedAt.IsZero() {
-		d.UpdatedAt = now()
-	}
-	cur.Contact = d.Contact
-	cur.MXPatterns = append([]string{}, d.MXPatterns...)
-	cur.WantEnforce = d.WantEnforce
-	cur.FollowMTASTS = d.FollowMTASTS
-	cur.Token = d.Token
-	cur.NextCheck = store.Time(d.NextCheck)
-	cur.ChecksPassed = d.ChecksPassed
-	cur.PassingSince = store.TimePtr(d.PassingSince)
-	cur.FailingSince = store.TimePtr(d.FailingSince)
-	cur.UpdatedAt = store.Time(d.UpdatedAt)
-	return nil
+	return s.withDomain(ctx, d.Name, func(cur *store.Domain) error {
+		if d.UpdatedAt.IsZero() {
+			d.UpdatedAt = now()
+		}
+		cur.Contact = d.Contact
+		cur.MXPatterns = append([]string{}, d.MXPatterns...)
+		cur.WantEnforce = d.WantEnforce
+		cur.FollowMTASTS = d.FollowMTASTS
+		cur.Token = d.Token
+		cur.NextCheck = store.Time(d.NextCheck)
+		cur.ChecksPassed = d.ChecksPassed
+		cur.PassingSince = store.TimePtr(d.PassingSince)
+		cur.FailingSince = store.TimePtr(d.FailingSince)
+		cur.UpdatedAt = store.Time(d.UpdatedAt)
+		return nil
+	})
 }
 
 func (s *Store) decide(d *store.Domain, to store.State, reason string, at time.Time) {
@@ -217,61 +234,37 @@ func (s *Store) Transition(ctx context.Context, name string, from, to store.Stat
 	if !from.Valid() || !to.Valid() {
 		return store.ErrInvalid
 	}
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	d, ok := s.domains[name]
-	if !ok {
-		return store.ErrNotFound
-	}
-	if d.State != from {
-		return store.ErrConflict
-	}
-	s.decide(d, to, reason, store.Time(at))
-	return nil
+	return s.withDomain(ctx, name, func(d *store.Domain) error {
+		if d.State != from {
+			return store.ErrConflict
+		}
+		s.decide(d, to, reason, store.Time(at))
+		return nil
+	})
 }
 
 // RequestRemoval implements store.Store.
 func (s *Store) RequestRemoval(ctx context.Context, name, reason string, at time.Time) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	d, ok := s.domains[name]
-	if !ok {
-		return store.ErrNotFound
-	}
-	switch d.State {
-	case store.StateRemoved:
-		return store.ErrConflict
-	case store.StateRemovalRequested:
+	return s.withDomain(ctx, name, func(d *store.Domain) error {
+		switch d.State {
+		case store.StateRemoved:
+			return store.ErrConflict
+		case store.StateRemovalRequested:
+			return nil
+		}
+		s.decide(d, store.StateRemovalRequested, reason, store.Time(at))
 		return nil
-	}
-	s.decide(d, store.StateRemovalRequested, reason, store.Time(at))
-	return nil
+	})
 }
 
 // RecordCheck implements store.Store.
 func (s *Store) RecordCheck(ctx context.Context, u store.CheckUpdate) error {
-	if err := s.lock(ctx); err != nil {
-		return err
-	}
-	defer s.mu.Unlock()
-	return s.apply(u)
+	return one(ctx, s, u, s.apply)
 }
 
 // RecordChecks implements store.Store.
 func (s *Store) RecordChecks(ctx context.Context, us []store.CheckUpdate) ([]error, error) {
-	if err := s.lock(ctx); err != nil {
-		return nil, err
-	}
-	defer s.mu.Unlock()
-	errs := make([]error, len(us))
-	for i, u := range us {
-		errs[i] = s.apply(u)
-	}
-	return errs, nil
+	return each(ctx, s, us, s.apply)
 }
 
 func (s *Store) apply(u store.CheckUpdate) error {
