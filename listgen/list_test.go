@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -445,5 +446,61 @@ func TestParseCopies(t *testing.T) {
 	}
 	if got, err := Marshal(l); err != nil || !bytes.Equal(got, want) {
 		t.Errorf("the list changed with its input: %v\n%s", err, got)
+	}
+}
+
+// Parse reports the first problem in file order although another
+// goroutine builds the map: a duplicate key before a later error, an error
+// before a later duplicate, across chunks of entries.
+func TestParseFirstError(t *testing.T) {
+	old := parseChunk
+	t.Cleanup(func() { parseChunk = old })
+	parseChunk = 3
+	big, err := Marshal(genList(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.SplitAfter(string(big), "\n")
+	var keyLines []int // lines that start a policy entry
+	for i, line := range lines {
+		if strings.HasPrefix(line, "    \"") && strings.HasSuffix(line, "\": {\n") {
+			keyLines = append(keyLines, i)
+		}
+	}
+	edit := func(f func(lines []string)) []byte {
+		c := slices.Clone(lines)
+		f(c)
+		return []byte(strings.Join(c, ""))
+	}
+	early, late := keyLines[20], keyLines[200]
+	earlyKey := strings.Trim(strings.TrimSpace(lines[early]), `":{ `)
+	lateKey := strings.Trim(strings.TrimSpace(lines[late]), `":{ `)
+	tests := []struct {
+		name string
+		in   []byte
+		want string // in the error
+	}{
+		{"duplicate", edit(func(c []string) { c[late] = c[early] }), strconv.Quote(earlyKey) + `] (byte`},
+		{"duplicate, then a bad key", edit(func(c []string) {
+			c[keyLines[100]] = c[early]
+			c[late] = strings.Replace(c[late], "\"", "\"-", 1)
+		}), "duplicate key"},
+		{"bad key, then a duplicate", edit(func(c []string) {
+			c[keyLines[100]] = strings.Replace(c[keyLines[100]], "\"", "\"-", 1)
+			c[late] = c[early]
+		}), "starts or ends with a hyphen"},
+		{"bad key late", edit(func(c []string) { c[late] = strings.Replace(c[late], "\"", "\"-", 1) }), strconv.Quote("-" + lateKey)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want it to contain %s", err, tt.want)
+			}
+		})
+	}
+	l, err := Parse(big)
+	if err != nil || len(l.Policies) != 300 {
+		t.Fatalf("%v, %d domains", err, len(l.Policies))
 	}
 }

@@ -411,15 +411,12 @@ func (p *parser) list() (*List, error) {
 }
 
 func (p *parser) policies(section string, isAliases bool) (map[string]Policy, error) {
+	if !isAliases {
+		return p.domainPolicies()
+	}
 	m := make(map[string]Policy, p.guessEntries(isAliases))
 	member := func(key string, keyOff int) error {
-		var err error
-		if isAliases {
-			err = checkAliasName(key)
-		} else {
-			err = checkHostname(key)
-		}
-		if err != nil {
+		if err := checkAliasName(key); err != nil {
 			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: err.Error()}
 		}
 		pol, err := p.policy(section, key, isAliases)
@@ -435,6 +432,78 @@ func (p *parser) policies(section string, isAliases bool) (map[string]Policy, er
 		return nil
 	}
 	return m, p.object("$."+section, member)
+}
+
+// parsedEntry is a domain's policy as read, with the offset of its key.
+type parsedEntry struct {
+	entry
+	off int
+}
+
+// parseChunk is the number of entries the reader hands to the map builder
+// at a time.
+var parseChunk = 1024
+
+// domainPolicies reads the policies object while another goroutine makes
+// the map and fills it, in chunks of entries in file order: building the
+// map is about half the work. The builder stops at the first duplicate
+// key; since every entry it gets was read before any error of the reader,
+// that duplicate, if any, is the error a sequential read would report.
+func (p *parser) domainPolicies() (map[string]Policy, error) {
+	const section = "policies"
+	free := make(chan []parsedEntry, 4)
+	for range cap(free) {
+		free <- make([]parsedEntry, 0, parseChunk)
+	}
+	work := make(chan []parsedEntry, cap(free))
+	var m map[string]Policy
+	var dup *ParseError
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		m = make(map[string]Policy, p.guessEntries(false))
+		for es := range work {
+			for _, e := range es {
+				if dup != nil {
+					break
+				}
+				// One map operation: a duplicate key leaves the length unchanged.
+				n := len(m)
+				m[e.key] = e.p
+				if len(m) == n {
+					dup = &ParseError{Path: keyPath(section, e.key), Offset: e.off, Msg: "duplicate key"}
+				}
+			}
+			free <- es[:0]
+		}
+	}()
+	buf := <-free
+	member := func(key string, keyOff int) error {
+		if err := checkHostname(key); err != nil {
+			return &ParseError{Path: keyPath(section, key), Offset: keyOff, Msg: err.Error()}
+		}
+		pol, err := p.policy(section, key, false)
+		if err != nil {
+			return err
+		}
+		buf = append(buf, parsedEntry{entry{p.keep(key), pol}, keyOff})
+		if len(buf) == cap(buf) {
+			work <- buf
+			buf = <-free
+		}
+		return nil
+	}
+	err := p.object("$."+section, member)
+	work <- buf
+	close(work)
+	<-done
+	if dup != nil {
+		return nil, dup
+	}
+	if err != nil {
+		return nil, err
+	}
+	return m, nil
 }
 
 // guessEntries sizes the policies map from the input size (about 100 bytes
