@@ -285,15 +285,14 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := listgen.VerifyBlob(f.o.PublicKey, list, sig); err != nil {
+	l, err := listgen.VerifyParse(f.o.PublicKey, list, sig, nil)
+	switch {
+	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
-	}
-	slog.Debug("verified", "took", time.Since(start))
-	l, err := listgen.Parse(list)
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
-	slog.Debug("parsed", "serial", l.Serial, "domains", len(l.Policies), "took", time.Since(start))
+	slog.Debug("verified and parsed", "serial", l.Serial, "domains", len(l.Policies), "took", time.Since(start))
 	sum := sha256.Sum256(list)
 	hash := hex.EncodeToString(sum[:])
 	switch {
@@ -566,11 +565,11 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
-	if err := listgen.VerifyBlob(f.o.PublicKey, list, bytes.TrimSpace(sig)); err != nil {
+	l, err := listgen.VerifyParse(f.o.PublicKey, list, bytes.TrimSpace(sig), nil)
+	switch {
+	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: kept copy %s: %w", ErrBadSignature, f.path(ListFile), err)
-	}
-	l, err := listgen.Parse(list)
-	if err != nil {
+	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
 	if l.Serial != f.st.Serial {
