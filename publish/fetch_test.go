@@ -370,42 +370,49 @@ func TestFetchReloadFailureIsRetried(t *testing.T) {
 	}
 }
 
+// Every table type the client compiles is built by the real postmap and
+// answers for a listed domain.
 func TestFetchPostmap(t *testing.T) {
 	postmap := testenv.LookPath(t, "postmap")
-	key := newKey(t)
-	ts := newTestServer(t, key, testList(10, 5))
-	c := newClient(t, ts.url(), key.Public())
-	cf := t.TempDir()
-	if err := os.WriteFile(filepath.Join(cf, "main.cf"), []byte("myhostname = mta.lab.test\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	backdate(t, filepath.Join(cf, "main.cf"))
-	c.opts.Postmap = "hash"
-	c.opts.PostmapCommand = []string{postmap, "-c", cf}
-	res, err := c.fetch(t)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(res.Files) != 3 {
-		t.Errorf("files = %v, want map, map.db, exim file", res.Files)
-	}
-	// The compiled table answers for example.test.
-	out, err := runCmd(postmap, "-c", cf, "-q", "example.test", "hash:"+c.opts.PostfixMap)
-	if err != nil || !strings.Contains(out, "secure") {
-		t.Fatalf("postmap -q: %q, %v", out, err)
-	}
-	// No temporary file is left beside the map.
-	ents, _ := os.ReadDir(filepath.Dir(c.opts.PostfixMap))
-	if len(ents) != 2 {
-		t.Errorf("files beside the map: %v", ents)
-	}
-	// The compiled table is checked too: removing it triggers a rebuild.
-	os.Remove(c.opts.PostfixMap + ".db")
-	if res, err = c.fetch(t); err != nil || !res.Changed {
-		t.Fatalf("res %+v err %v", res, err)
-	}
-	if _, err := os.Stat(c.opts.PostfixMap + ".db"); err != nil {
-		t.Fatal(err)
+	for _, typ := range []string{"hash", "btree", "lmdb", "cdb"} {
+		t.Run(typ, func(t *testing.T) {
+			key := newKey(t)
+			ts := newTestServer(t, key, testList(10, 5))
+			c := newClient(t, ts.url(), key.Public())
+			cf := t.TempDir()
+			if err := os.WriteFile(filepath.Join(cf, "main.cf"), []byte("myhostname = mta.lab.test\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			backdate(t, filepath.Join(cf, "main.cf"))
+			c.opts.Postmap = typ
+			c.opts.PostmapCommand = []string{postmap, "-c", cf}
+			res, err := c.fetch(t)
+			if err != nil {
+				t.Fatalf("%v (for lmdb and cdb, scripts/test-env.sh installs postfix-lmdb and postfix-cdb)", err)
+			}
+			if len(res.Files) != 3 {
+				t.Errorf("files = %v, want map, compiled map, exim file", res.Files)
+			}
+			// The compiled table answers for example.test.
+			out, err := runCmd(postmap, "-c", cf, "-q", "example.test", typ+":"+c.opts.PostfixMap)
+			if err != nil || !strings.Contains(out, "secure") {
+				t.Fatalf("postmap -q: %q, %v", out, err)
+			}
+			// No temporary file is left beside the map.
+			ents, _ := os.ReadDir(filepath.Dir(c.opts.PostfixMap))
+			if len(ents) != 2 {
+				t.Errorf("files beside the map: %v", ents)
+			}
+			// The compiled table is checked too: removing it triggers a rebuild.
+			compiled := c.opts.PostfixMap + postmapSuffix[typ]
+			os.Remove(compiled)
+			if res, err = c.fetch(t); err != nil || !res.Changed {
+				t.Fatalf("res %+v err %v", res, err)
+			}
+			if _, err := os.Stat(compiled); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
 

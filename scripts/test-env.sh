@@ -19,6 +19,10 @@ command -v openssl >/dev/null || need+=(openssl)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 command -v postfix >/dev/null || need+=(postfix)
 command -v posttls-finger >/dev/null || need+=(postfix)
+# The compiled policy-map types the fetch client offers besides hash/btree.
+for pkg in postfix-lmdb postfix-cdb; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "ok installed" || need+=("$pkg")
+done
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v unshare >/dev/null || need+=(util-linux)
 # Exim's shared libraries (the binary itself is unpacked, see below).
