@@ -12,6 +12,7 @@ type Metrics struct {
 	domains  *prometheus.GaugeVec
 	rounds   prometheus.Counter
 	lists    prometheus.Counter
+	notices  *prometheus.CounterVec
 }
 
 // Check outcomes, the values of the "outcome" label.
@@ -20,6 +21,14 @@ const (
 	OutcomeFail     = "fail"      // a finding of severity error, or an MX outside the patterns
 	OutcomeError    = "error"     // the checker itself could not work
 	OutcomeOptedOut = "opted_out" // never probed
+)
+
+// Notice results, the values of the notices_total "result" label.
+const (
+	NoticeSent    = "sent"    // accepted by the relay
+	NoticeFailed  = "failed"  // the relay refused it or could not be reached in time
+	NoticeDropped = "dropped" // the queue was full
+	NoticeSkipped = "skipped" // the domain has no contact
 )
 
 // NewMetrics creates the metrics and registers them with reg (nil: not
@@ -51,12 +60,19 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "starttls_preload", Name: "lists_published_total",
 			Help: "Signed lists generated and published.",
 		}),
+		notices: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "starttls_preload", Name: "notices_total",
+			Help: "Notices to contacts by result (sent, failed, dropped, skipped).",
+		}, []string{"result"}),
+	}
+	for _, r := range []string{NoticeSent, NoticeFailed, NoticeDropped, NoticeSkipped} {
+		m.notices.WithLabelValues(r)
 	}
 	for _, o := range []string{OutcomePass, OutcomeFail, OutcomeError, OutcomeOptedOut} {
 		m.checks.WithLabelValues(o)
 	}
 	if reg != nil {
-		reg.MustRegister(m.checks, m.duration, m.queue, m.domains, m.rounds, m.lists)
+		reg.MustRegister(m.checks, m.duration, m.queue, m.domains, m.rounds, m.lists, m.notices)
 	}
 	return m
 }
@@ -95,5 +111,11 @@ func (m *Metrics) roundDone() {
 func (m *Metrics) listPublished() {
 	if m != nil {
 		m.lists.Inc()
+	}
+}
+
+func (m *Metrics) notice(result string) {
+	if m != nil {
+		m.notices.WithLabelValues(result).Inc()
 	}
 }

@@ -26,6 +26,7 @@ type Config struct {
 	Fetch     FetchConfig     `mapstructure:"fetch"`
 	Publish   PublishConfig   `mapstructure:"publish"`
 	List      ListConfig      `mapstructure:"list"`
+	Notify    NotifyConfig    `mapstructure:"notify"`
 }
 
 // ValidateConfig holds the checker's settings (validate.*).
@@ -96,6 +97,16 @@ type FetchConfig struct {
 	MaxSize      int64         `mapstructure:"max_size"`
 }
 
+// NotifyConfig holds how contacts are told of failures (notify.*). An
+// empty smtp_relay logs notices only.
+type NotifyConfig struct {
+	SMTPRelay string        `mapstructure:"smtp_relay"` // host:port
+	From      string        `mapstructure:"from"`
+	StartTLS  bool          `mapstructure:"starttls"` // use STARTTLS when the relay offers it
+	CAFile    string        `mapstructure:"ca_file"`  // roots for the relay's certificate
+	Timeout   time.Duration `mapstructure:"timeout"`  // for one whole send
+}
+
 // PublishConfig holds where the signed lists are kept (publish.*).
 type PublishConfig struct {
 	Archive string `mapstructure:"archive"` // default DATA_DIR/archive
@@ -139,6 +150,11 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("fetch.ca_file", "")
 	v.SetDefault("fetch.timeout", 2*time.Minute)
 	v.SetDefault("fetch.max_size", int64(256<<20))
+	v.SetDefault("notify.smtp_relay", "")
+	v.SetDefault("notify.from", "")
+	v.SetDefault("notify.starttls", true)
+	v.SetDefault("notify.ca_file", "")
+	v.SetDefault("notify.timeout", 30*time.Second)
 	v.SetDefault("publish.archive", "")
 	v.SetDefault("publish.pubkey", "")
 }

@@ -61,6 +61,8 @@ type serveApp struct {
 	now     func() time.Time
 	keep    time.Duration // check history kept
 	pruned  time.Time     // last pruning
+
+	closeNotify func() error // sends the mail still queued
 }
 
 func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp, error) {
@@ -71,11 +73,20 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	if err != nil {
 		return nil, err
 	}
+	closeNotify := func() error { return nil }
 	fail := func(err error) (*serveApp, error) {
+		closeNotify()
 		st.Close()
 		return nil, err
 	}
 	reg, metrics := newRegistry()
+	if deps.notifier == nil {
+		n, closeN, err := newNotifier(c, metrics)
+		if err != nil {
+			return fail(err)
+		}
+		deps.notifier, closeNotify = n, closeN
+	}
 	sched, err := newScheduler(c, st, metrics, workerName("serve"), deps)
 	if err != nil {
 		return fail(err)
@@ -107,6 +118,8 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 		poll:    min(time.Minute, c.Admission.ListedInterval/4),
 		now:     now,
 		keep:    c.Admission.KeepHistory,
+
+		closeNotify: closeNotify,
 	}
 	return app, nil
 }
@@ -141,7 +154,13 @@ func (a *serveApp) tick(ctx context.Context) error {
 	return roundErr
 }
 
-func (a *serveApp) Close() error { return a.store.Close() }
+// Close sends the notices still queued and closes the store.
+func (a *serveApp) Close() error {
+	if a.closeNotify != nil {
+		a.closeNotify()
+	}
+	return a.store.Close()
+}
 
 func runServe(ctx context.Context, c *Config) error {
 	app, err := newServeApp(ctx, c, schedulerDeps{})

@@ -114,6 +114,33 @@ func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string
 	})
 }
 
+// newNotifier returns how notices reach contacts: the log, and mail through
+// notify.smtp_relay when it is set. close sends the mail still queued.
+func newNotifier(c *Config, m *admission.Metrics) (n admission.Notifier, close func() error, err error) {
+	logN := admission.LogNotifier{Log: slog.Default()}
+	if c.Notify.SMTPRelay == "" {
+		return logN, func() error { return nil }, nil
+	}
+	if c.Notify.From == "" {
+		return nil, nil, usagef("notify.from must be set with notify.smtp_relay")
+	}
+	host, _ := os.Hostname()
+	mailer, err := admission.NewMailNotifier(admission.MailConfig{
+		Relay:    c.Notify.SMTPRelay,
+		From:     c.Notify.From,
+		StartTLS: c.Notify.StartTLS,
+		CAFile:   c.Notify.CAFile,
+		Timeout:  c.Notify.Timeout,
+		Hostname: host,
+		Metrics:  m,
+		Log:      slog.Default(),
+	})
+	if err != nil {
+		return nil, nil, usagef("%v", err)
+	}
+	return admission.Notifiers{logN, mailer}, mailer.Close, nil
+}
+
 // workerName names this process in claims: host name and process id.
 func workerName(prefix string) string {
 	host, _ := os.Hostname()

@@ -45,7 +45,12 @@ func runWorker(ctx context.Context, c *Config, once bool) error {
 	}
 	defer st.Close()
 	_, metrics := newRegistry()
-	sched, err := newScheduler(c, st, metrics, workerName("worker"), schedulerDeps{})
+	notifier, closeNotify, err := newNotifier(c, metrics)
+	if err != nil {
+		return err
+	}
+	defer closeNotify()
+	sched, err := newScheduler(c, st, metrics, workerName("worker"), schedulerDeps{notifier: notifier})
 	if err != nil {
 		return err
 	}
