@@ -142,6 +142,8 @@ type Check struct {
 	MXHosts  []string // the MX host names found
 	MTASTS   *MTASTS  // nil when the domain publishes no MTA-STS policy
 	Codes    []string // codes of the error findings, for the record
+	// Summaries are the error findings' summaries, parallel to Codes.
+	Summaries []string
 }
 
 // MTASTS is the part of a domain's MTA-STS policy the rules use.
@@ -168,6 +170,8 @@ type Notice struct {
 	Message string
 	At      time.Time
 	Codes   []string // the failing check's finding codes
+	// Summaries are the findings' summaries, parallel to Codes.
+	Summaries []string
 }
 
 // Outcome is the result of evaluating a domain after a check: its new
@@ -191,7 +195,7 @@ func (o *Outcome) move(to State, code, format string, a ...any) {
 }
 
 func (o *Outcome) notify(d Domain, c Check, code, format string, a ...any) {
-	o.Notices = append(o.Notices, Notice{Domain: d.Name, Code: code, Message: fmt.Sprintf(format, a...), At: c.At, Codes: c.Codes})
+	o.Notices = append(o.Notices, Notice{Domain: d.Name, Code: code, Message: fmt.Sprintf(format, a...), At: c.At, Codes: c.Codes, Summaries: c.Summaries})
 }
 
 // Pass reports whether a check passes for a domain with the given

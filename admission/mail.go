@@ -305,8 +305,12 @@ func bodyOf(n Notice, at time.Time) string {
 	fmt.Fprintf(&b, "Notice: %s\n", n.Code)
 	if len(n.Codes) > 0 {
 		b.WriteString("\nWhat failed (finding codes):\n")
-		for _, c := range n.Codes {
-			fmt.Fprintf(&b, "  - %s\n", c)
+		for i, c := range n.Codes {
+			if i < len(n.Summaries) && n.Summaries[i] != "" {
+				fmt.Fprintf(&b, "  - %s: %s\n", c, n.Summaries[i])
+			} else {
+				fmt.Fprintf(&b, "  - %s\n", c)
+			}
 		}
 	}
 	b.WriteString("\nWhat happens next:\n")

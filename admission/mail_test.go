@@ -19,11 +19,12 @@ import (
 )
 
 var failNotice = Notice{
-	Domain:  "broken.test",
-	Code:    CodeCheckFailed,
-	Message: "broken.test failed a check (cert.expired); it is demoted if the failure persists for 24h0m0s",
-	At:      time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC),
-	Codes:   []string{"cert.expired"},
+	Domain:    "broken.test",
+	Code:      CodeCheckFailed,
+	Message:   "broken.test failed a check (cert.expired); it is demoted if the failure persists for 24h0m0s",
+	At:        time.Date(2026, 11, 23, 8, 0, 0, 0, time.UTC),
+	Codes:     []string{"cert.expired"},
+	Summaries: []string{"the certificate of mx.broken.test expired on 2026-11-01"},
 }
 
 func newMailer(t *testing.T, cfg MailConfig) *MailNotifier {
@@ -101,7 +102,7 @@ func TestMailNotifierDelivers(t *testing.T) {
 				t.Errorf("Date: %v", err)
 			}
 			body, _ := io.ReadAll(msg.Body)
-			for _, want := range []string{"cert.expired", "2026-11-23T08:00:00Z", "demoted to testing", "How to fix it"} {
+			for _, want := range []string{"cert.expired: the certificate of mx.broken.test expired", "2026-11-23T08:00:00Z", "demoted to testing", "How to fix it"} {
 				if !bytes.Contains(body, []byte(want)) {
 					t.Errorf("body lacks %q:\n%s", want, body)
 				}

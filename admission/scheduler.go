@@ -480,6 +480,7 @@ func checkOf(r *validate.Result, at time.Time) Check {
 	for _, f := range r.Findings {
 		if f.Severity == validate.SeverityError {
 			c.Codes = append(c.Codes, f.Code)
+			c.Summaries = append(c.Summaries, f.Summary)
 		}
 	}
 	return c
