@@ -202,16 +202,19 @@ func TestMailNotifierNeverFailsTheRound(t *testing.T) {
 }
 
 // TestMailNotifierQueueFull drops notices beyond the queue instead of
-// waiting: the relay never answers, so the queue stays full.
+// waiting: the relay never answers (and the send's timeout is far away), so
+// the sender is stuck on the first notice and the queue stays full until
+// the relay goes away.
 func TestMailNotifierQueueFull(t *testing.T) {
 	mx := lab.NewMX(t, "127.0.0.5:0", lab.ModeTarpit, nil)
 	metrics := NewMetrics(nil)
-	m := newMailer(t, MailConfig{Relay: mx.Addr(), Timeout: 300 * time.Millisecond, Queue: 1, Metrics: metrics})
+	m := newMailer(t, MailConfig{Relay: mx.Addr(), Timeout: time.Minute, Queue: 1, Metrics: metrics})
 	for range 5 {
 		if err := m.Notify(context.Background(), "postmaster@broken.test", failNotice); err != nil {
 			t.Fatal(err)
 		}
 	}
+	mx.Close() // the stuck send fails now, and so does the queued one
 	m.Close()
 	sent := noticeCount(t, metrics, NoticeFailed)
 	dropped := noticeCount(t, metrics, NoticeDropped)
