@@ -2,11 +2,8 @@ package admission
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -18,11 +15,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	mdns "github.com/miekg/dns"
 
 	"github.com/starttls-preload/starttls-preload/internal/lab"
-	"github.com/starttls-preload/starttls-preload/internal/testenv"
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
@@ -157,7 +153,7 @@ func BenchmarkRound(b *testing.B) {
 		benchRound(b, l, st, n, mxHosts)
 	})
 	b.Run("postgres", func(b *testing.B) {
-		dsn := benchSchema(b)
+		dsn := pgtest.DSN(b)
 		st, err := postgres.Open(context.Background(), dsn)
 		if err != nil {
 			b.Fatal(err)
@@ -229,40 +225,6 @@ func maxRSS() int64 {
 	return ru.Maxrss * 1024
 }
 
-// benchSchema creates a fresh schema on the test PostgreSQL server and
-// returns a DSN that selects it; the schema is dropped afterwards.
-func benchSchema(b *testing.B) string {
-	base := testenv.Postgres(b)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	r := make([]byte, 6)
-	rand.Read(r)
-	schema := "bench_" + hex.EncodeToString(r)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			return
-		}
-		defer conn.Close(ctx)
-		conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-	})
-	u, err := url.Parse(base)
-	if err != nil || !strings.HasPrefix(base, "postgres") {
-		return base + " search_path=" + schema
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
 // benchConcurrency is the number of domains checked at once
 // (STARTTLS_PRELOAD_BENCH_CONCURRENCY, default 8: on the loopback lab the
 // checker, the DNS server and the MX hosts share two cores, and more
@@ -288,7 +250,7 @@ func BenchmarkRoundStore(b *testing.B) {
 			return st
 		},
 		"postgres": func(b *testing.B) store.Store {
-			st, err := postgres.Open(context.Background(), benchSchema(b))
+			st, err := postgres.Open(context.Background(), pgtest.DSN(b))
 			if err != nil {
 				b.Fatal(err)
 			}

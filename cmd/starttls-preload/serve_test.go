@@ -2,13 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,10 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/starttls-preload/starttls-preload/admission"
-	"github.com/starttls-preload/starttls-preload/internal/testenv"
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/listgen"
 )
 
@@ -80,46 +75,9 @@ func TestServeAdmitsIntoSignedList(t *testing.T) {
 	t.Run("sqlite", func(t *testing.T) { testServeAdmits(t) })
 	t.Run("postgres", func(t *testing.T) {
 		t.Setenv("STARTTLS_PRELOAD_STORE_DRIVER", "postgres")
-		t.Setenv("STARTTLS_PRELOAD_STORE_DSN", testSchema(t))
+		t.Setenv("STARTTLS_PRELOAD_STORE_DSN", pgtest.DSN(t))
 		testServeAdmits(t)
 	})
-}
-
-// testSchema creates a fresh schema on the test PostgreSQL server and
-// returns a DSN that selects it; the schema is dropped when the test ends.
-func testSchema(t *testing.T) string {
-	base := testenv.Postgres(t)
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	r := make([]byte, 6)
-	rand.Read(r)
-	schema := "serve_" + hex.EncodeToString(r)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		conn, err := pgx.Connect(ctx, base)
-		if err != nil {
-			t.Errorf("dropping %s: %v", schema, err)
-			return
-		}
-		defer conn.Close(ctx)
-		if _, err := conn.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping %s: %v", schema, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil || !strings.HasPrefix(base, "postgres") {
-		return base + " search_path=" + schema
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
 }
 
 func testServeAdmits(t *testing.T) {

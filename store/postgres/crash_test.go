@@ -10,7 +10,7 @@ import (
 
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/internal/burst"
-	"github.com/starttls-preload/starttls-preload/store/internal/pgtest"
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
 )
 

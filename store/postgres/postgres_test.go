@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/starttls-preload/starttls-preload/store"
-	"github.com/starttls-preload/starttls-preload/store/internal/pgtest"
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
 	"github.com/starttls-preload/starttls-preload/store/storetest"
 )
