@@ -150,3 +150,51 @@ func TestLintParallel(t *testing.T) {
 		t.Errorf("sequential %v\nparallel %v", seq, par)
 	}
 }
+
+// A list that Parse returned and the caller then changed is linted in full:
+// Lint trusts nothing Parse checked, whatever the size of the map.
+func TestLintAfterParse(t *testing.T) {
+	tests := []struct {
+		name     string
+		mod      func(*List)
+		sameSize bool // the map keeps the size Parse gave it
+		want     []string
+	}{
+		{"unchanged", func(*List) {}, true, nil},
+		{"invalid name added", func(l *List) {
+			l.Policies["bad..example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.example.com"}}
+		}, false, []string{CodeDomainInvalid}},
+		{"invalid name in place of a valid one", func(l *List) {
+			p := l.Policies["example.org"]
+			delete(l.Policies, "example.org")
+			l.Policies["Example.org"] = p
+		}, true, []string{CodeDomainInvalid}},
+		{"invalid pattern in a replaced policy", func(l *List) {
+			l.Policies["example.com"] = Policy{Mode: ModeEnforce, MXs: []string{"mx.*.example.com"}}
+		}, true, []string{CodeMXInvalid}},
+		{"invalid pattern in a changed slice", func(l *List) {
+			l.Policies["example.org"].MXs[0] = "mx..example.org"
+		}, true, []string{CodeMXInvalid}},
+	}
+	b := readFile(t, filepath.Join("testdata", "sample.json"))
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			l, err := Parse(b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := len(l.Policies)
+			tt.mod(l)
+			if tt.sameSize != (len(l.Policies) == n) {
+				t.Fatalf("map size %d after the change, %d before: the case does not test what it says", len(l.Policies), n)
+			}
+			var got []string
+			for _, p := range Lint(l) {
+				got = append(got, p.Code)
+			}
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("codes %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
