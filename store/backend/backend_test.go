@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/backend"
-	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store/sqlite"
 )
 

@@ -8,9 +8,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/internal/burst"
-	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
 )
 

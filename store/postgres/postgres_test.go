@@ -5,8 +5,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/internal/pgtest"
+	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
 	"github.com/starttls-preload/starttls-preload/store/storetest"
 )
