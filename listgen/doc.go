@@ -117,7 +117,7 @@
 //     `openssl dgst -sha256 -verify pub.pem -signature <(base64 -d FILE.sig) FILE`
 //     or `cosign verify-blob --key pub.pem --signature FILE.sig FILE`.
 //   - FILE.sshsig: an OpenSSH signature (PROTOCOL.sshsig) in namespace
-//     "starttls-preload" with hash sha512, armoured as ssh-keygen writes it.
+//     "starttls-preload" with hash sha256, armoured as ssh-keygen writes it.
 //     Verify with
 //     `ssh-keygen -Y verify -f allowed_signers -I starttls-preload -n starttls-preload -s FILE.sshsig < FILE`,
 //     where allowed_signers holds AllowedSignersLine.

@@ -3,7 +3,6 @@ package listgen
 import (
 	"crypto"
 	"crypto/sha256"
-	"crypto/sha512"
 	"sync"
 )
 
@@ -20,7 +19,7 @@ type Publication struct {
 // Publish returns what Marshal, SignBlob, SignSSH and Render return, with
 // the same errors, doing the shared work once: the domains are sorted and
 // checked once for the list and both snippets, the list is hashed once
-// for each signature, and the hashes and the two snippets are computed at
+// for both signatures, and the hash and the two snippets are computed at
 // the same time.
 func Publish(l *List, s crypto.Signer, o RenderOptions) (*Publication, error) {
 	if err := checkTop(l); err != nil {
@@ -36,10 +35,8 @@ func Publish(l *List, s crypto.Signer, o RenderOptions) (*Publication, error) {
 	}
 	pub := &Publication{List: data}
 	var sum256 [sha256.Size]byte
-	var sum512 [sha512.Size]byte
 	var wg sync.WaitGroup
 	wg.Go(func() { sum256 = sha256.Sum256(data) })
-	wg.Go(func() { sum512 = sha512.Sum512(data) })
 	if expired(l, o) {
 		pub.Postfix, pub.Exim = EmptyPolicy(expiredReason(l))
 	} else {
@@ -52,7 +49,7 @@ func Publish(l *List, s crypto.Signer, o RenderOptions) (*Publication, error) {
 	if pub.Sig, err = signBlob(s, data, sum256[:]); err != nil {
 		return nil, err
 	}
-	if pub.SSHSig, err = signSSH(s, data, sum512[:]); err != nil {
+	if pub.SSHSig, err = signSSH(s, data, sum256[:]); err != nil {
 		return nil, err
 	}
 	return pub, nil

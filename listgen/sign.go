@@ -58,6 +58,12 @@ func signBlob(s crypto.Signer, data, sum256 []byte) ([]byte, error) {
 // space is ignored) over data. ECDSA signatures must be ASN.1 DER. Any
 // failure is ErrBadSignature, except an unsupported key (ErrBadKey).
 func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
+	return verifyBlob(pub, data, sig, nil)
+}
+
+// verifyBlob is VerifyBlob; sum256, when not nil, is the SHA-256 of data,
+// used for ECDSA instead of hashing data again.
+func verifyBlob(pub crypto.PublicKey, data, sig, sum256 []byte) error {
 	if err := checkPublic(pub); err != nil {
 		return err
 	}
@@ -79,7 +85,11 @@ func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	if err := v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data)); err != nil {
+	var opts []signature.VerifyOption
+	if _, ok := pub.(*ecdsa.PublicKey); ok && sum256 != nil {
+		opts = append(opts, options.WithDigest(sum256))
+	}
+	if err := v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data), opts...); err != nil {
 		return ErrBadSignature
 	}
 	return nil
@@ -89,7 +99,7 @@ func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
 const (
 	sshsigMagic   = "SSHSIG"
 	sshsigVersion = 1
-	sshsigHash    = "sha512"
+	sshsigHash    = "sha256" // one SHA-256 of the list serves both signatures
 	armorBegin    = "-----BEGIN SSH SIGNATURE-----"
 	armorEnd      = "-----END SSH SIGNATURE-----"
 )
@@ -136,7 +146,7 @@ func sshsigMessage(hashAlg string, data, sum []byte) ([]byte, error) {
 }
 
 // SignSSH returns the contents of FILE.sshsig for data: an armoured OpenSSH
-// signature (namespace "starttls-preload", hash sha512) made with
+// signature (namespace "starttls-preload", hash sha256) made with
 // golang.org/x/crypto/ssh, as `ssh-keygen -Y sign` writes it, which
 // `ssh-keygen -Y verify -f allowed_signers -I starttls-preload -n
 // starttls-preload -s FILE.sshsig < FILE` accepts.
@@ -144,8 +154,8 @@ func SignSSH(s crypto.Signer, data []byte) ([]byte, error) {
 	return signSSH(s, data, nil)
 }
 
-// signSSH is SignSSH; sum512, when not nil, is the SHA-512 of data.
-func signSSH(s crypto.Signer, data, sum512 []byte) ([]byte, error) {
+// signSSH is SignSSH; sum256, when not nil, is the SHA-256 of data.
+func signSSH(s crypto.Signer, data, sum256 []byte) ([]byte, error) {
 	if err := checkPublic(s.Public()); err != nil {
 		return nil, err
 	}
@@ -153,7 +163,7 @@ func signSSH(s crypto.Signer, data, sum512 []byte) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
 	}
-	msg, err := sshsigMessage(sshsigHash, data, sum512)
+	msg, err := sshsigMessage(sshsigHash, data, sum256)
 	if err != nil {
 		return nil, err
 	}
@@ -207,6 +217,12 @@ func dearmor(b []byte) ([]byte, error) {
 // or sha256. Any failure is ErrBadSignature, except an unsupported key
 // (ErrBadKey).
 func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
+	return verifySSH(pub, data, sshsig, nil)
+}
+
+// verifySSH is VerifySSH; sum256, when not nil, is the SHA-256 of data,
+// used when the signature's hash is sha256.
+func verifySSH(pub crypto.PublicKey, data, sshsig, sum256 []byte) error {
 	if err := checkPublic(pub); err != nil {
 		return err
 	}
@@ -242,7 +258,11 @@ func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
 	if sig.Format != want.Type() {
 		return fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
 	}
-	msg, err := sshsigMessage(blob.HashAlg, data, nil)
+	var sum []byte
+	if blob.HashAlg == "sha256" {
+		sum = sum256
+	}
+	msg, err := sshsigMessage(blob.HashAlg, data, sum)
 	if err != nil {
 		return err
 	}

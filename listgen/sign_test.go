@@ -148,3 +148,53 @@ func TestSignVerify(t *testing.T) {
 		})
 	}
 }
+
+// Signatures made by ssh-keygen itself (which hashes with sha512 by
+// default; ours use sha256) verify with VerifySSH and VerifyParse, and a
+// changed byte is refused.
+func TestVerifySSHOfSSHKeygenSignature(t *testing.T) {
+	sshKeygen := testenv.LookPath(t, "ssh-keygen")
+	for _, typ := range []string{"ecdsa", "ed25519"} {
+		t.Run(typ, func(t *testing.T) {
+			dir := t.TempDir()
+			keyPath := filepath.Join(dir, "id")
+			if out, err := exec.Command(sshKeygen, "-q", "-t", typ, "-N", "", "-f", keyPath).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen: %v\n%s", err, out)
+			}
+			data, err := Marshal(genList(20))
+			if err != nil {
+				t.Fatal(err)
+			}
+			file := filepath.Join(dir, "policy-list.json")
+			if err := os.WriteFile(file, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			if out, err := exec.Command(sshKeygen, "-Y", "sign", "-f", keyPath, "-n", SSHNamespace, file).CombinedOutput(); err != nil {
+				t.Fatalf("ssh-keygen -Y sign: %v\n%s", err, out)
+			}
+			sshsig, err := os.ReadFile(file + ".sig")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pubLine, err := os.ReadFile(keyPath + ".pub")
+			if err != nil {
+				t.Fatal(err)
+			}
+			pub, err := ParsePublicKey([]byte("starttls-preload " + string(pubLine)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := VerifySSH(pub, data, sshsig); err != nil {
+				t.Fatalf("VerifySSH of ssh-keygen's signature: %v", err)
+			}
+			if _, err := VerifyParse(pub, data, nil, sshsig); err != nil {
+				t.Fatalf("VerifyParse of ssh-keygen's signature: %v", err)
+			}
+			changed := bytes.Clone(data)
+			changed[len(changed)/2] ^= 0x01
+			if err := VerifySSH(pub, changed, sshsig); !errors.Is(err, ErrBadSignature) {
+				t.Fatalf("changed list: err = %v, want ErrBadSignature", err)
+			}
+		})
+	}
+}

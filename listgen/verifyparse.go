@@ -2,6 +2,7 @@ package listgen
 
 import (
 	"crypto"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -23,12 +24,13 @@ func VerifyParse(pub crypto.PublicKey, data, sig, sshsig []byte) (*List, error) 
 	}
 	verr := make(chan error, 1)
 	go func() {
+		sum := sha256.Sum256(data) // once, for both signatures
 		var errs []error
 		if sig != nil {
-			errs = append(errs, VerifyBlob(pub, data, sig))
+			errs = append(errs, verifyBlob(pub, data, sig, sum[:]))
 		}
 		if sshsig != nil {
-			errs = append(errs, VerifySSH(pub, data, sshsig))
+			errs = append(errs, verifySSH(pub, data, sshsig, sum[:]))
 		}
 		verr <- errors.Join(errs...)
 	}()
