@@ -19,6 +19,7 @@ import (
 
 	"github.com/starttls-preload/starttls-preload/internal/lab"
 	"github.com/starttls-preload/starttls-preload/internal/pgtest"
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/store/postgres"
@@ -168,7 +169,7 @@ func benchRound(b *testing.B, l *benchLab, st store.Store, n, mxHosts int) {
 	t0 := time.Now().UTC().Truncate(time.Second)
 	seed(b, st, n, t0)
 
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		counter := &netCounter{}
@@ -265,7 +266,7 @@ func BenchmarkRoundStore(b *testing.B) {
 			t0 := time.Now().UTC().Truncate(time.Second)
 			seed(b, st, n, t0)
 			fc := &fakeChecker{answer: func(d string) *validate.Result { return okResult(d, "mx1.mx.bench.test") }}
-			clock := &fakeClock{now: t0}
+			clock := testclock.New(t0)
 			for b.Loop() {
 				b.StopTimer()
 				cs := &countingStore{Store: st}

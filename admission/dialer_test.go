@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 )
 
 // countingDialer hands out pipe connections and tracks how many are open
@@ -97,7 +99,7 @@ func TestLimitDialerCancelWhileWaiting(t *testing.T) {
 // for, with an injected clock and sleep: a burst goes at once, then one
 // connection per 1/Rate seconds, and another provider is not held up.
 func TestLimitDialerProviderRate(t *testing.T) {
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	var mu sync.Mutex
 	var waits []time.Duration
 	d := &LimitDialer{

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
@@ -15,7 +16,7 @@ import (
 func TestListBuilder(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	dir := t.TempDir()
 	arch, err := publish.OpenArchive(filepath.Join(dir, "archive"))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/starttls-preload/starttls-preload/internal/lab"
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
@@ -172,7 +173,7 @@ func TestMailNotifierNeverFailsTheRound(t *testing.T) {
 	m := newMailer(t, MailConfig{Relay: mx.Addr(), Timeout: 5 * time.Second, Metrics: metrics})
 
 	st := memstore.New()
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	fc := &fakeChecker{answer: func(d string) *validate.Result { return failResult(d, "mx."+d) }}
 	s := newTestScheduler(t, st, fc, clock, Notifiers{LogNotifier{Log: m.log}, m})
 	addDomain(t, st, "listed.test", Enforce, t0, "mx.listed.test")

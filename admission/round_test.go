@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/internal/lab"
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
@@ -44,7 +45,7 @@ func TestRoundChecksEachMXAddressOnce(t *testing.T) {
 
 	ctx := context.Background()
 	st := memstore.New()
-	clock := &fakeClock{now: time.Now().UTC()}
+	clock := testclock.New(time.Now().UTC())
 	for i := range 40 {
 		name := fmt.Sprintf("d%02d.test", i)
 		dns.Add(name+". 300 IN MX 10 mx1.provider.test.", name+". 300 IN MX 20 mx2.provider.test.")

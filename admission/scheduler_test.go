@@ -7,28 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
-
-// fakeClock is an injected clock that tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // fakeChecker answers from a function and counts checks per domain.
 type fakeChecker struct {
@@ -89,7 +72,7 @@ func (n *recordingNotifier) Notify(ctx context.Context, contact string, no Notic
 	return nil
 }
 
-func newTestScheduler(t *testing.T, st store.Store, fc *fakeChecker, clock *fakeClock, notifier Notifier) *Scheduler {
+func newTestScheduler(t *testing.T, st store.Store, fc *fakeChecker, clock *testclock.Clock, notifier Notifier) *Scheduler {
 	t.Helper()
 	s, err := NewScheduler(Config{
 		Store: st, NewRound: fc.NewRound, Now: clock.Now,
@@ -117,7 +100,7 @@ func addDomain(t *testing.T, st store.Store, name string, state State, at time.T
 func TestSchedulerLifecycle(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	broken := map[string]bool{}
 	var mu sync.Mutex
 	fc := &fakeChecker{answer: func(d string) *validate.Result {
@@ -216,7 +199,7 @@ func TestSchedulerLifecycle(t *testing.T) {
 func TestSchedulerEachDomainOncePerRound(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	fc := &fakeChecker{answer: func(d string) *validate.Result { return okResult(d, "mx.shared.test") }}
 	s, err := NewScheduler(Config{Store: st, NewRound: fc.NewRound, Now: clock.Now, Batch: 7, Concurrency: 3, Jitter: -1})
 	if err != nil {

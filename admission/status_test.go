@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
@@ -15,7 +16,7 @@ import (
 func TestStatusHandler(t *testing.T) {
 	ctx := context.Background()
 	st := memstore.New()
-	clock := &fakeClock{now: t0}
+	clock := testclock.New(t0)
 	h := NewStatusHandler(st, DefaultRules())
 	get := func(path string) (int, string) {
 		rec := httptest.NewRecorder()

@@ -9,32 +9,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/internal/pgtest"
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/listgen"
 )
-
-// testClock is an injected clock moved by hand.
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
 
 // serveEnv sets the configuration a lab service needs: the lab's DNS
 // server, CA and port, and a short admission period (one day, 4 checks).
@@ -94,7 +76,7 @@ func testServeAdmits(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clock := &testClock{now: time.Now().Add(time.Minute).UTC()}
+	clock := testclock.New(time.Now().Add(time.Minute).UTC())
 	ctx := context.Background()
 	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
 	if err != nil {
@@ -351,7 +333,7 @@ func TestServePrunesHistory(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	clock := &testClock{now: time.Now().Add(time.Minute).UTC()}
+	clock := testclock.New(time.Now().Add(time.Minute).UTC())
 	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
