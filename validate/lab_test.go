@@ -541,3 +541,38 @@ func TestCheckDualStack(t *testing.T) {
 		}
 	}
 }
+
+// TestSharedCertificateAcrossHosts: MX hosts serving one certificate are
+// checked through one Validator, which verifies the chain once; each host
+// name is still matched on its own, and a host serving the same leaf
+// without its intermediate is still untrusted.
+func TestSharedCertificateAcrossHosts(t *testing.T) {
+	l := newTestLab(t)
+	v := l.validator(nil)
+	shared := l.pki.Leaf("mx.a.test", "mx.b.test")
+	alone := tls.Certificate{Certificate: shared.Certificate[:1], PrivateKey: shared.PrivateKey, Leaf: shared.Leaf}
+	for _, h := range []struct {
+		host string
+		cert *tls.Certificate
+	}{{"mx.a.test", &shared}, {"mx.b.test", &shared}, {"mx.c.test", &shared}, {"mx.d.test", &alone}} {
+		l.dns.Add(h.host + ". 300 IN A " + l.mx(lab.ModeGood, h.cert))
+	}
+	for _, tt := range []struct {
+		domain, mx string
+		codes      []string
+		eligible   bool
+	}{
+		{"a.test", "mx.a.test", []string{CodeMTASTSNotPublished, CodeTLSRPTNotPublished}, true},
+		{"b.test", "mx.b.test", []string{CodeMTASTSNotPublished, CodeTLSRPTNotPublished}, true},
+		{"c.test", "mx.c.test", []string{CodeCertHostnameMismatch}, false},
+		{"d.test", "mx.d.test", []string{CodeCertUntrusted, CodeCertHostnameMismatch}, false},
+		{"a2.test", "mx.a.test", []string{CodeMTASTSNotPublished, CodeTLSRPTNotPublished}, true},
+	} {
+		l.dns.Add(tt.domain + ". 300 IN MX 10 " + tt.mx + ".")
+		res, err := v.Check(context.Background(), tt.domain)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Run(tt.domain, func(t *testing.T) { assertCodes(t, res, tt.codes, tt.eligible) })
+	}
+}

@@ -236,17 +236,7 @@ func (s *session) checkCert(chain []*x509.Certificate) bool {
 		s.add(CodeCertExpiringSoon, "The certificate expires on %s, in less than %d days.",
 			leaf.NotAfter.UTC().Format(time.RFC3339), int(expiringSoon/(24*time.Hour)))
 	}
-	inter := x509.NewCertPool()
-	for _, c := range chain[1:] {
-		inter.AddCert(c)
-	}
-	// Only the intermediates the server sent are used, as senders do.
-	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots:         s.v.roots,
-		Intermediates: inter,
-		CurrentTime:   at,
-		KeyUsages:     []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}); err != nil {
+	if err := s.v.chains.verify(s.v.roots, chain, at); err != nil {
 		ok = false
 		s.add(CodeCertUntrusted, "The chain does not verify: %v.", errText(err))
 	}

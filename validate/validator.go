@@ -66,6 +66,8 @@ type Validator struct {
 	dial  Dialer
 	http  *http.Client
 	sem   chan struct{}
+	// chains remembers the chains that verified (see chainCache).
+	chains *chainCache
 }
 
 // New returns a Validator. It loads the trusted roots once.
@@ -118,7 +120,7 @@ func New(cfg Config) (*Validator, error) {
 	if err != nil {
 		return nil, err
 	}
-	v := &Validator{cfg: cfg, roots: roots, dns: res, dial: cfg.Dialer, http: cfg.HTTPClient, sem: make(chan struct{}, cfg.Concurrency)}
+	v := &Validator{cfg: cfg, roots: roots, dns: res, dial: cfg.Dialer, http: cfg.HTTPClient, sem: make(chan struct{}, cfg.Concurrency), chains: newChainCache(chainCacheSize)}
 	if v.dial == nil {
 		v.dial = &net.Dialer{}
 	}
