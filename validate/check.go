@@ -72,13 +72,18 @@ func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
 	v := r.v
 	res := &Result{Domain: name, MXs: []MXResult{}, Findings: []Finding{}, CheckedAt: v.cfg.Now().UTC()}
 
+	// The domain's three look-ups go out together.
+	ans, errs := v.dns.queryAll(ctx,
+		question{name, dns.TypeMX},
+		question{"_mta-sts." + name, dns.TypeTXT},
+		question{"_smtp._tls." + name, dns.TypeTXT})
 	var wg sync.WaitGroup
-	var policy policyOutcome
-	var rpt []Finding
-	wg.Go(func() { policy = v.checkMTASTS(ctx, name) })
-	wg.Go(func() { rpt = v.checkTLSRPT(ctx, name) })
-
-	mxs, secure, dnsFindings := v.lookupMX(ctx, name)
+	policy, fetch := v.mtastsRecord(name, ans[1], errs[1])
+	if fetch {
+		wg.Go(func() { policy = v.fetchMTASTS(ctx, name, policy) })
+	}
+	rpt := v.checkTLSRPT(name, ans[2], errs[2])
+	mxs, secure, dnsFindings := v.lookupMX(ctx, name, ans[0], errs[0])
 	res.DNSSEC = secure
 	res.Findings = append(res.Findings, dnsFindings...)
 
@@ -92,7 +97,7 @@ func (r *Round) Check(ctx context.Context, domain string) (*Result, error) {
 	// otherwise only wait.
 	goEach(&wg, len(mxs), func(i int) {
 		mx := mxs[i]
-		info := r.hosts.do(ctx, mx.host, func() *hostInfo { return v.resolveHost(ctx, mx.host, mx.literal) })
+		info := r.hosts.do(ctx, mx.host, func() *hostInfo { return v.resolveHost(ctx, mx.host, mx.literal, secure) })
 		checks := make([]*addrCheck, len(info.addrs))
 		var awg sync.WaitGroup
 		goEach(&awg, len(info.addrs), func(j int) {
@@ -165,11 +170,11 @@ type mxTarget struct {
 	literal  bool // the target looks like an IP address
 }
 
-// lookupMX follows RFC 5321 §5.1 and RFC 7505. It returns the hosts to
-// check (none when the domain cannot be listed), whether the MX answer was
-// DNSSEC-authenticated, and the findings.
-func (v *Validator) lookupMX(ctx context.Context, domain string) ([]mxTarget, bool, []Finding) {
-	ans, err := v.dns.query(ctx, domain, dns.TypeMX)
+// lookupMX follows RFC 5321 §5.1 and RFC 7505 on the answer to the MX
+// query (ans, err). It returns the hosts to check (none when the domain
+// cannot be listed), whether the MX answer was DNSSEC-authenticated, and
+// the findings.
+func (v *Validator) lookupMX(ctx context.Context, domain string, ans *answer, err error) ([]mxTarget, bool, []Finding) {
 	if err != nil {
 		return nil, false, []Finding{finding(CodeDNSLookupFailed, "", "", "Looking up the MX records of %s failed: %v.", domain, errText(err))}
 	}
@@ -232,13 +237,20 @@ type hostInfo struct {
 }
 
 // resolveHost looks up A and AAAA of host (and, when those are
-// authenticated, its TLSA records for DANE).
-func (v *Validator) resolveHost(ctx context.Context, host string, literal bool) *hostInfo {
+// authenticated, its TLSA records for DANE). When the domain's MX answer
+// was authenticated (likelyTLSA), the TLSA query goes out with the
+// address queries.
+func (v *Validator) resolveHost(ctx context.Context, host string, literal, likelyTLSA bool) *hostInfo {
 	info := &hostInfo{}
 	if literal {
 		info.findings = append(info.findings, finding(CodeDNSMXIPLiteral, host, "", "The MX target %s is an IP address, not a host name.", host))
 	}
-	addrs, cname, secure, err := v.lookupAddrsCNAME(ctx, host)
+	qs := []question{{host, dns.TypeA}, {host, dns.TypeAAAA}}
+	if likelyTLSA && !literal {
+		qs = append(qs, question{tlsaName(host), dns.TypeTLSA})
+	}
+	ans, errs := v.dns.queryAll(ctx, qs...)
+	addrs, cname, secure, err := addresses(ans, errs)
 	if cname {
 		info.findings = append(info.findings, finding(CodeDNSMXCNAME, host, "", "The MX host %s is an alias (CNAME).", host))
 	}
@@ -258,7 +270,11 @@ func (v *Validator) resolveHost(ctx context.Context, host string, literal bool) 
 		return info
 	}
 	info.secure = secure
-	if info.secure {
+	switch {
+	case !info.secure:
+	case len(ans) > 2:
+		info.tlsa, info.tlsaErr = tlsaRecords(ans[2], errs[2])
+	default:
 		info.tlsa, info.tlsaErr = v.lookupTLSA(ctx, host)
 	}
 	return info
@@ -330,15 +346,17 @@ func (v *Validator) lookupAddrs(ctx context.Context, host string) ([]netip.Addr,
 }
 
 func (v *Validator) lookupAddrsCNAME(ctx context.Context, host string) (addrs []netip.Addr, cname, secure bool, err error) {
-	var a, aaaa *answer
-	var aErr, aaaaErr error
-	var wg sync.WaitGroup
-	wg.Go(func() { a, aErr = v.dns.query(ctx, host, dns.TypeA) })
-	aaaa, aaaaErr = v.dns.query(ctx, host, dns.TypeAAAA)
-	wg.Wait()
-	if err := cmp.Or(aErr, aaaaErr); err != nil {
+	return addresses(v.dns.queryAll(ctx, question{host, dns.TypeA}, question{host, dns.TypeAAAA}))
+}
+
+// addresses reads the answers to the A and AAAA queries (the first two of
+// answers): the addresses, sorted, whether a CNAME was followed and whether
+// both answers were DNSSEC-authenticated.
+func addresses(answers []*answer, errs []error) (addrs []netip.Addr, cname, secure bool, err error) {
+	if err := cmp.Or(errs[0], errs[1]); err != nil {
 		return nil, false, false, err
 	}
+	a, aaaa := answers[0], answers[1]
 	for _, ans := range []*answer{a, aaaa} {
 		for _, rr := range ans.rrs {
 			switch rr := rr.(type) {

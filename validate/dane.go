@@ -22,7 +22,16 @@ type tlsaSet struct {
 // lookupTLSA fetches _25._tcp.host TLSA. It returns nil when there is none
 // or the answer is not authenticated (then DANE does not apply).
 func (v *Validator) lookupTLSA(ctx context.Context, host string) (*tlsaSet, error) {
-	ans, err := v.dns.query(ctx, "_25._tcp."+host, dns.TypeTLSA)
+	ans, err := v.dns.query(ctx, tlsaName(host), dns.TypeTLSA)
+	return tlsaRecords(ans, err)
+}
+
+// tlsaName is where an MX host's TLSA records are (RFC 7672 §2.2).
+func tlsaName(host string) string { return "_25._tcp." + host }
+
+// tlsaRecords reads the answer to a TLSA query (ans, err) as lookupTLSA
+// returns it.
+func tlsaRecords(ans *answer, err error) (*tlsaSet, error) {
 	if err != nil {
 		return nil, err
 	}

@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"context"
 	"errors"
 	"net"
 	"strings"
@@ -94,6 +95,7 @@ func TestResolverSkipsStaleAnswers(t *testing.T) {
 	t.Cleanup(func() { pc.Close() })
 	go func() {
 		buf := make([]byte, 1500)
+		var prev uint16
 		for {
 			n, from, err := pc.ReadFrom(buf)
 			if err != nil {
@@ -103,9 +105,12 @@ func TestResolverSkipsStaleAnswers(t *testing.T) {
 			if req.Unpack(buf[:n]) != nil {
 				continue
 			}
+			// The stale answer carries the previous query's ID: an earlier
+			// query's, or, in a batch, that of another question still
+			// waiting for its answer.
 			stale := new(dns.Msg)
 			stale.SetReply(req)
-			stale.Id++
+			stale.Id, prev = prev, req.Id
 			stale.Rcode = dns.RcodeServerFailure
 			right := new(dns.Msg)
 			right.SetReply(req)
@@ -131,5 +136,85 @@ func TestResolverSkipsStaleAnswers(t *testing.T) {
 	}
 	if _, err := r.query(t.Context(), "other.test", dns.TypeA); !errors.Is(err, errQuestionMismatch) {
 		t.Errorf("answer to another question: err = %v, want %v", err, errQuestionMismatch)
+	}
+	// The same together: the stale answers carry IDs that may be those of
+	// the other questions asked, and must still not be taken for theirs.
+	for range 3 {
+		ans, errs := r.queryAll(t.Context(), question{"stale.test", dns.TypeA}, question{"stale2.test", dns.TypeA},
+			question{"other.test", dns.TypeA}, question{"stale3.test", dns.TypeA})
+		for _, i := range []int{0, 1, 3} {
+			if errs[i] != nil || len(ans[i].rrs) != 1 {
+				t.Fatalf("question %d: %v, %v; want the answer with its own ID", i, ans[i], errs[i])
+			}
+		}
+		if !errors.Is(errs[2], errQuestionMismatch) {
+			t.Errorf("answer to another question: err = %v, want %v", errs[2], errQuestionMismatch)
+		}
+	}
+}
+
+// TestResolverQueryAll: questions asked together get the answers query
+// would give each of them, by index, whatever happens to the others: a
+// lost answer, a truncated one (retried over TCP), an error code.
+func TestResolverQueryAll(t *testing.T) {
+	d := lab.NewDNS(t, "127.0.0.1:0")
+	for i := range 12 {
+		d.Add("big.test. 300 IN TXT \"" + strings.Repeat(string(rune('a'+i)), 200) + "\"")
+	}
+	d.Add("small.test. 300 IN MX 10 mx.small.test.", "mx.small.test. 300 IN A 127.0.0.9")
+	d.SetRcode("fail.test", dns.TypeMX, dns.RcodeServerFailure)
+	d.Drop("drop.test")
+	r, err := newResolver(d.Addr(), 750*time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	qs := []question{
+		{"small.test", dns.TypeMX},
+		{"big.test", dns.TypeTXT},
+		{"none.test", dns.TypeMX},
+		{"fail.test", dns.TypeMX},
+		{"mx.small.test", dns.TypeA},
+		{"small.test", dns.TypeA},
+	}
+	check := func(t *testing.T, ans []*answer, errs []error, dropped bool) {
+		t.Helper()
+		want := []struct {
+			n     int
+			nx    bool
+			rcode int // of the *lookupError; 0 for none
+		}{{1, false, 0}, {12, false, 0}, {0, true, 0}, {0, false, dns.RcodeServerFailure}, {1, false, 0}, {0, false, 0}}
+		for i, w := range want {
+			if w.rcode != 0 {
+				var le *lookupError
+				if !errors.As(errs[i], &le) || le.Rcode != w.rcode || ans[i] != nil {
+					t.Errorf("%v: %v, %v; want rcode %d", qs[i], ans[i], errs[i], w.rcode)
+				}
+				continue
+			}
+			if errs[i] != nil || len(ans[i].rrs) != w.n || ans[i].nxdomain != w.nx {
+				t.Errorf("%v: %+v, %v; want %d records, nxdomain %v", qs[i], ans[i], errs[i], w.n, w.nx)
+			}
+		}
+		if dropped {
+			var le *lookupError
+			if !errors.As(errs[len(want)], &le) || le.Rcode != -1 || le.Name != "drop.test" || le.Type != "MX" {
+				t.Errorf("dropped question: %v, want a lookup error without answer", errs[len(want)])
+			}
+		}
+	}
+	for range 3 { // reused sockets too
+		ans, errs := r.queryAll(t.Context(), qs...)
+		check(t, ans, errs, false)
+	}
+	ans, errs := r.queryAll(t.Context(), append(qs, question{"drop.test", dns.TypeMX})...)
+	check(t, ans, errs, true)
+
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, errs = r.queryAll(ctx, qs...)
+	for i, err := range errs {
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled: %v: err = %v", qs[i], err)
+		}
 	}
 }

@@ -15,20 +15,16 @@ import (
 	"github.com/starttls-preload/starttls-preload/validate/tlsrpt"
 )
 
-// txt looks up the TXT records at name, each record's strings joined. A
-// missing name is no records.
-func (v *Validator) txt(ctx context.Context, name string) ([]string, error) {
-	ans, err := v.dns.query(ctx, name, dns.TypeTXT)
-	if err != nil {
-		return nil, err
-	}
+// txtStrings returns the TXT records of an answer, each record's strings
+// joined. A missing name is no records.
+func txtStrings(ans *answer) []string {
 	var out []string
 	for _, rr := range ans.rrs {
 		if t, ok := rr.(*dns.TXT); ok {
 			out = append(out, strings.Join(t.Txt, ""))
 		}
 	}
-	return out, nil
+	return out
 }
 
 // policyOutcome is the MTA-STS state of a domain.
@@ -38,25 +34,30 @@ type policyOutcome struct {
 	policy *mtasts.Policy
 }
 
-// checkMTASTS looks up _mta-sts.<domain> (RFC 8461 §3.1) and, when a record
-// is published, fetches the policy (§3.3).
-func (v *Validator) checkMTASTS(ctx context.Context, domain string) policyOutcome {
-	var out policyOutcome
-	txts, err := v.txt(ctx, "_mta-sts."+domain)
+// mtastsRecord reads the answer to the _mta-sts.<domain> TXT query
+// (RFC 8461 §3.1). fetch reports whether a record is published, so that
+// the policy is to be fetched (fetchMTASTS).
+func (v *Validator) mtastsRecord(domain string, ans *answer, err error) (out policyOutcome, fetch bool) {
 	if err != nil {
 		out.found = append(out.found, finding(CodeMTASTSLookupFailed, "", "", "Looking up _mta-sts.%s failed: %v.", domain, errText(err)))
-		return out
+		return out, false
 	}
-	rec, err := mtasts.SelectRecord(txts)
+	rec, err := mtasts.SelectRecord(txtStrings(ans))
 	switch {
 	case errors.Is(err, mtasts.ErrNoRecord):
 		out.found = append(out.found, finding(CodeMTASTSNotPublished, "", "", "%s publishes no MTA-STS record.", domain))
-		return out
+		return out, false
 	case err != nil:
 		out.found = append(out.found, finding(CodeMTASTSRecordInvalid, "", "", "The _mta-sts.%s record is not usable: %v.", domain, errText(err)))
-		return out
+		return out, false
 	}
 	out.record = rec
+	return out, true
+}
+
+// fetchMTASTS fetches the policy of a domain that publishes an MTA-STS
+// record (RFC 8461 §3.3).
+func (v *Validator) fetchMTASTS(ctx context.Context, domain string, out policyOutcome) policyOutcome {
 	fctx, cancel := context.WithTimeout(ctx, v.cfg.Timeout)
 	defer cancel()
 	pol, err := mtasts.Fetch(fctx, v.http, domain)
@@ -105,13 +106,13 @@ func (p policyOutcome) info() *MTASTSInfo {
 	return &MTASTSInfo{ID: p.record.ID, Mode: string(p.policy.Mode), MX: append([]string{}, p.policy.MX...), MaxAge: p.policy.MaxAge}
 }
 
-// checkTLSRPT looks up _smtp._tls.<domain> (RFC 8460 §3).
-func (v *Validator) checkTLSRPT(ctx context.Context, domain string) []Finding {
-	txts, err := v.txt(ctx, "_smtp._tls."+domain)
+// checkTLSRPT reads the answer to the _smtp._tls.<domain> TXT query
+// (RFC 8460 §3).
+func (v *Validator) checkTLSRPT(domain string, ans *answer, err error) []Finding {
 	if err != nil {
 		return []Finding{finding(CodeTLSRPTLookupFailed, "", "", "Looking up _smtp._tls.%s failed: %v.", domain, errText(err))}
 	}
-	rec, err := tlsrpt.SelectRecord(txts)
+	rec, err := tlsrpt.SelectRecord(txtStrings(ans))
 	switch {
 	case errors.Is(err, tlsrpt.ErrNoRecord):
 		return []Finding{finding(CodeTLSRPTNotPublished, "", "", "%s publishes no TLS-RPT record.", domain)}
