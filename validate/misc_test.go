@@ -1,6 +1,7 @@
 package validate
 
 import (
+	"errors"
 	"net/netip"
 	"os"
 	"strings"
@@ -70,5 +71,39 @@ func TestTLSRPTResultType(t *testing.T) {
 	}
 	if got := TLSRPTResultType(CodeDNSNXDomain); got != "" {
 		t.Errorf("dns.nxdomain -> %q, want none", got)
+	}
+}
+
+func TestValidHELO(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		ok   bool
+	}{
+		{"mx.example.net", true},
+		{"checker", true},
+		{"Checker-1.Example.NET", true},
+		{"[192.0.2.1]", true},
+		{"[IPv6:2001:db8::1]", true},
+		{"", false},
+		{"a b.example", false},
+		{"mx.example.net\r\nRCPT TO:<x>", false},
+		{"mx..example", false},
+		{"mx.example.", false},
+		{"-mx.example", false},
+		{"mx_1.example", false},
+		{"[192.0.2.1", false},
+		{"[2001:db8::1]", false},
+		{"[IPv6:192.0.2.1]", false},
+		{"[IPv6:::ffff:192.0.2.1]", true},
+		{"[IPv6:fe80::1%eth0]", false},
+		{"[300.1.1.1]", false},
+		{strings.Repeat("a", 64) + ".example", false},
+	} {
+		if got := validHELO(tt.name); got != tt.ok {
+			t.Errorf("validHELO(%q) = %v, want %v", tt.name, got, tt.ok)
+		}
+	}
+	if _, err := New(Config{Resolver: "127.0.0.1:53", HELOName: "bad name"}); !errors.Is(err, ErrConfig) {
+		t.Errorf("New with a bad HELO name: err = %v, want ErrConfig", err)
 	}
 }

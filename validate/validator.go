@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -91,11 +92,14 @@ func New(cfg Config) (*Validator, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.HELOName == "" {
-		if h, err := os.Hostname(); err == nil && h != "" && !strings.ContainsAny(h, " \r\n") {
+		if h, err := os.Hostname(); err == nil && validHELO(h) {
 			cfg.HELOName = h
 		} else {
 			cfg.HELOName = "localhost"
 		}
+	}
+	if !validHELO(cfg.HELOName) {
+		return nil, fmt.Errorf("%w: HELO name %q is neither a host name nor an address literal like [192.0.2.1]", ErrConfig, cfg.HELOName)
 	}
 	roots := cfg.Roots
 	if roots == nil {
@@ -128,4 +132,36 @@ func New(cfg Config) (*Validator, error) {
 		v.http = v.newHTTPClient()
 	}
 	return v, nil
+}
+
+// validHELO reports whether name can follow EHLO (RFC 5321 §4.1.1.1): a
+// host name of letters, digits and hyphens, or an address literal
+// ("[192.0.2.1]", "[IPv6:2001:db8::1]").
+func validHELO(name string) bool {
+	if lit, ok := strings.CutPrefix(name, "["); ok {
+		lit, ok = strings.CutSuffix(lit, "]")
+		if !ok {
+			return false
+		}
+		if v6, ok := strings.CutPrefix(lit, "IPv6:"); ok {
+			a, err := netip.ParseAddr(v6)
+			return err == nil && a.Is6() && a.Zone() == ""
+		}
+		a, err := netip.ParseAddr(lit)
+		return err == nil && a.Is4()
+	}
+	if name == "" || len(name) > 253 {
+		return false
+	}
+	for _, label := range strings.Split(name, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return false
+		}
+		for _, c := range []byte(label) {
+			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+				return false
+			}
+		}
+	}
+	return true
 }

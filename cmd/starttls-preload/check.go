@@ -41,7 +41,8 @@ input order as they complete.
 
 The flags are also configuration keys (validate.resolver, validate.ca_file,
 validate.allow_private, validate.timeout, validate.greeting_timeout,
-validate.concurrency, validate.smtp_port), in starttls-preload.yaml or as
+validate.concurrency, validate.smtp_port, validate.helo_name), in
+starttls-preload.yaml or as
 STARTTLS_PRELOAD_VALIDATE_* environment variables. Every finding code is
 listed, one line each, in the validate package's documentation.
 
@@ -68,6 +69,7 @@ configuration error.`,
 	f.Duration("greeting-timeout", 60*time.Second, "how long to wait for the 220 greeting")
 	f.Int("concurrency", 64, "domains checked at the same time in bulk runs")
 	f.Int("smtp-port", 25, "SMTP port to connect to (labs only; mail is always on 25)")
+	f.String("helo-name", "", "name to give in EHLO (default: this host's name); receivers may check that it resolves")
 	return cmd
 }
 
@@ -80,6 +82,7 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		"validate.greeting_timeout": "greeting-timeout",
 		"validate.concurrency":      "concurrency",
 		"validate.smtp_port":        "smtp-port",
+		"validate.helo_name":        "helo-name",
 	})
 	if err != nil {
 		return err
@@ -130,6 +133,7 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		Timeout:         vc.Timeout,
 		GreetingTimeout: vc.GreetingTimeout,
 		SMTPPort:        vc.SMTPPort,
+		HELOName:        vc.HELOName,
 		Concurrency:     max(vc.Concurrency, 1) * 4,
 	})
 	if err != nil {

@@ -20,6 +20,7 @@ type checkLab struct {
 	dns    *lab.DNS
 	port   string
 	caFile string
+	good   *lab.MX
 }
 
 func newCheckLab(t *testing.T) *checkLab {
@@ -36,7 +37,7 @@ func newCheckLab(t *testing.T) *checkLab {
 		"bad.test. 300 IN MX 10 mx.bad.test.",
 		"mx.bad.test. 300 IN A 127.0.0.3",
 	)
-	return &checkLab{dns: d, port: port, caFile: pki.WriteRootPEM(t)}
+	return &checkLab{dns: d, port: port, caFile: pki.WriteRootPEM(t), good: good}
 }
 
 func (l *checkLab) args(extra ...string) []string {
@@ -255,5 +256,28 @@ func TestCheckCommandInvalidLineInFile(t *testing.T) {
 	}
 	if strings.Count(out, "\n") != 1 || !strings.Contains(out, `"domain":"good.test"`) {
 		t.Errorf("output %q, want the valid domain's result only", out)
+	}
+}
+
+// TestCheckCommandHELOName: the EHLO name comes from --helo-name, or the
+// validate.helo_name key (here from the environment); one that is not a
+// host name or address literal is a usage error.
+func TestCheckCommandHELOName(t *testing.T) {
+	l := newCheckLab(t)
+	if _, errOut, code := execute(t, l.args("--helo-name", "probe.checker.example", "good.test")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	t.Setenv("STARTTLS_PRELOAD_VALIDATE_HELO_NAME", "[192.0.2.25]")
+	if _, errOut, code := execute(t, l.args("good.test")...); code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	// Before and after STARTTLS, each time.
+	want := []string{"probe.checker.example", "probe.checker.example", "[192.0.2.25]", "[192.0.2.25]"}
+	if got := l.good.HELOs(); strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("EHLO names = %q, want %q", got, want)
+	}
+	_, errOut, code := execute(t, l.args("--helo-name", "bad name", "good.test")...)
+	if code != exitUsage || !strings.Contains(errOut, "HELO name") {
+		t.Errorf("bad --helo-name: exit %d, stderr %q; want 2 and a clear line", code, errOut)
 	}
 }

@@ -38,6 +38,8 @@ type ValidateConfig struct {
 	GreetingTimeout time.Duration `mapstructure:"greeting_timeout"`
 	SMTPPort        int           `mapstructure:"smtp_port"`
 	Concurrency     int           `mapstructure:"concurrency"`
+	// HELOName is the name given in EHLO; empty means this host's name.
+	HELOName string `mapstructure:"helo_name"`
 }
 
 // AdmissionConfig holds the admission rules (admission.*).
@@ -123,6 +125,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("validate.greeting_timeout", 60*time.Second)
 	v.SetDefault("validate.smtp_port", 25)
 	v.SetDefault("validate.concurrency", 64)
+	v.SetDefault("validate.helo_name", "")
 	v.SetDefault("admission.min_days", 7)
 	v.SetDefault("admission.min_checks", 28)
 	v.SetDefault("admission.check_interval", 6*time.Hour)

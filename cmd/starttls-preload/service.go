@@ -92,6 +92,7 @@ func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string
 		Timeout:         c.Validate.Timeout,
 		GreetingTimeout: c.Validate.GreetingTimeout,
 		SMTPPort:        c.Validate.SMTPPort,
+		HELOName:        c.Validate.HELOName,
 		Concurrency:     c.Validate.Concurrency,
 		Dialer:          polite,
 	})

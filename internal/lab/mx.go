@@ -85,6 +85,7 @@ type MX struct {
 
 	mu    sync.Mutex
 	msgs  []Message
+	helos []string
 	conns map[net.Conn]struct{}
 	count int
 	done  bool
@@ -122,6 +123,13 @@ func (m *MX) Messages() []Message {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return append([]Message(nil), m.msgs...)
+}
+
+// HELOs returns the names clients gave in EHLO, in order.
+func (m *MX) HELOs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return append([]string(nil), m.helos...)
 }
 
 // Count returns how many connections the MX has accepted.
@@ -247,6 +255,9 @@ func (m *MX) serve(c net.Conn) {
 		switch strings.ToUpper(verb) {
 		case "EHLO":
 			s.ehloN++
+			m.mu.Lock()
+			m.helos = append(m.helos, arg)
+			m.mu.Unlock()
 			if m.mode == ModeBadGreeting {
 				err = s.reply("554 5.3.2 no service")
 				break
