@@ -6,15 +6,47 @@
 // themselves (and only use them when the answer is DNSSEC-authenticated,
 // RFC 7672 §2.2), then call Verify with the chain the server presented.
 //
-// Scope: usages DANE-TA(2) and DANE-EE(3) are usable; PKIX-TA(0) and
-// PKIX-EE(1) are not (RFC 7672 §3.1.3). For DANE-TA the trust anchor must be
-// a certificate the server sent (RFC 7671 §5.2.2 asks servers to include
-// it). Digest algorithm agility (RFC 7671 §9) is not applied: any usable
-// record that matches is enough.
+// Usable records: usages DANE-TA(2) and DANE-EE(3) are usable; PKIX-TA(0)
+// and PKIX-EE(1) are not (RFC 7672 §3.1.3). Selectors Cert(0) and SPKI(1)
+// and matching types Full(0), SHA2-256(1) and SHA2-512(2) are known. A
+// digest record is usable when its data has the digest's length; a Full(0)
+// record when its data is exactly one DER certificate (selector Cert) or
+// one DER SubjectPublicKeyInfo (selector SPKI): data that is not is
+// unusable, as OpenSSL (and so Postfix) treat it, not a mismatch.
+//
+// Digest algorithm agility (RFC 7671 §9): for each (usage, selector) pair,
+// only the digest records of the strongest matching type published for
+// that pair among the usable records are used (SHA2-512 over SHA2-256);
+// weaker digest records of the same pair are ignored, so that a zone can
+// retire a weak digest by publishing a stronger one next to it. Full(0) is
+// not a digest: Full(0) records are always used and do not make digest
+// records weaker. Unusable records (a digest of the wrong length, an
+// unknown matching type) never count as stronger.
+//
+// DANE-TA(2) trust anchors: a certificate the server sent after the leaf
+// that matches the record is the trust anchor (RFC 7671 §5.2.2 asks
+// servers to send it). Servers may omit it when the record carries it
+// whole (RFC 7672 §3.1.2):
+//
+//   - "2 0 0": the record's certificate is the only root and the sent
+//     certificates after the leaf are intermediates; the anchor's validity
+//     dates are checked like those of every other certificate on the path.
+//   - "2 1 0": the record carries a bare public key (RFC 7671 §5.2.3). The
+//     certificate the server sent that this key signed (the leaf itself or
+//     an issuer sent after it) is taken as the trust anchor, checked for its
+//     validity dates, and the leaf must chain to it through the other
+//     certificates sent. The key itself has no name and no dates.
+//
+// A digest ("2 x 1", "2 x 2") cannot stand in for an omitted anchor: such
+// a record matches only a certificate that was sent. A DANE-TA record that
+// matches the leaf itself is not a trust anchor for it.
 package dane
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
@@ -83,27 +115,62 @@ func (r TLSA) String() string {
 }
 
 // Usable reports whether an SMTP client can use the record (RFC 7672 §3.1):
-// usage DANE-TA(2) or DANE-EE(3), a known selector, a known matching type
-// and data of the length that matching type produces.
+// usage DANE-TA(2) or DANE-EE(3), a known selector, a known matching type,
+// and data of the length that matching type produces or, for Full(0), data
+// that parses as what the selector selects.
 func (r TLSA) Usable() bool {
+	_, ok := r.prepare()
+	return ok
+}
+
+// record is a usable TLSA record with its Full(0) data parsed.
+type record struct {
+	TLSA
+	cert *x509.Certificate // Full(0) with selector Cert
+	key  any               // Full(0) with selector SPKI
+}
+
+// prepare checks that r is usable and parses its Full(0) data.
+func (r TLSA) prepare() (record, bool) {
 	switch r.Usage {
 	case UsageDANETA, UsageDANEEE:
 	default:
 		// RFC 7672 §3.1.3: PKIX-TA(0) and PKIX-EE(1) are unusable for SMTP.
-		return false
-	}
-	if r.Selector != SelectorCert && r.Selector != SelectorSPKI {
-		return false
+		return record{}, false
 	}
 	switch r.MatchingType {
 	case MatchFull:
-		return len(r.Data) > 0
+		switch r.Selector {
+		case SelectorCert:
+			// Rejects trailing data: the data is one certificate.
+			c, err := x509.ParseCertificate(r.Data)
+			if err != nil {
+				return record{}, false
+			}
+			return record{TLSA: r, cert: c}, true
+		case SelectorSPKI:
+			k, err := x509.ParsePKIXPublicKey(r.Data)
+			if err != nil {
+				return record{}, false
+			}
+			return record{TLSA: r, key: k}, true
+		}
+		return record{}, false
 	case MatchSHA256:
-		return len(r.Data) == sha256.Size
+		if len(r.Data) != sha256.Size {
+			return record{}, false
+		}
 	case MatchSHA512:
-		return len(r.Data) == sha512.Size
+		if len(r.Data) != sha512.Size {
+			return record{}, false
+		}
+	default:
+		return record{}, false
 	}
-	return false
+	if r.Selector != SelectorCert && r.Selector != SelectorSPKI {
+		return record{}, false
+	}
+	return record{TLSA: r}, true
 }
 
 // Matches reports whether cert matches the record's selector, matching type
@@ -131,6 +198,74 @@ func (r TLSA) Matches(cert *x509.Certificate) bool {
 	return false
 }
 
+// digestStrength orders the digest matching types a client supports, for
+// RFC 7671 §9: higher is stronger; 0 is not a digest (Full(0)).
+func digestStrength(matchingType uint8) int {
+	switch matchingType {
+	case MatchSHA256:
+		return 1
+	case MatchSHA512:
+		return 2
+	}
+	return 0
+}
+
+// digestName names a digest matching type in messages.
+func digestName(matchingType uint8) string {
+	switch matchingType {
+	case MatchSHA256:
+		return "SHA2-256"
+	case MatchSHA512:
+		return "SHA2-512"
+	}
+	return fmt.Sprintf("matching type %d", matchingType)
+}
+
+// pair is a (usage, selector) combination, the unit of digest algorithm
+// agility (RFC 7671 §9).
+type pair struct{ usage, selector uint8 }
+
+// selectRecords keeps the usable records and applies digest algorithm
+// agility to them. It returns the records to match and, for the message of
+// a mismatch, a note for each usable record it set aside as weaker.
+func selectRecords(records []TLSA) (use []record, notes []string) {
+	var usable []record
+	strongest := map[pair]uint8{} // the strongest digest matching type per pair
+	for _, r := range records {
+		p, ok := r.prepare()
+		if !ok {
+			// Unusable records never count as stronger.
+			continue
+		}
+		usable = append(usable, p)
+		k := pair{r.Usage, r.Selector}
+		if digestStrength(r.MatchingType) > digestStrength(strongest[k]) {
+			strongest[k] = r.MatchingType
+		}
+	}
+	for _, p := range usable {
+		// RFC 7671 §9: for each usage and selector, use only the records
+		// of the strongest digest published; Full(0) is not a digest and
+		// is always used.
+		best := strongest[pair{p.Usage, p.Selector}]
+		if p.MatchingType != MatchFull && p.MatchingType != best {
+			notes = append(notes, fmt.Sprintf("%s %d %d: not used, %s records are published for %s selector %d (RFC 7671 §9)",
+				usageName(p.Usage), p.Selector, p.MatchingType, digestName(best), usageName(p.Usage), p.Selector))
+			continue
+		}
+		use = append(use, p)
+	}
+	return use, notes
+}
+
+// usageName names a usable usage in messages.
+func usageName(usage uint8) string {
+	if usage == UsageDANETA {
+		return "DANE-TA"
+	}
+	return "DANE-EE"
+}
+
 // Verify checks chain (leaf first, as the server sent it) against records at
 // time now. It returns nil when a usable record is satisfied,
 // ErrNoUsableRecords when no record is usable, and an error wrapping
@@ -144,20 +279,20 @@ func Verify(records []TLSA, chain []*x509.Certificate, now time.Time) error {
 // identifiers are the MX host name and the next-hop domain). With no names
 // the caller checks names itself.
 //
+// Only the records that digest algorithm agility keeps are matched (see
+// the package doc).
+//
 //   - DANE-EE(3): the leaf matches the record; its names and validity
 //     dates are ignored (RFC 7672 §3.1.1).
-//   - DANE-TA(2): a certificate the server sent after the leaf matches the
-//     record, the leaf chains to it through the certificates sent, every
-//     certificate on that path is within its validity dates at now, and the
-//     leaf matches a name (RFC 7672 §3.1.2, §3.2).
+//   - DANE-TA(2): the trust anchor is a certificate the server sent after
+//     the leaf that matches the record, or the record's own certificate or
+//     public key (Full(0)) when the server omitted it; the leaf chains to
+//     it through the certificates sent, every certificate on that path is
+//     within its validity dates at now, and the leaf matches a name
+//     (RFC 7672 §3.1.2, §3.2).
 func VerifyHost(records []TLSA, chain []*x509.Certificate, now time.Time, names ...string) error {
-	var usable []TLSA
-	for _, r := range records {
-		if r.Usable() {
-			usable = append(usable, r)
-		}
-	}
-	if len(usable) == 0 {
+	use, notes := selectRecords(records)
+	if len(use) == 0 {
 		return ErrNoUsableRecords
 	}
 	if len(chain) == 0 {
@@ -165,7 +300,7 @@ func VerifyHost(records []TLSA, chain []*x509.Certificate, now time.Time, names 
 	}
 	leaf := chain[0]
 	var reasons []string
-	for _, r := range usable {
+	for _, r := range use {
 		if r.Usage != UsageDANEEE {
 			continue
 		}
@@ -176,7 +311,7 @@ func VerifyHost(records []TLSA, chain []*x509.Certificate, now time.Time, names 
 		}
 		reasons = append(reasons, fmt.Sprintf("DANE-EE %d %d: leaf does not match", r.Selector, r.MatchingType))
 	}
-	for _, r := range usable {
+	for _, r := range use {
 		if r.Usage != UsageDANETA {
 			continue
 		}
@@ -186,28 +321,76 @@ func VerifyHost(records []TLSA, chain []*x509.Certificate, now time.Time, names 
 		}
 		reasons = append(reasons, fmt.Sprintf("DANE-TA %d %d: %v", r.Selector, r.MatchingType, err))
 	}
+	reasons = append(reasons, notes...)
 	return fmt.Errorf("%w (%s)", ErrMismatch, strings.Join(reasons, "; "))
 }
 
 // verifyTA checks one DANE-TA(2) record: RFC 7672 §3.1.2 and RFC 7671 §5.2.
-func verifyTA(r TLSA, chain []*x509.Certificate, now time.Time, names []string) error {
-	ta := -1
+func verifyTA(r record, chain []*x509.Certificate, now time.Time, names []string) error {
+	leaf := chain[0]
 	for i := 1; i < len(chain); i++ {
 		if r.Matches(chain[i]) {
-			ta = i
-			break
+			return verifyPath(chain[i], chain[1:i], leaf, now, names)
 		}
 	}
-	if ta < 0 {
-		return errors.New("no certificate sent after the leaf matches")
+	switch {
+	case r.cert != nil:
+		// RFC 7672 §3.1.2: with "2 0 0" the server may omit the trust
+		// anchor; the record's certificate is the only root.
+		if bytes.Equal(r.cert.Raw, leaf.Raw) {
+			return errors.New("the record holds the leaf itself, not an issuer")
+		}
+		return verifyPath(r.cert, chain[1:], leaf, now, names)
+	case r.key != nil:
+		// RFC 7671 §5.2.3: with "2 1 0" the anchor is a bare public key.
+		// A certificate it signed stands for it in the path.
+		var err error = errors.New("no certificate sent is signed by the record's public key")
+		for i, c := range chain {
+			if !signedBy(c, r.key) {
+				continue
+			}
+			if i == 0 && bytes.Equal(c.RawSubjectPublicKeyInfo, r.Data) {
+				// A self-signed leaf under the record's key is the leaf
+				// itself, not an issuer.
+				continue
+			}
+			if err = verifyPath(c, chain[1:max(i, 1)], leaf, now, names); err == nil {
+				return nil
+			}
+		}
+		return err
 	}
+	return errors.New("no certificate sent after the leaf matches")
+}
+
+// signedBy reports whether key made c's signature. The key has no
+// certificate of its own, so it stands in a bare CA certificate.
+func signedBy(c *x509.Certificate, key any) bool {
+	issuer := &x509.Certificate{PublicKey: key, BasicConstraintsValid: true, IsCA: true}
+	switch key.(type) {
+	case *rsa.PublicKey:
+		issuer.PublicKeyAlgorithm = x509.RSA
+	case *ecdsa.PublicKey:
+		issuer.PublicKeyAlgorithm = x509.ECDSA
+	case ed25519.PublicKey:
+		issuer.PublicKeyAlgorithm = x509.Ed25519
+	default:
+		return false
+	}
+	return c.CheckSignatureFrom(issuer) == nil
+}
+
+// verifyPath checks that leaf chains to anchor through intermediates at
+// now, every certificate on the path within its validity dates, and that
+// the leaf matches one of names (none: not checked).
+func verifyPath(anchor *x509.Certificate, intermediates []*x509.Certificate, leaf *x509.Certificate, now time.Time, names []string) error {
 	roots := x509.NewCertPool()
-	roots.AddCert(chain[ta])
+	roots.AddCert(anchor)
 	inter := x509.NewCertPool()
-	for _, c := range chain[1:ta] {
+	for _, c := range intermediates {
 		inter.AddCert(c)
 	}
-	_, err := chain[0].Verify(x509.VerifyOptions{
+	_, err := leaf.Verify(x509.VerifyOptions{
 		Roots:         roots,
 		Intermediates: inter,
 		CurrentTime:   now,
@@ -223,7 +406,7 @@ func verifyTA(r TLSA, chain []*x509.Certificate, now time.Time, names []string) 
 	}
 	for _, n := range names {
 		// RFC 7672 §3.2.3: wildcards in the leftmost label are allowed.
-		if chain[0].VerifyHostname(strings.TrimSuffix(n, ".")) == nil {
+		if leaf.VerifyHostname(strings.TrimSuffix(n, ".")) == nil {
 			return nil
 		}
 	}

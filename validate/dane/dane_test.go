@@ -1,15 +1,20 @@
 package dane
 
 import (
+	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/sha512"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"errors"
+	"fmt"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -18,18 +23,24 @@ var now = time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
 
 type certKey struct {
 	cert *x509.Certificate
-	key  *ecdsa.PrivateKey
+	key  crypto.Signer
 }
 
 var serial int64
 
-// issue makes a certificate; parent nil means self-signed.
+// issue makes a certificate with a P-256 key; parent nil means self-signed.
 func issue(t testing.TB, parent *certKey, cn string, ca bool, notBefore, notAfter time.Time, names ...string) *certKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return issueKey(t, key, parent, cn, ca, notBefore, notAfter, names...)
+}
+
+// issueKey is issue with the certificate's key given.
+func issueKey(t testing.TB, key crypto.Signer, parent *certKey, cn string, ca bool, notBefore, notAfter time.Time, names ...string) *certKey {
+	t.Helper()
 	serial++
 	tmpl := &x509.Certificate{
 		SerialNumber:          big.NewInt(serial),
@@ -50,7 +61,7 @@ func issue(t testing.TB, parent *certKey, cn string, ca bool, notBefore, notAfte
 	if parent != nil {
 		signer, signKey = parent.cert, parent.key
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signKey)
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signKey)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,5 +165,177 @@ func TestParseTLSA(t *testing.T) {
 	}
 	if _, err := ParseTLSA(3, 1, 1, "xyz"); !errors.Is(err, ErrBadRecord) {
 		t.Fatalf("got %v; want %v", err, ErrBadRecord)
+	}
+}
+
+// verdict runs VerifyHost and reduces its result to the error kind a test
+// table names: nil, ErrMismatch or ErrNoUsableRecords.
+func verdict(t *testing.T, records []TLSA, chain []*x509.Certificate, names []string, want error) error {
+	t.Helper()
+	err := VerifyHost(records, chain, now, names...)
+	switch {
+	case want == nil && err != nil:
+		t.Fatalf("got %v; want nil", err)
+	case want != nil && !errors.Is(err, want):
+		t.Fatalf("got %v; want %v", err, want)
+	case errors.Is(err, ErrMismatch) && errors.Is(err, ErrNoUsableRecords):
+		t.Fatalf("%v is both mismatch and no usable records", err)
+	}
+	return err
+}
+
+// TestDigestAgility: RFC 7671 §9. Per (usage, selector), only the records
+// of the strongest digest published are used; Full(0) always is; unusable
+// records never count as stronger.
+func TestDigestAgility(t *testing.T) {
+	valid := [2]time.Time{now.Add(-24 * time.Hour), now.Add(90 * 24 * time.Hour)}
+	root := issue(t, nil, "Root", true, valid[0], valid[1])
+	inter := issue(t, root, "Intermediate", true, valid[0], valid[1])
+	otherInter := issue(t, root, "Other Intermediate", true, valid[0], valid[1])
+	leaf := issue(t, inter, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	other := issue(t, inter, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	chain := []*x509.Certificate{leaf.cert, inter.cert}
+	l, o := leaf.cert, other.cert
+
+	tests := []struct {
+		name    string
+		records []TLSA
+		wantErr error
+	}{
+		{"SHA-256 matches, SHA-512 does not", []TLSA{rec(3, 1, 1, l), rec(3, 1, 2, o)}, ErrMismatch},
+		{"SHA-512 matches, SHA-256 does not", []TLSA{rec(3, 1, 2, l), rec(3, 1, 1, o)}, nil},
+		{"both match", []TLSA{rec(3, 1, 1, l), rec(3, 1, 2, l)}, nil},
+		{"order does not matter", []TLSA{rec(3, 1, 2, o), rec(3, 1, 1, l)}, ErrMismatch},
+		{"rollover under both digests", []TLSA{rec(3, 1, 1, o), rec(3, 1, 2, o), rec(3, 1, 1, l), rec(3, 1, 2, l)}, nil},
+		{"selectors are independent", []TLSA{rec(3, 1, 1, l), rec(3, 0, 2, o)}, nil},
+		{"selectors are independent, stronger one applies", []TLSA{rec(3, 0, 1, l), rec(3, 0, 2, o), rec(3, 1, 1, o)}, ErrMismatch},
+		{"usages are independent", []TLSA{rec(3, 1, 1, l), rec(2, 1, 2, otherInter.cert)}, nil},
+		{"DANE-TA: SHA-256 matches, SHA-512 does not", []TLSA{rec(2, 0, 1, inter.cert), rec(2, 0, 2, otherInter.cert)}, ErrMismatch},
+		{"DANE-TA: SHA-512 matches", []TLSA{rec(2, 0, 1, otherInter.cert), rec(2, 0, 2, inter.cert)}, nil},
+		{"SHA-512 of the wrong length is not stronger", []TLSA{rec(3, 1, 1, l), {3, 1, 2, make([]byte, 32)}}, nil},
+		{"unknown matching type is not stronger", []TLSA{rec(3, 1, 1, l), {3, 1, 3, make([]byte, 64)}}, nil},
+		{"PKIX-EE SHA-512 is not stronger", []TLSA{rec(3, 1, 1, l), rec(1, 1, 2, o)}, nil},
+		{"Full matches next to a stronger digest", []TLSA{rec(3, 1, 0, l), rec(3, 1, 2, o)}, nil},
+		{"Full does not make SHA-256 weaker", []TLSA{rec(3, 1, 0, o), rec(3, 1, 1, l)}, nil},
+		{"only the weaker digest and Full match... the weaker is not used", []TLSA{rec(3, 1, 0, o), rec(3, 1, 1, l), rec(3, 1, 2, o)}, ErrMismatch},
+		{"all weaker records mismatch: still usable", []TLSA{rec(3, 1, 1, o), rec(3, 1, 2, o)}, ErrMismatch},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verdict(t, tt.records, chain, []string{"mx.example.test"}, tt.wantErr)
+		})
+	}
+
+	// The mismatch says which records were set aside and why.
+	err := VerifyHost([]TLSA{rec(3, 1, 1, l), rec(3, 1, 2, o)}, chain, now)
+	if msg := fmt.Sprint(err); !strings.Contains(msg, "DANE-EE 1 1: not used, SHA2-512 records are published") {
+		t.Errorf("mismatch message %q does not name the weaker record", msg)
+	}
+}
+
+// TestTrustAnchorNotSent: RFC 7672 §3.1.2, RFC 7671 §5.2.2-§5.2.3. A
+// DANE-TA record with Full(0) data carries the anchor, so the server may
+// omit it; a digest cannot stand in for it.
+func TestTrustAnchorNotSent(t *testing.T) {
+	valid := [2]time.Time{now.Add(-24 * time.Hour), now.Add(90 * 24 * time.Hour)}
+	root := issue(t, nil, "Root", true, valid[0], valid[1])
+	inter := issue(t, root, "Intermediate", true, valid[0], valid[1])
+	leaf := issue(t, inter, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	otherRoot := issue(t, nil, "Other Root", true, valid[0], valid[1])
+
+	expiredRoot := issue(t, nil, "Expired Root", true, now.Add(-48*time.Hour), now.Add(-time.Hour))
+	underExpired := issue(t, expiredRoot, "Intermediate", true, valid[0], valid[1])
+	leafUnderExpired := issue(t, underExpired, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+
+	expiredInter := issue(t, root, "Expired Intermediate", true, now.Add(-48*time.Hour), now.Add(-time.Hour))
+	leafUnderExpiredInter := issue(t, expiredInter, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+
+	_, edKey, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edRoot := issueKey(t, edKey, nil, "Ed25519 Root", true, valid[0], valid[1])
+	leafUnderEd := issue(t, edRoot, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	rsaKey, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rsaRoot := issueKey(t, rsaKey, nil, "RSA Root", true, valid[0], valid[1])
+	interUnderRSA := issue(t, rsaRoot, "Intermediate", true, valid[0], valid[1])
+	leafUnderRSA := issue(t, interUnderRSA, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	selfSigned := issue(t, nil, "mx.example.test", true, valid[0], valid[1], "mx.example.test")
+
+	sent := []*x509.Certificate{leaf.cert, inter.cert, root.cert}
+	omitted := []*x509.Certificate{leaf.cert, inter.cert}
+	leafOnly := []*x509.Certificate{leaf.cert}
+	trailing := rec(2, 0, 0, root.cert)
+	trailing.Data = append(append([]byte(nil), trailing.Data...), 0)
+	names := []string{"mx.example.test"}
+
+	tests := []struct {
+		name    string
+		records []TLSA
+		chain   []*x509.Certificate
+		names   []string
+		wantErr error
+	}{
+		{"2 0 0 anchor sent", []TLSA{rec(2, 0, 0, root.cert)}, sent, names, nil},
+		{"2 0 1 anchor sent", []TLSA{rec(2, 0, 1, root.cert)}, sent, names, nil},
+		{"2 0 0 anchor omitted", []TLSA{rec(2, 0, 0, root.cert)}, omitted, names, nil},
+		{"2 0 0 intermediate anchor omitted", []TLSA{rec(2, 0, 0, inter.cert)}, leafOnly, names, nil},
+		{"2 0 0 anchor omitted, path incomplete", []TLSA{rec(2, 0, 0, root.cert)}, leafOnly, names, ErrMismatch},
+		{"2 0 1 anchor omitted", []TLSA{rec(2, 0, 1, root.cert)}, omitted, names, ErrMismatch},
+		{"2 0 2 anchor omitted", []TLSA{rec(2, 0, 2, root.cert)}, omitted, names, ErrMismatch},
+		{"2 1 1 anchor omitted", []TLSA{rec(2, 1, 1, root.cert)}, omitted, names, ErrMismatch},
+		{"2 0 0 anchor omitted, name mismatch", []TLSA{rec(2, 0, 0, root.cert)}, omitted, []string{"mail.example.test"}, ErrMismatch},
+		{"2 0 0 other root", []TLSA{rec(2, 0, 0, otherRoot.cert)}, omitted, names, ErrMismatch},
+		{"2 0 0 of the leaf itself", []TLSA{rec(2, 0, 0, leaf.cert)}, omitted, names, ErrMismatch},
+		{"2 0 0 of a self-signed leaf", []TLSA{rec(2, 0, 0, selfSigned.cert)}, []*x509.Certificate{selfSigned.cert}, names, ErrMismatch},
+		{"2 0 0 expired anchor omitted", []TLSA{rec(2, 0, 0, expiredRoot.cert)}, []*x509.Certificate{leafUnderExpired.cert, underExpired.cert}, names, ErrMismatch},
+		{"2 0 1 expired anchor sent", []TLSA{rec(2, 0, 1, expiredRoot.cert)}, []*x509.Certificate{leafUnderExpired.cert, underExpired.cert, expiredRoot.cert}, names, ErrMismatch},
+		{"2 0 0 not a certificate", []TLSA{{2, 0, 0, []byte("not a certificate")}}, omitted, names, ErrNoUsableRecords},
+		{"2 0 0 certificate with trailing data", []TLSA{trailing}, sent, names, ErrNoUsableRecords},
+		{"2 0 0 not a certificate, next to a mismatch", []TLSA{{2, 0, 0, []byte{0x30, 0x03, 0x02, 0x01, 0x01}}, rec(3, 1, 1, otherRoot.cert)}, omitted, names, ErrMismatch},
+		{"3 0 0 not a certificate", []TLSA{{3, 0, 0, []byte{1, 2, 3}}}, omitted, names, ErrNoUsableRecords},
+		{"2 1 0 anchor sent", []TLSA{rec(2, 1, 0, root.cert)}, sent, names, nil},
+		{"2 1 0 anchor omitted", []TLSA{rec(2, 1, 0, root.cert)}, omitted, names, nil},
+		{"2 1 0 issuer of the leaf omitted", []TLSA{rec(2, 1, 0, inter.cert)}, leafOnly, names, nil},
+		{"2 1 0 anchor omitted, name mismatch", []TLSA{rec(2, 1, 0, root.cert)}, omitted, []string{"mail.example.test"}, ErrMismatch},
+		{"2 1 0 other key", []TLSA{rec(2, 1, 0, otherRoot.cert)}, omitted, names, ErrMismatch},
+		{"2 1 0 anchor omitted, intermediate expired", []TLSA{rec(2, 1, 0, root.cert)}, []*x509.Certificate{leafUnderExpiredInter.cert, expiredInter.cert}, names, ErrMismatch},
+		{"2 1 0 key of a self-signed leaf", []TLSA{rec(2, 1, 0, selfSigned.cert)}, []*x509.Certificate{selfSigned.cert}, names, ErrMismatch},
+		{"2 1 0 Ed25519 anchor omitted", []TLSA{rec(2, 1, 0, edRoot.cert)}, []*x509.Certificate{leafUnderEd.cert}, names, nil},
+		{"2 1 0 RSA anchor omitted", []TLSA{rec(2, 1, 0, rsaRoot.cert)}, []*x509.Certificate{leafUnderRSA.cert, interUnderRSA.cert}, names, nil},
+		{"2 1 0 not a public key", []TLSA{{2, 1, 0, []byte("not a key")}}, omitted, names, ErrNoUsableRecords},
+		{"3 1 0 not a public key", []TLSA{{3, 1, 0, []byte{0x30, 0x00}}}, omitted, names, ErrNoUsableRecords},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verdict(t, tt.records, tt.chain, tt.names, tt.wantErr)
+		})
+	}
+}
+
+func TestUsable(t *testing.T) {
+	c := issue(t, nil, "Root", true, now.Add(-time.Hour), now.Add(time.Hour)).cert
+	tests := []struct {
+		r    TLSA
+		want bool
+	}{
+		{rec(3, 1, 1, c), true},
+		{rec(2, 0, 2, c), true},
+		{rec(2, 0, 0, c), true},
+		{rec(3, 1, 0, c), true},
+		{TLSA{3, 1, 0, c.Raw}, false}, // a certificate where an SPKI belongs
+		{TLSA{2, 0, 0, c.RawSubjectPublicKeyInfo}, false},
+		{TLSA{3, 1, 1, make([]byte, 64)}, false},
+		{TLSA{3, 1, 2, make([]byte, 32)}, false},
+		{TLSA{3, 2, 0, c.Raw}, false},
+		{TLSA{0, 0, 0, c.Raw}, false},
+	}
+	for _, tt := range tests {
+		if got := tt.r.Usable(); got != tt.want {
+			t.Errorf("%.40s...: Usable() = %v, want %v", tt.r, got, tt.want)
+		}
 	}
 }
