@@ -49,6 +49,11 @@ const (
 // (0: none does; every domain's MTA-STS record is still looked up).
 var stsEvery = flag.Int("bench.sts-every", 10, "one domain in N publishes MTA-STS in the validate benchmarks (0: none)")
 
+// certPerHost gives every MX host a certificate of its own instead of one
+// wildcard certificate for all (as a mail provider serves on its
+// customers' MX names), so that no two checks see the same chain.
+var certPerHost = flag.Bool("bench.cert-per-host", false, "give every MX host its own certificate in the validate benchmarks")
+
 // benchLab is a lab with nHosts MX hosts and nDomains domains, domain i
 // using MX host i % nHosts.
 type benchLab struct {
@@ -81,7 +86,12 @@ func newBenchLab(tb testing.TB, net2 int, nHosts, nDomains int, withMTASTS bool)
 		host := fmt.Sprintf("mx%d.%s", i, benchDomain)
 		ip := ipOf(i)
 		l.hosts, l.ips = append(l.hosts, host), append(l.ips, ip)
-		l.mxs = append(l.mxs, lab.NewMX(tb, net.JoinHostPort(ip, strconv.Itoa(l.port)), lab.ModeGood, &cert))
+		hostCert := &cert
+		if *certPerHost {
+			c := l.pki.Leaf(host)
+			hostCert = &c
+		}
+		l.mxs = append(l.mxs, lab.NewMX(tb, net.JoinHostPort(ip, strconv.Itoa(l.port)), lab.ModeGood, hostCert))
 		rrs = append(rrs,
 			host+". 300 IN A "+ip,
 			"_25._tcp."+host+". 300 IN TLSA 3 1 1 "+tlsa)
