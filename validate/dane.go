@@ -65,8 +65,10 @@ type daneOutcome struct {
 
 // match applies RFC 7672 §3.1 to a presented chain (package dane): DANE-EE(3)
 // records match the leaf whatever its names and dates; DANE-TA(2) records
-// match an issuer the server sent, which must sign a valid chain to a leaf
-// that matches the MX host name; PKIX-TA(0) and PKIX-EE(1) are unusable.
+// match an issuer the server sent, or carry it whole ("2 0 0", "2 1 0"), and
+// it must sign a valid chain to a leaf that matches the MX host name;
+// PKIX-TA(0) and PKIX-EE(1) are unusable; per usage and selector only the
+// strongest digest published is used (RFC 7671 §9).
 func (s *tlsaSet) match(chain []*x509.Certificate, host string, now time.Time) daneOutcome {
 	out := daneOutcome{checked: len(chain) > 0}
 	if !out.checked {
@@ -103,7 +105,7 @@ func (h *hostInfo) daneFindings(host string, checks []*addrCheck, secure bool) [
 		switch {
 		case !d.checked:
 		case !d.usable:
-			fs = append(fs, finding(CodeDANEUnusable, host, c.res.IP, "_25._tcp.%s has TLSA records but none with usage DANE-TA(2) or DANE-EE(3) and a known selector and matching type.", host))
+			fs = append(fs, finding(CodeDANEUnusable, host, c.res.IP, "_25._tcp.%s has TLSA records but none with usage DANE-TA(2) or DANE-EE(3), a known selector and matching type, and data that fits them (a digest of the right length, or a whole certificate or public key).", host))
 		case !d.matched:
 			fs = append(fs, finding(CodeDANEMismatch, host, c.res.IP, "The certificate chain presented by %s (%s) matches none of the TLSA records at _25._tcp.%s: %s.", host, c.res.IP, host, d.detail))
 		default:

@@ -3,6 +3,7 @@ package validate
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/sha512"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/hex"
@@ -385,6 +386,26 @@ func TestCheckDANE(t *testing.T) {
 		{"mismatch", func(tls.Certificate) string { return "3 1 1 " + hex.EncodeToString(make([]byte, 32)) }, []string{CodeDANEMismatch}, false},
 		{"tlsa lookup fails", func(tls.Certificate) string { return "servfail" }, []string{CodeDANELookupFailed}, true},
 		{"pkix usages only", func(c tls.Certificate) string { return "1 1 1 " + spkiSHA256(c) }, []string{CodeDANEUnusable}, true},
+		// RFC 7672 §3.1.2: "2 0 0" carries the anchor, so the server (leaf
+		// and intermediate) may omit the root; a digest cannot stand in.
+		{"dane-ta root omitted 2 0 0", func(tls.Certificate) string { return "2 0 0 " + hex.EncodeToString(l.pki.Root().Raw) }, []string{CodeDANEValid}, true},
+		{"dane-ta root omitted 2 1 0", func(tls.Certificate) string {
+			return "2 1 0 " + hex.EncodeToString(l.pki.Root().RawSubjectPublicKeyInfo)
+		}, []string{CodeDANEValid}, true},
+		{"dane-ta root omitted 2 0 1", func(tls.Certificate) string {
+			sum := sha256.Sum256(l.pki.Root().Raw)
+			return "2 0 1 " + hex.EncodeToString(sum[:])
+		}, []string{CodeDANEMismatch}, false},
+		{"dane-ta 2 0 0 not a certificate", func(tls.Certificate) string { return "2 0 0 0badc0de" }, []string{CodeDANEUnusable}, true},
+		// RFC 7671 §9: a SHA2-512 record retires the SHA2-256 one of the
+		// same usage and selector (records separated by ";").
+		{"sha-512 published, only sha-256 matches", func(c tls.Certificate) string {
+			return "3 1 1 " + spkiSHA256(c) + ";3 1 2 " + hex.EncodeToString(make([]byte, 64))
+		}, []string{CodeDANEMismatch}, false},
+		{"sha-512 matches, sha-256 stale", func(c tls.Certificate) string {
+			sum := sha512.Sum512(c.Leaf.RawSubjectPublicKeyInfo)
+			return "3 1 2 " + hex.EncodeToString(sum[:]) + ";3 1 1 " + hex.EncodeToString(make([]byte, 32))
+		}, []string{CodeDANEValid}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -395,7 +416,9 @@ func TestCheckDANE(t *testing.T) {
 			if r := tt.tlsa(c); r == "servfail" {
 				l.dns.SetRcode("_25._tcp."+host, dns.TypeTLSA, dns.RcodeServerFailure)
 			} else if r != "" {
-				l.dns.Add("_25._tcp." + host + ". 300 IN TLSA " + r)
+				for _, r := range strings.Split(r, ";") {
+					l.dns.Add("_25._tcp." + host + ". 300 IN TLSA " + r)
+				}
 			}
 			res, err := v.Check(t.Context(), d)
 			if err != nil {
