@@ -343,9 +343,11 @@ func verifyTA(r record, chain []*x509.Certificate, now time.Time, names []string
 		return verifyPath(r.cert, chain[1:], leaf, now, names)
 	case r.key != nil:
 		// RFC 7671 §5.2.3: with "2 1 0" the anchor is a bare public key.
-		// A certificate it signed stands for it in the path.
+		// A certificate it signed stands for it in the path. The last
+		// certificate sent is the likeliest, so the search starts there.
 		var err error = errors.New("no certificate sent is signed by the record's public key")
-		for i, c := range chain {
+		for i := len(chain) - 1; i >= 0; i-- {
+			c := chain[i]
 			if !signedBy(c, r.key) {
 				continue
 			}
