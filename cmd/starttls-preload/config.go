@@ -27,6 +27,13 @@ type Config struct {
 	Publish   PublishConfig   `mapstructure:"publish"`
 	List      ListConfig      `mapstructure:"list"`
 	Notify    NotifyConfig    `mapstructure:"notify"`
+	Worker    WorkerConfig    `mapstructure:"worker"`
+}
+
+// WorkerConfig holds the worker command's settings (worker.*).
+type WorkerConfig struct {
+	// MetricsListen is where the worker serves /metrics; empty: nowhere.
+	MetricsListen string `mapstructure:"metrics_listen"`
 }
 
 // ValidateConfig holds the checker's settings (validate.*).
@@ -160,6 +167,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("notify.timeout", 30*time.Second)
 	v.SetDefault("publish.archive", "")
 	v.SetDefault("publish.pubkey", "")
+	v.SetDefault("worker.metrics_listen", "")
 }
 
 // loadConfig reads defaults, the config file, the environment and the

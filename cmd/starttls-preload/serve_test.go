@@ -354,3 +354,47 @@ func TestServePrunesHistory(t *testing.T) {
 		t.Errorf("decisions: %v %v, want them kept", decs, err)
 	}
 }
+
+// TestWorkerMetrics: with --metrics-listen the worker serves its metrics
+// while it runs, and stops serving them when it exits.
+func TestWorkerMetrics(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add: %s", stderr)
+	}
+	addr := make(chan string, 1)
+	rounds := make(chan struct{}, 100)
+	metricsStarted = func(a string) { addr <- a }
+	workerRoundDone = func() { rounds <- struct{}{} }
+	t.Cleanup(func() { metricsStarted, workerRoundDone = nil, nil })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	root := newRootCmd()
+	root.SetArgs([]string{"worker", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0"})
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	var base string
+	select {
+	case a := <-addr:
+		base = "http://" + a
+	case err := <-done:
+		t.Fatalf("worker returned before serving metrics: %v", err)
+	}
+	<-rounds
+	body := string(httpGet(t, base+"/metrics"))
+	for _, want := range []string{"starttls_preload_rounds_total 1", `starttls_preload_checks_total{outcome="pass"} 1`} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %q:\n%s", want, body)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("worker returned %v", err)
+	}
+	if resp, err := http.Get(base + "/metrics"); err == nil {
+		resp.Body.Close()
+		t.Error("metrics still served after the worker exited")
+	}
+}
