@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // ErrNoResolver means no DNS server is configured and /etc/resolv.conf
@@ -40,6 +42,43 @@ const idleUDP = 256
 type udpConn struct {
 	c   net.Conn
 	buf []byte
+
+	// For queryAll: the socket's batch interface, and messages with a
+	// buffer each for the answers.
+	batch batchConn
+	rms   []ipv4.Message
+}
+
+// batchConn sends and receives several datagrams per system call
+// (sendmmsg and recvmmsg where the system has them).
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// batchConn returns uc's batch interface, or nil when the socket is not
+// one that x/net can batch on.
+func (uc *udpConn) batchConn() batchConn {
+	if uc.batch == nil {
+		c, ok := uc.c.(*net.UDPConn)
+		if !ok {
+			return nil
+		}
+		if ra, ok := c.RemoteAddr().(*net.UDPAddr); ok && ra.IP.To4() == nil {
+			uc.batch = ipv6.NewPacketConn(c)
+		} else {
+			uc.batch = ipv4.NewPacketConn(c)
+		}
+	}
+	return uc.batch
+}
+
+// readMsgs returns n messages, each with a buffer of udpSize bytes.
+func (uc *udpConn) readMsgs(n int) []ipv4.Message {
+	for len(uc.rms) < n {
+		uc.rms = append(uc.rms, ipv4.Message{Buffers: [][]byte{make([]byte, udpSize)}})
+	}
+	return uc.rms[:n]
 }
 
 func newResolver(server string, timeout time.Duration) (*resolver, error) {
@@ -130,44 +169,57 @@ func (r *resolver) exchangeUDP(ctx context.Context, m *dns.Msg, server string, d
 }
 
 // exchangeUDPAll sends every message in ms to server over one UDP socket
-// and reads answers until each has one or deadline passes. resps[i] is
-// the answer to ms[i], nil when none came; answers with an unknown ID or
-// to another question, and datagrams that do not parse, are skipped.
+// and reads answers until each has one or deadline passes: the queries go
+// out in one system call, and answers that have arrived are read in one.
+// resps[i] is the answer to ms[i], nil when none came; answers with an
+// unknown ID or to another question, and datagrams that do not parse, are
+// skipped.
 func (r *resolver) exchangeUDPAll(ctx context.Context, ms []*dns.Msg, server string, deadline time.Time) []*dns.Msg {
 	resps := make([]*dns.Msg, len(ms))
 	uc, err := r.getUDP(ctx, server, deadline)
 	if err != nil {
 		return resps
 	}
-	if err := uc.c.SetDeadline(deadline); err != nil {
+	bc := uc.batchConn()
+	if bc == nil || uc.c.SetDeadline(deadline) != nil {
 		uc.c.Close()
 		return resps
 	}
-	for _, m := range ms {
-		out, err := m.PackBuffer(uc.buf)
-		if err == nil {
-			_, err = uc.c.Write(out)
-		}
+	out := make([]ipv4.Message, len(ms))
+	for i, m := range ms {
+		b, err := m.Pack()
 		if err != nil {
 			uc.c.Close()
 			return resps
 		}
+		out[i].Buffers = [][]byte{b}
+	}
+	for sent := 0; sent < len(out); {
+		n, err := bc.WriteBatch(out[sent:], 0)
+		if err != nil {
+			uc.c.Close()
+			return resps
+		}
+		sent += n
 	}
 	for got := 0; got < len(ms); {
-		n, err := uc.c.Read(uc.buf)
+		rms := uc.readMsgs(len(ms) - got)
+		n, err := bc.ReadBatch(rms, 0)
 		if err != nil {
 			uc.c.Close()
 			return resps
 		}
-		resp := new(dns.Msg)
-		if n < 12 || resp.Unpack(uc.buf[:n]) != nil {
-			continue
-		}
-		for i, m := range ms {
-			if resps[i] == nil && resp.Id == m.Id && sameQuestion(resp, m) {
-				resps[i] = resp
-				got++
-				break
+		for _, rm := range rms[:n] {
+			resp := new(dns.Msg)
+			if rm.N < 12 || resp.Unpack(rm.Buffers[0][:rm.N]) != nil {
+				continue
+			}
+			for i, m := range ms {
+				if resps[i] == nil && resp.Id == m.Id && sameQuestion(resp, m) {
+					resps[i] = resp
+					got++
+					break
+				}
 			}
 		}
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/miekg/dns"
+	"golang.org/x/net/ipv4"
+	"golang.org/x/net/ipv6"
 )
 
 // DNS is an authoritative-style DNS server for tests that answers from
@@ -91,18 +93,44 @@ func NewDNS(t testing.TB, addr string) *DNS {
 	return d
 }
 
+// batchConn reads and writes several datagrams per system call.
+type batchConn interface {
+	ReadBatch(ms []ipv4.Message, flags int) (int, error)
+	WriteBatch(ms []ipv4.Message, flags int) (int, error)
+}
+
+// readUDP answers the queries that have arrived, several per system call
+// when several are waiting (as a client's batched queries are).
 func (d *DNS) readUDP() {
-	buf := make([]byte, 65535)
+	var bc batchConn = ipv4.NewPacketConn(d.udp)
+	if a, ok := d.udp.LocalAddr().(*net.UDPAddr); ok && a.IP.To4() == nil {
+		bc = ipv6.NewPacketConn(d.udp)
+	}
+	ms := make([]ipv4.Message, 16)
+	for i := range ms {
+		ms[i].Buffers = [][]byte{make([]byte, 4096)}
+	}
+	var out []ipv4.Message
 	for {
-		n, from, err := d.udp.ReadFromUDPAddrPort(buf)
+		n, err := bc.ReadBatch(ms, 0)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
 			continue
 		}
-		if out := d.answerUDP(buf[:n]); out != nil {
-			d.udp.WriteToUDPAddrPort(out, from)
+		out = out[:0]
+		for _, m := range ms[:n] {
+			if a := d.answerUDP(m.Buffers[0][:m.N]); a != nil {
+				out = append(out, ipv4.Message{Buffers: [][]byte{a}, Addr: m.Addr})
+			}
+		}
+		for sent := 0; sent < len(out); {
+			k, err := bc.WriteBatch(out[sent:], 0)
+			if err != nil {
+				k = 1 // that answer is lost, as a datagram may be
+			}
+			sent += k
 		}
 	}
 }
