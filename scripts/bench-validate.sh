@@ -16,7 +16,7 @@ trap 'rm -f "$out"' EXIT
 
 bench() { # PATTERN BENCHTIME PKG [TEST ARGS]
 	go test -count=1 -run '^$' -bench "$1" -benchtime "$2" "$3" ${4:+-args "$4"} | grep '^Benchmark' |
-		sed "s/^\(Benchmark[A-Za-z]*\)/\1${4:+/certperhost}/" | tee -a "$out"
+		sed "s|^\(Benchmark[A-Za-z]*\)|\1${4:+/certperhost}|" | tee -a "$out"
 }
 
 go test -c -o /dev/null ./validate # build once before timing anything
