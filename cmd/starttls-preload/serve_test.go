@@ -289,20 +289,7 @@ func TestServeShutsDown(t *testing.T) {
 	dataDir := t.TempDir()
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Chdir(t.TempDir())
-	root := newRootCmd()
-	root.SetArgs([]string{"serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0"})
-	done := make(chan error, 1)
-	addr := make(chan string, 1)
-	serveStarted = func(a string) { addr <- a }
-	t.Cleanup(func() { serveStarted = nil })
-	go func() { done <- root.ExecuteContext(ctx) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("serve returned before listening: %v", err)
-	}
+	base, done := startListening(t, ctx, &serveStarted, "serve", "--data-dir", dataDir, "--listen", "127.0.0.1:0")
 	// The first list is published before the server listens.
 	if _, err := listgen.Parse(httpGet(t, base+"/policy-list.json")); err != nil {
 		t.Errorf("first list: %v", err)
@@ -364,24 +351,12 @@ func TestWorkerMetrics(t *testing.T) {
 	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
 		t.Fatalf("domains add: %s", stderr)
 	}
-	addr := make(chan string, 1)
 	rounds := make(chan struct{}, 100)
-	metricsStarted = func(a string) { addr <- a }
 	workerRoundDone = func() { rounds <- struct{}{} }
-	t.Cleanup(func() { metricsStarted, workerRoundDone = nil, nil })
+	t.Cleanup(func() { workerRoundDone = nil })
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	root := newRootCmd()
-	root.SetArgs([]string{"worker", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0"})
-	done := make(chan error, 1)
-	go func() { done <- root.ExecuteContext(ctx) }()
-	var base string
-	select {
-	case a := <-addr:
-		base = "http://" + a
-	case err := <-done:
-		t.Fatalf("worker returned before serving metrics: %v", err)
-	}
+	base, done := startListening(t, ctx, &metricsStarted, "worker", "--data-dir", dataDir, "--metrics-listen", "127.0.0.1:0")
 	<-rounds
 	body := string(httpGet(t, base+"/metrics"))
 	for _, want := range []string{"starttls_preload_rounds_total 1", `starttls_preload_checks_total{outcome="pass"} 1`} {
@@ -396,5 +371,26 @@ func TestWorkerMetrics(t *testing.T) {
 	if resp, err := http.Get(base + "/metrics"); err == nil {
 		resp.Body.Close()
 		t.Error("metrics still served after the worker exited")
+	}
+}
+
+// startListening runs the command line until ctx ends, and returns the
+// base URL it listens on (told through the hook *started) and the channel
+// its result comes on.
+func startListening(t *testing.T, ctx context.Context, started *func(string), args ...string) (string, chan error) {
+	t.Helper()
+	addr := make(chan string, 1)
+	*started = func(a string) { addr <- a }
+	t.Cleanup(func() { *started = nil })
+	root := newRootCmd()
+	root.SetArgs(args)
+	done := make(chan error, 1)
+	go func() { done <- root.ExecuteContext(ctx) }()
+	select {
+	case a := <-addr:
+		return "http://" + a, done
+	case err := <-done:
+		t.Fatalf("%s returned before listening: %v", args[0], err)
+		return "", nil
 	}
 }

@@ -103,13 +103,7 @@ func TestVerify(t *testing.T) {
 	chain := []*x509.Certificate{leaf.cert, inter.cert}
 	withRoot := []*x509.Certificate{leaf.cert, inter.cert, root.cert}
 
-	tests := []struct {
-		name    string
-		records []TLSA
-		chain   []*x509.Certificate
-		names   []string
-		wantErr error
-	}{
+	tests := []verifyCase{
 		{"EE SPKI SHA-256", []TLSA{rec(3, 1, 1, leaf.cert)}, chain, nil, nil},
 		{"EE cert SHA-256", []TLSA{rec(3, 0, 1, leaf.cert)}, chain, nil, nil},
 		{"EE SPKI SHA-512", []TLSA{rec(3, 1, 2, leaf.cert)}, chain, nil, nil},
@@ -139,23 +133,7 @@ func TestVerify(t *testing.T) {
 		{"unusable plus mismatching usable", []TLSA{rec(1, 1, 1, leaf.cert), rec(3, 1, 1, otherKeyLeaf.cert)}, chain, nil, ErrMismatch},
 		{"no chain", []TLSA{rec(3, 1, 1, leaf.cert)}, nil, nil, ErrMismatch},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			err := VerifyHost(tt.records, tt.chain, now, tt.names...)
-			if tt.wantErr == nil {
-				if err != nil {
-					t.Fatalf("got %v; want nil", err)
-				}
-				return
-			}
-			if !errors.Is(err, tt.wantErr) {
-				t.Fatalf("got %v; want %v", err, tt.wantErr)
-			}
-			if errors.Is(err, ErrMismatch) && errors.Is(err, ErrNoUsableRecords) {
-				t.Fatalf("%v is both mismatch and no usable records", err)
-			}
-		})
-	}
+	runVerifyCases(t, tests)
 }
 
 func TestParseTLSA(t *testing.T) {
@@ -170,6 +148,24 @@ func TestParseTLSA(t *testing.T) {
 
 // verdict runs VerifyHost and reduces its result to the error kind a test
 // table names: nil, ErrMismatch or ErrNoUsableRecords.
+// verifyCase is a chain and TLSA records with the verdict expected.
+type verifyCase struct {
+	name    string
+	records []TLSA
+	chain   []*x509.Certificate
+	names   []string
+	wantErr error
+}
+
+func runVerifyCases(t *testing.T, tests []verifyCase) {
+	t.Helper()
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			verdict(t, tt.records, tt.chain, tt.names, tt.wantErr)
+		})
+	}
+}
+
 func verdict(t *testing.T, records []TLSA, chain []*x509.Certificate, names []string, want error) error {
 	t.Helper()
 	err := VerifyHost(records, chain, now, names...)
@@ -272,13 +268,7 @@ func TestTrustAnchorNotSent(t *testing.T) {
 	trailing.Data = append(append([]byte(nil), trailing.Data...), 0)
 	names := []string{"mx.example.test"}
 
-	tests := []struct {
-		name    string
-		records []TLSA
-		chain   []*x509.Certificate
-		names   []string
-		wantErr error
-	}{
+	tests := []verifyCase{
 		{"2 0 0 anchor sent", []TLSA{rec(2, 0, 0, root.cert)}, sent, names, nil},
 		{"2 0 1 anchor sent", []TLSA{rec(2, 0, 1, root.cert)}, sent, names, nil},
 		{"2 0 0 anchor omitted", []TLSA{rec(2, 0, 0, root.cert)}, omitted, names, nil},
@@ -309,11 +299,7 @@ func TestTrustAnchorNotSent(t *testing.T) {
 		{"2 1 0 not a public key", []TLSA{{2, 1, 0, []byte("not a key")}}, omitted, names, ErrNoUsableRecords},
 		{"3 1 0 not a public key", []TLSA{{3, 1, 0, []byte{0x30, 0x00}}}, omitted, names, ErrNoUsableRecords},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			verdict(t, tt.records, tt.chain, tt.names, tt.wantErr)
-		})
-	}
+	runVerifyCases(t, tests)
 }
 
 func TestUsable(t *testing.T) {
