@@ -254,12 +254,7 @@ func TestDomainsCommandErrors(t *testing.T) {
 // TestWorkerOnce runs `worker --once` on a data directory: the due domain
 // is checked and its check recorded, nothing is served.
 func TestWorkerOnce(t *testing.T) {
-	l := newCheckLab(t)
-	dataDir := t.TempDir()
-	serveEnv(t, l)
-	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
-		t.Fatalf("domains add: %s", stderr)
-	}
+	dataDir := labWithDomain(t)
 	// An opted-out domain is never probed; opting in again lets it be.
 	if _, _, code := execute(t, "domains", "add", "good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
 		t.Fatal("domains add good.test")
@@ -345,12 +340,7 @@ func TestServePrunesHistory(t *testing.T) {
 // TestWorkerMetrics: with --metrics-listen the worker serves its metrics
 // while it runs, and stops serving them when it exits.
 func TestWorkerMetrics(t *testing.T) {
-	l := newCheckLab(t)
-	dataDir := t.TempDir()
-	serveEnv(t, l)
-	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
-		t.Fatalf("domains add: %s", stderr)
-	}
+	dataDir := labWithDomain(t)
 	rounds := make(chan struct{}, 100)
 	workerRoundDone = func() { rounds <- struct{}{} }
 	t.Cleanup(func() { workerRoundDone = nil })
@@ -393,4 +383,16 @@ func startListening(t *testing.T, ctx context.Context, started *func(string), ar
 		t.Fatalf("%s returned before listening: %v", args[0], err)
 		return "", nil
 	}
+}
+
+// labWithDomain sets up the lab's service configuration and returns a data
+// directory whose store holds also-good.test, due for checks.
+func labWithDomain(t *testing.T) string {
+	t.Helper()
+	dataDir := t.TempDir()
+	serveEnv(t, newCheckLab(t))
+	if _, stderr, code := execute(t, "domains", "add", "also-good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add: %s", stderr)
+	}
+	return dataDir
 }
