@@ -263,20 +263,25 @@ func TestRoundChecksEachAddressOnce(t *testing.T) {
 // BenchmarkSharedMX: 2,000 domains sharing 50 MX hosts, one Round per
 // iteration. Reports domains/s.
 func BenchmarkSharedMX(b *testing.B) {
-	l := newBenchLab(b, 31, 50, 2000, true)
+	benchRounds(b, newBenchLab(b, 31, 50, 2000, true), "domains")
+}
+
+// benchRounds checks every domain of l once per iteration, through a new
+// Validator each time (every iteration is a run from cold, as `check`
+// is, with nothing remembered from the one before), and reports the rate
+// in unit/s and unit/cpu-s.
+func benchRounds(b *testing.B, l *benchLab, unit string) {
 	d := newCountingDialer()
 	cpu0 := cpuSeconds(b)
 	b.ResetTimer()
 	for b.Loop() {
-		// A new Validator each time: every iteration is a run from cold,
-		// as `check` is, with nothing remembered from the one before.
 		checkAll(b, l.validator(b, d).NewRound(), l.domains, true)
 	}
 	b.StopTimer()
 	l.assertOneDialPerAddress(b, d, b.N)
 	n := float64(b.N * len(l.domains))
-	b.ReportMetric(n/b.Elapsed().Seconds(), "domains/s")
-	b.ReportMetric(n/(cpuSeconds(b)-cpu0), "domains/cpu-s")
+	b.ReportMetric(n/b.Elapsed().Seconds(), unit+"/s")
+	b.ReportMetric(n/(cpuSeconds(b)-cpu0), unit+"/cpu-s")
 }
 
 // fingerSample is how many domains the posttls-finger baseline probes per
@@ -329,20 +334,7 @@ func BenchmarkSharedMXPosttlsFinger(b *testing.B) {
 // BenchmarkDistinctMX: 2,000 domains on 2,000 distinct MX hosts, so that
 // every domain costs a full SMTP/STARTTLS check. Reports checks/s.
 func BenchmarkDistinctMX(b *testing.B) {
-	l := newBenchLab(b, 33, 2000, 2000, true)
-	d := newCountingDialer()
-	cpu0 := cpuSeconds(b)
-	b.ResetTimer()
-	for b.Loop() {
-		// A new Validator each time: every iteration is a run from cold,
-		// as `check` is, with nothing remembered from the one before.
-		checkAll(b, l.validator(b, d).NewRound(), l.domains, true)
-	}
-	b.StopTimer()
-	l.assertOneDialPerAddress(b, d, b.N)
-	n := float64(b.N * len(l.domains))
-	b.ReportMetric(n/b.Elapsed().Seconds(), "checks/s")
-	b.ReportMetric(n/(cpuSeconds(b)-cpu0), "checks/cpu-s")
+	benchRounds(b, newBenchLab(b, 33, 2000, 2000, true), "checks")
 }
 
 // BenchmarkDistinctMXBareHandshakes is the floor for BenchmarkDistinctMX:
