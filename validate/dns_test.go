@@ -218,3 +218,30 @@ func TestResolverQueryAll(t *testing.T) {
 		}
 	}
 }
+
+// TestResolverQueryAllOneExchange: over IPv4 and IPv6 resolver addresses,
+// the questions asked together are answered by the batch itself, each
+// asked once (the single-query fallback would ask again).
+func TestResolverQueryAllOneExchange(t *testing.T) {
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0"} {
+		t.Run(addr, func(t *testing.T) {
+			d := lab.NewDNS(t, addr)
+			d.Add("v6.test. 300 IN MX 10 mx.v6.test.", "mx.v6.test. 300 IN AAAA ::1")
+			r, err := newResolver(d.Addr(), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for round := 1; round <= 2; round++ {
+				ans, errs := r.queryAll(t.Context(), question{"v6.test", dns.TypeMX}, question{"mx.v6.test", dns.TypeAAAA}, question{"mx.v6.test", dns.TypeA})
+				for i, want := range []int{1, 1, 0} {
+					if errs[i] != nil || len(ans[i].rrs) != want {
+						t.Fatalf("question %d: %v, %v; want %d records", i, ans[i], errs[i], want)
+					}
+				}
+				if n := d.Queries(); n != 3*round {
+					t.Fatalf("the server saw %d queries after %d batches of 3", n, round)
+				}
+			}
+		})
+	}
+}
