@@ -9,11 +9,15 @@
 //	                                                              │  ▲                       │
 //	                                                   (failure)  ▼  │ (recovery)            │
 //	                                                            demoted ◀─────(failure)──────┘
+//	                                                               │
+//	                                       (failing for RemoveAfter)└──────────▶ removed
 //	any state ──(operator, or MTA-STS mode none)──▶ removal_requested ──▶ removed
 //
 // A demoted domain stays in the list in testing mode: senders stop
 // enforcing it at once, and it returns to its earlier mode only after a
-// further period of passing checks.
+// further period of passing checks. One that keeps failing leaves the list
+// after Rules.RemoveAfter, so that the list carries no stale entries; its
+// contact is told, and it may be submitted again.
 //
 // Rules.Evaluate is a pure function of a domain (its state, declared
 // patterns and a summary of its recent checks that the store keeps) and the
@@ -71,6 +75,7 @@ const (
 	CodeFailure         = "demotion.failure"     // listed → demoted: failure persisted over the grace period
 	CodeMXMismatch      = "demotion.mx_mismatch" // listed → demoted: an MX outside the declared patterns
 	CodeRecovered       = "demotion.recovered"   // demoted → testing/enforce
+	CodeStale           = "removal.stale"        // demoted → removed: failing for RemoveAfter
 	CodeMTASTSNone      = "removal.mta_sts_none" // → removal_requested: MTA-STS mode none
 	CodeRemoved         = "removal.done"         // removal_requested → removed
 	CodeRequested       = "removal.requested"    // operator asked for removal
@@ -98,11 +103,14 @@ type Rules struct {
 	// Grace is how long a failure of a listed domain may persist (over at
 	// least two checks) before demotion.
 	Grace time.Duration
+	// RemoveAfter is how long a demoted domain may keep failing, without
+	// a passing check, before it is removed from the list. Zero: never.
+	RemoveAfter time.Duration
 }
 
 // DefaultRules are the documented defaults.
 func DefaultRules() Rules {
-	return Rules{MinDays: 7, MinChecks: 28, PromotionPeriod: 7 * 24 * time.Hour, Grace: 24 * time.Hour}
+	return Rules{MinDays: 7, MinChecks: 28, PromotionPeriod: 7 * 24 * time.Hour, Grace: 24 * time.Hour, RemoveAfter: 30 * 24 * time.Hour}
 }
 
 const day = 24 * time.Hour
@@ -295,6 +303,12 @@ func (r Rules) Evaluate(d Domain, c Check) Outcome {
 				to = Enforce
 			}
 			out.move(to, CodeRecovered, "passed all %d checks over %s since the failure", out.ChecksPassed, roundDays(streak))
+		}
+		if !pass && r.RemoveAfter > 0 && now.Sub(out.FailingSince) >= r.RemoveAfter {
+			out.move(Removed, CodeStale, "failing since %s (%s), more than %s", out.FailingSince.UTC().Format(time.RFC3339),
+				codesOrUnknown(c.Codes), roundDays(r.RemoveAfter))
+			out.notify(d, c, CodeStale, "%s was removed from the list: %s; submit it again once it passes", d.Name,
+				out.Decisions[len(out.Decisions)-1].Reason)
 		}
 	}
 	if out.State != d.State && pass {

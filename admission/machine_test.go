@@ -236,6 +236,37 @@ func TestEvaluate(t *testing.T) {
 			wantState: Demoted,
 		},
 		{
+			name:      "demoted: removed after failing for 30 days",
+			d:         dom(Demoted),
+			checks:    series(t0, 30*24+1, time.Hour, bad),
+			wantState: Removed, wantCodes: []string{CodeStale}, wantNote: []string{CodeStale},
+		},
+		{
+			name:      "demoted: not removed before 30 days of failure",
+			d:         dom(Demoted),
+			checks:    series(t0, 30*24, time.Hour, bad),
+			wantState: Demoted,
+		},
+		{
+			name:      "demoted: one pass starts the 30 days again",
+			d:         dom(Demoted),
+			checks:    cat(series(t0, 20*24, time.Hour, bad), []Check{good(t0.Add(20 * day))}, series(t0.Add(20*day+time.Hour), 20*24, time.Hour, bad)),
+			wantState: Demoted,
+		},
+		{
+			name:      "demoted: never removed when RemoveAfter is zero",
+			d:         dom(Demoted),
+			checks:    series(t0, 40*24, time.Hour, bad),
+			wantState: Demoted,
+			rules:     func(r Rules) Rules { r.RemoveAfter = 0; return r },
+		},
+		{
+			name:      "listed: the failure that demotes counts towards removal",
+			d:         dom(Enforce),
+			checks:    series(t0, 30*24+1, time.Hour, bad),
+			wantState: Removed, wantCodes: []string{CodeFailure, CodeStale}, wantNote: []string{CodeCheckFailed, CodeFailure, CodeStale},
+		},
+		{
 			name:      "removal requested: removed",
 			d:         dom(RemovalRequested),
 			checks:    []Check{{At: t0}},

@@ -294,6 +294,8 @@ func subjectOf(n Notice) string {
 		return fmt.Sprintf("STARTTLS preload: %s demoted, an MX is outside its patterns", n.Domain)
 	case CodeFailure:
 		return fmt.Sprintf("STARTTLS preload: %s demoted after failing checks", n.Domain)
+	case CodeStale:
+		return fmt.Sprintf("STARTTLS preload: %s removed from the list", n.Domain)
 	}
 	return fmt.Sprintf("STARTTLS preload: notice for %s (%s)", n.Domain, n.Code)
 }
@@ -322,6 +324,9 @@ func bodyOf(n Notice, at time.Time) string {
 	case CodeMXMismatch:
 		b.WriteString("  The domain is listed as testing from the next list on. It must declare\n" +
 			"  MX patterns that cover its current MX hosts before it can be enforced again.\n")
+	case CodeStale:
+		b.WriteString("  The domain is not in the next list. Once it passes its checks again,\n" +
+			"  submit it again: it is admitted after the usual period of passing checks.\n")
 	default:
 		b.WriteString("  The domain is listed as testing from the next list on and must pass its\n" +
 			"  checks again before it is enforced.\n")

@@ -247,3 +247,26 @@ func noticeCount(t *testing.T, m *Metrics, result string) float64 {
 	}
 	return 0
 }
+
+// TestNoticeText: each notice code says in its subject and body what
+// happened and what comes next.
+func TestNoticeText(t *testing.T) {
+	at := time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		code, subject, next string
+	}{
+		{CodeCheckFailed, "example.test failed a check", "If the failure\n  persists for the grace period"},
+		{CodeMXMismatch, "example.test demoted, an MX is outside its patterns", "must declare\n  MX patterns"},
+		{CodeFailure, "example.test demoted after failing checks", "listed as testing from the next list on"},
+		{CodeStale, "example.test removed from the list", "not in the next list"},
+	} {
+		n := Notice{Domain: "example.test", Code: tt.code, Message: "m", Codes: []string{"cert.expired"}, Summaries: []string{"expired"}}
+		if s := subjectOf(n); !strings.Contains(s, tt.subject) {
+			t.Errorf("%s: subject %q lacks %q", tt.code, s, tt.subject)
+		}
+		body := bodyOf(n, at)
+		if !strings.Contains(body, tt.next) || !strings.Contains(body, "cert.expired: expired") {
+			t.Errorf("%s: body lacks %q or the findings:\n%s", tt.code, tt.next, body)
+		}
+	}
+}

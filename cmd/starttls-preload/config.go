@@ -81,6 +81,9 @@ type ListConfig struct {
 // DemotionConfig holds the demotion rules (demotion.*).
 type DemotionConfig struct {
 	Grace time.Duration `mapstructure:"grace"`
+	// RemoveAfter is how long a demoted domain may keep failing before it
+	// leaves the list; zero keeps it listed (as testing) for ever.
+	RemoveAfter time.Duration `mapstructure:"remove_after"`
 }
 
 // StoreConfig selects the store (store.*): driver "sqlite" (default, a file
@@ -146,6 +149,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("list.validity", 7*24*time.Hour)
 	v.SetDefault("list.author", "starttls-preload")
 	v.SetDefault("demotion.grace", 24*time.Hour)
+	v.SetDefault("demotion.remove_after", 30*24*time.Hour)
 	v.SetDefault("store.driver", "sqlite")
 	v.SetDefault("store.dsn", "")
 	v.SetDefault("fetch.url", "")

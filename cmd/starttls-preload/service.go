@@ -45,6 +45,7 @@ func rulesOf(c *Config) admission.Rules {
 		MinChecks:       c.Admission.MinChecks,
 		PromotionPeriod: c.Admission.PromotionPeriod,
 		Grace:           c.Demotion.Grace,
+		RemoveAfter:     c.Demotion.RemoveAfter,
 		// Checks come every check_interval, give or take the scheduler's
 		// 10 % jitter: a longer gap than one and a half intervals (and
 		// than a day) means checks were missed.
@@ -59,8 +60,8 @@ func checkRules(c *Config) error {
 		return usagef("admission.min_days must be ≥ 0 and admission.min_checks ≥ 1")
 	case c.Admission.CheckInterval <= 0, c.Admission.ListedInterval <= 0:
 		return usagef("admission.check_interval and admission.listed_interval must be positive")
-	case c.Demotion.Grace < 0, c.Admission.PromotionPeriod < 0:
-		return usagef("demotion.grace and admission.promotion_period must not be negative")
+	case c.Demotion.Grace < 0, c.Demotion.RemoveAfter < 0, c.Admission.PromotionPeriod < 0:
+		return usagef("demotion.grace, demotion.remove_after and admission.promotion_period must not be negative")
 	}
 	return nil
 }
