@@ -3,6 +3,7 @@ package listgen
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"testing"
 )
 
@@ -76,21 +77,46 @@ func FuzzVerifySSH(f *testing.F) {
 	})
 }
 
-// FuzzParsePublicKey: key files never make the reader panic.
-func FuzzParsePublicKey(f *testing.F) {
+// FuzzParsePublicKeys: key files never make the reader panic, and what it
+// returns is a bounded set of distinct supported keys.
+func FuzzParsePublicKeys(f *testing.F) {
 	key, err := GenerateKey(AlgECDSAP256)
 	if err != nil {
 		f.Fatal(err)
 	}
+	next, err := GenerateKey(AlgEd25519)
+	if err != nil {
+		f.Fatal(err)
+	}
 	pem, _ := MarshalPublicKey(key.Public())
+	pem2, _ := MarshalPublicKey(next.Public())
 	line, _ := AllowedSignersLine(key.Public())
+	line2, _ := AllowedSignersLine(next.Public())
 	f.Add(pem)
 	f.Add([]byte("# comment\n\n" + line))
+	f.Add(append(append([]byte("# current\n"), pem...), append([]byte("\n# next\n"), pem2...)...))
+	f.Add([]byte(line + "# next key\n" + line2))
+	f.Add([]byte(`git@example.org namespaces="git" ` + line2[len(SSHNamespace)+len(` namespaces="starttls-preload" `):] + "\n" + line))
+	f.Add([]byte(`*,!nobody valid-before="20270101" ` + line2[len(SSHNamespace)+len(` namespaces="starttls-preload" `):]))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		if pub, err := ParsePublicKey(b); err == nil {
-			if err := checkPublic(pub); err != nil {
-				t.Fatalf("returned an unsupported key: %v", err)
+		keys, err := ParsePublicKeys(b)
+		if err == nil {
+			if len(keys) == 0 || len(keys) > MaxKeys {
+				t.Fatalf("returned %d keys", len(keys))
 			}
+			seen := map[string]bool{}
+			for _, pub := range keys {
+				if err := checkPublic(pub); err != nil {
+					t.Fatalf("returned an unsupported key: %v", err)
+				}
+				if fp := Fingerprint(pub); seen[fp] {
+					t.Fatalf("returned %s twice", fp)
+				} else {
+					seen[fp] = true
+				}
+			}
+		} else if !errors.Is(err, ErrBadKey) {
+			t.Fatalf("error %v does not wrap ErrBadKey", err)
 		}
 		ParsePrivateKey(b)
 	})

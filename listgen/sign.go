@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
@@ -58,41 +59,61 @@ func signBlob(s crypto.Signer, data, sum256 []byte) ([]byte, error) {
 // space is ignored) over data. ECDSA signatures must be ASN.1 DER. Any
 // failure is ErrBadSignature, except an unsupported key (ErrBadKey).
 func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
-	return verifyBlob(pub, data, sig, nil)
-}
-
-// verifyBlob is VerifyBlob; sum256, when not nil, is the SHA-256 of data,
-// used for ECDSA instead of hashing data again.
-func verifyBlob(pub crypto.PublicKey, data, sig, sum256 []byte) error {
 	if err := checkPublic(pub); err != nil {
 		return err
 	}
+	_, err := verifyBlob([]crypto.PublicKey{pub}, data, sig, nil)
+	return err
+}
+
+// verifyBlob checks sig with each of keys (checked already) that could
+// have made it and returns the first that did. sum256, when not nil, is
+// the SHA-256 of data, used for ECDSA instead of hashing data again, so
+// that trying several ECDSA keys costs one hash; an Ed25519 signature
+// covers data itself, so each Ed25519 key tried reads all of data.
+func verifyBlob(keys []crypto.PublicKey, data, sig, sum256 []byte) (crypto.PublicKey, error) {
 	if len(sig) > maxSigFile {
-		return fmt.Errorf("%w: signature file too large", ErrBadSignature)
+		return nil, fmt.Errorf("%w: signature file too large", ErrBadSignature)
 	}
 	raw, err := base64.StdEncoding.DecodeString(string(bytes.TrimSpace(sig)))
 	if err != nil {
-		return fmt.Errorf("%w: signature is not base64", ErrBadSignature)
+		return nil, fmt.Errorf("%w: signature is not base64", ErrBadSignature)
 	}
-	if _, ok := pub.(*ecdsa.PublicKey); ok {
-		// sigstore also takes raw r||s; openssl only DER: insist on DER.
-		var rs struct{ R, S *big.Int }
-		if rest, err := asn1.Unmarshal(raw, &rs); err != nil || len(rest) != 0 {
-			return fmt.Errorf("%w: ECDSA signature is not ASN.1 DER", ErrBadSignature)
+	// sigstore also takes raw r||s for ECDSA; openssl only DER: insist on DER.
+	var rs struct{ R, S *big.Int }
+	rest, derErr := asn1.Unmarshal(raw, &rs)
+	isDER := derErr == nil && len(rest) == 0
+	tried := 0
+	for _, pub := range keys {
+		_, isECDSA := pub.(*ecdsa.PublicKey)
+		if isECDSA && !isDER || !isECDSA && len(raw) != ed25519.SignatureSize {
+			continue // this kind of key cannot have made it
+		}
+		tried++
+		v, err := signature.LoadVerifier(pub, crypto.SHA256)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+		var opts []signature.VerifyOption
+		if isECDSA && sum256 != nil {
+			opts = append(opts, options.WithDigest(sum256))
+		}
+		if v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data), opts...) == nil {
+			return pub, nil
 		}
 	}
-	v, err := signature.LoadVerifier(pub, crypto.SHA256)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadKey, err)
+	switch {
+	case tried > 0 && len(keys) == 1:
+		return nil, ErrBadSignature
+	case tried > 0:
+		return nil, fmt.Errorf("%w: made by none of the %d trusted keys", ErrBadSignature, len(keys))
+	case len(keys) == 1:
+		if _, ok := keys[0].(*ecdsa.PublicKey); ok {
+			return nil, fmt.Errorf("%w: ECDSA signature is not ASN.1 DER", ErrBadSignature)
+		}
+		return nil, fmt.Errorf("%w: not an Ed25519 signature", ErrBadSignature)
 	}
-	var opts []signature.VerifyOption
-	if _, ok := pub.(*ecdsa.PublicKey); ok && sum256 != nil {
-		opts = append(opts, options.WithDigest(sum256))
-	}
-	if err := v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data), opts...); err != nil {
-		return ErrBadSignature
-	}
-	return nil
+	return nil, fmt.Errorf("%w: neither an ECDSA (ASN.1 DER) nor an Ed25519 signature of a trusted key", ErrBadSignature)
 }
 
 // SSHSIG (OpenSSH PROTOCOL.sshsig).
@@ -217,46 +238,64 @@ func dearmor(b []byte) ([]byte, error) {
 // or sha256. Any failure is ErrBadSignature, except an unsupported key
 // (ErrBadKey).
 func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
-	return verifySSH(pub, data, sshsig, nil)
-}
-
-// verifySSH is VerifySSH; sum256, when not nil, is the SHA-256 of data,
-// used when the signature's hash is sha256.
-func verifySSH(pub crypto.PublicKey, data, sshsig, sum256 []byte) error {
 	if err := checkPublic(pub); err != nil {
 		return err
 	}
-	want, err := ssh.NewPublicKey(pub)
-	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadKey, err)
-	}
+	_, err := verifySSH([]crypto.PublicKey{pub}, data, sshsig, nil)
+	return err
+}
+
+// verifySSH checks sshsig with the one of keys (checked already) that it
+// names, and returns that key. sum256, when not nil, is the SHA-256 of
+// data, used when the signature's hash is sha256; the data is hashed at
+// most once whatever the number of keys.
+func verifySSH(keys []crypto.PublicKey, data, sshsig, sum256 []byte) (crypto.PublicKey, error) {
 	if len(sshsig) > maxSigFile {
-		return fmt.Errorf("%w: signature file too large", ErrBadSignature)
+		return nil, fmt.Errorf("%w: signature file too large", ErrBadSignature)
 	}
 	raw, err := dearmor(sshsig)
 	if err != nil {
-		return fmt.Errorf("%w: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: %v", ErrBadSignature, err)
 	}
 	var blob sshsigBlob
 	if err := ssh.Unmarshal(raw, &blob); err != nil {
-		return fmt.Errorf("%w: malformed SSHSIG: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: malformed SSHSIG: %v", ErrBadSignature, err)
 	}
 	switch {
 	case string(blob.Magic[:]) != sshsigMagic:
-		return fmt.Errorf("%w: not an SSHSIG", ErrBadSignature)
+		return nil, fmt.Errorf("%w: not an SSHSIG", ErrBadSignature)
 	case blob.Version != sshsigVersion:
-		return fmt.Errorf("%w: SSHSIG version %d", ErrBadSignature, blob.Version)
+		return nil, fmt.Errorf("%w: SSHSIG version %d", ErrBadSignature, blob.Version)
 	case blob.Namespace != SSHNamespace:
-		return fmt.Errorf("%w: namespace %q, want %q", ErrBadSignature, blob.Namespace, SSHNamespace)
-	case !bytes.Equal([]byte(blob.PublicKey), want.Marshal()):
-		return fmt.Errorf("%w: made by another key", ErrBadSignature)
+		return nil, fmt.Errorf("%w: namespace %q, want %q", ErrBadSignature, blob.Namespace, SSHNamespace)
+	}
+	// The SSHSIG names its key: only that key, if trusted, is tried.
+	var (
+		pub  crypto.PublicKey
+		want ssh.PublicKey
+	)
+	for _, k := range keys {
+		sk, err := ssh.NewPublicKey(k)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrBadKey, err)
+		}
+		if bytes.Equal([]byte(blob.PublicKey), sk.Marshal()) {
+			pub, want = k, sk
+			break
+		}
+	}
+	if want == nil {
+		if len(keys) == 1 {
+			return nil, fmt.Errorf("%w: made by another key", ErrBadSignature)
+		}
+		return nil, fmt.Errorf("%w: made by a key that is not one of the %d trusted keys", ErrBadSignature, len(keys))
 	}
 	var sig ssh.Signature
 	if err := ssh.Unmarshal([]byte(blob.Signature), &sig); err != nil {
-		return fmt.Errorf("%w: malformed signature: %v", ErrBadSignature, err)
+		return nil, fmt.Errorf("%w: malformed signature: %v", ErrBadSignature, err)
 	}
 	if sig.Format != want.Type() {
-		return fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
+		return nil, fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
 	}
 	var sum []byte
 	if blob.HashAlg == "sha256" {
@@ -264,10 +303,10 @@ func verifySSH(pub crypto.PublicKey, data, sshsig, sum256 []byte) error {
 	}
 	msg, err := sshsigMessage(blob.HashAlg, data, sum)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := want.Verify(msg, &sig); err != nil {
-		return ErrBadSignature
+		return nil, ErrBadSignature
 	}
-	return nil
+	return pub, nil
 }

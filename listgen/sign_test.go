@@ -123,10 +123,11 @@ func TestSignVerify(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					k, err := ParsePublicKey(pub)
-					if err != nil {
-						t.Fatal(err)
+					keys, err := ParsePublicKeys(pub)
+					if err != nil || len(keys) != 1 {
+						t.Fatalf("ParsePublicKeys = %d keys, %v; want 1", len(keys), err)
 					}
+					k := keys[0]
 					err = VerifyBlob(k, c.data, s.sig)
 					if (err == nil) != c.wantOK || err != nil && !errors.Is(err, ErrBadSignature) {
 						t.Errorf("VerifyBlob = %v, want ok %v", err, c.wantOK)
@@ -180,20 +181,85 @@ func TestVerifySSHOfSSHKeygenSignature(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			pub, err := ParsePublicKey([]byte("starttls-preload " + string(pubLine)))
+			keys, err := ParsePublicKeys([]byte("starttls-preload " + string(pubLine)))
 			if err != nil {
 				t.Fatal(err)
 			}
+			pub := keys[0]
 			if err := VerifySSH(pub, data, sshsig); err != nil {
 				t.Fatalf("VerifySSH of ssh-keygen's signature: %v", err)
 			}
-			if _, err := VerifyParse(pub, data, nil, sshsig); err != nil {
+			if _, _, err := VerifyParse(keys, data, nil, sshsig); err != nil {
 				t.Fatalf("VerifyParse of ssh-keygen's signature: %v", err)
 			}
 			changed := bytes.Clone(data)
 			changed[len(changed)/2] ^= 0x01
 			if err := VerifySSH(pub, changed, sshsig); !errors.Is(err, ErrBadSignature) {
 				t.Fatalf("changed list: err = %v, want ErrBadSignature", err)
+			}
+		})
+	}
+}
+
+// TestSSHKeygenAgreesOnKeyFiles: for allowed_signers files of several
+// lines, the real `ssh-keygen -Y verify -I starttls-preload -n
+// starttls-preload` and ParsePublicKeys + Verify accept the same SSH
+// signatures: a list signed by the second key of a two-key file, not one
+// by a key outside the file, nor one by a key whose line is for another
+// namespace or principal.
+func TestSSHKeygenAgreesOnKeyFiles(t *testing.T) {
+	testenv.LookPath(t, "ssh-keygen")
+	k := testKeys(t, 3)
+	data, err := Marshal(genList(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	line := func(i int) string {
+		l, err := AllowedSignersLine(k[i].Public())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	tests := []struct {
+		name   string
+		file   string
+		signer int
+		want   bool
+	}{
+		{"second of two keys", line(0) + line(1), 1, true},
+		{"first of two keys", line(0) + line(1), 0, true},
+		{"key not in the file", line(0) + line(1), 2, false},
+		{"second of two, comments between", "# current\n" + line(2) + "\n# next\n" + line(1), 1, true},
+		{"line for another namespace", `starttls-preload namespaces="git" ` + sshPub(t, k[0]) + "\n" + line(1), 0, false},
+		{"the other line of that file", `starttls-preload namespaces="git" ` + sshPub(t, k[0]) + "\n" + line(1), 1, true},
+		{"namespace pattern", line(0) + `starttls-preload namespaces="file,starttls-*" ` + sshPub(t, k[1]) + "\n", 1, true},
+		{"line for another principal", "alice@example.org " + sshPub(t, k[0]) + "\n" + line(1), 0, false},
+		{"principal pattern", line(1) + "*@example.org,starttls-* " + sshPub(t, k[0]) + "\n", 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			allowed := filepath.Join(t.TempDir(), "allowed_signers")
+			if err := os.WriteFile(allowed, []byte(tt.file), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			sshsig, err := SignSSH(k[tt.signer], data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := sshKeygenVerify(t, allowed, data, sshsig); got != tt.want {
+				t.Errorf("ssh-keygen -Y verify accepted = %v, want %v", got, tt.want)
+			}
+			keys, err := ParsePublicKeys([]byte(tt.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			key, err := Verify(keys, data, nil, sshsig)
+			if (err == nil) != tt.want {
+				t.Fatalf("Verify = %v; want accepted %v", err, tt.want)
+			}
+			if err == nil && Fingerprint(key) != Fingerprint(k[tt.signer].Public()) {
+				t.Fatalf("Verify returned %s, want the signer %s", Fingerprint(key), Fingerprint(k[tt.signer].Public()))
 			}
 		})
 	}

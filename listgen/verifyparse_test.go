@@ -1,7 +1,9 @@
 package listgen
 
 import (
+	"crypto"
 	"errors"
+	"slices"
 	"testing"
 )
 
@@ -59,7 +61,7 @@ func TestVerifyParse(t *testing.T) {
 			if tt.wrongKey {
 				pub = other.Public()
 			}
-			l, err := VerifyParse(pub, tt.data, tt.sig, tt.sshsig)
+			l, _, err := VerifyParse([]crypto.PublicKey{pub}, tt.data, tt.sig, tt.sshsig)
 			if tt.want == nil {
 				if err != nil || l == nil || len(l.Policies) == 0 {
 					t.Fatalf("VerifyParse = %v, %v; want the list", l, err)
@@ -71,4 +73,96 @@ func TestVerifyParse(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestVerifyKeySet: a list verifies under a set of trusted keys when every
+// signature given verifies, all under one key of the set; the key is
+// returned.
+func TestVerifyKeySet(t *testing.T) {
+	k := testKeys(t, 5) // 0 ECDSA, 1 Ed25519, 2 ECDSA, 3 Ed25519, 4 ECDSA
+	data, err := Marshal(genList(20))
+	if err != nil {
+		t.Fatal(err)
+	}
+	type sigs struct{ sig, sshsig []byte }
+	by := make([]sigs, len(k))
+	for i, key := range k {
+		if by[i].sig, err = SignBlob(key, data); err != nil {
+			t.Fatal(err)
+		}
+		if by[i].sshsig, err = SignSSH(key, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set := func(idx ...int) []crypto.PublicKey {
+		var s []crypto.PublicKey
+		for _, i := range idx {
+			s = append(s, k[i].Public())
+		}
+		return s
+	}
+	tests := []struct {
+		name        string
+		keys        []crypto.PublicKey
+		sig, sshsig []byte
+		want        int    // index into k of the key returned
+		wantSig     string // else: which signature fails ("sig", "sshsig")
+	}{
+		{name: "both by the second of two", keys: set(0, 2), sig: by[2].sig, sshsig: by[2].sshsig, want: 2},
+		{name: "both by the first of two", keys: set(0, 2), sig: by[0].sig, sshsig: by[0].sshsig, want: 0},
+		{name: "sig only by the second ECDSA key", keys: set(0, 2), sig: by[2].sig, want: 2},
+		{name: "sig only by the second Ed25519 key", keys: set(1, 3), sig: by[3].sig, want: 3},
+		{name: "sig only, Ed25519 after ECDSA", keys: set(0, 1), sig: by[1].sig, want: 1},
+		{name: "sig only, ECDSA after Ed25519", keys: set(1, 0), sig: by[0].sig, want: 0},
+		{name: "sshsig only by the second key", keys: set(1, 2), sshsig: by[2].sshsig, want: 2},
+		{name: "last of five keys", keys: set(0, 1, 2, 3, 4), sig: by[4].sig, sshsig: by[4].sshsig, want: 4},
+
+		{name: "sig by a key not in the set", keys: set(0, 2), sig: by[4].sig, wantSig: "sig"},
+		{name: "sshsig by a key not in the set", keys: set(0, 2), sshsig: by[4].sshsig, wantSig: "sshsig"},
+		{name: "Ed25519 sig, ECDSA keys only", keys: set(0, 2), sig: by[1].sig, wantSig: "sig"},
+		{name: "both by a key not in the set", keys: set(0, 1), sig: by[2].sig, sshsig: by[2].sshsig, wantSig: "sshsig"},
+		{name: "sig and sshsig by two different trusted keys", keys: set(0, 2), sig: by[0].sig, sshsig: by[2].sshsig, wantSig: "sig"},
+		{name: "good sshsig, sig by an untrusted key", keys: set(0, 2), sig: by[4].sig, sshsig: by[2].sshsig, wantSig: "sig"},
+		{name: "good sig, sshsig by an untrusted key", keys: set(0, 2), sig: by[2].sig, sshsig: by[4].sshsig, wantSig: "sshsig"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, f := range []struct {
+				name string
+				run  func() (crypto.PublicKey, error)
+			}{
+				{"Verify", func() (crypto.PublicKey, error) { return Verify(tt.keys, data, tt.sig, tt.sshsig) }},
+				{"VerifyParse", func() (crypto.PublicKey, error) {
+					l, key, err := VerifyParse(tt.keys, data, tt.sig, tt.sshsig)
+					if (l == nil) != (err != nil) {
+						t.Errorf("VerifyParse: list %v with error %v", l != nil, err)
+					}
+					return key, err
+				}},
+			} {
+				key, err := f.run()
+				if tt.wantSig != "" {
+					var se *SignatureError
+					if !errors.As(err, &se) || se.Sig != tt.wantSig || !errors.Is(err, ErrBadSignature) || key != nil {
+						t.Errorf("%s = %v, %v; want a bad %s", f.name, key, err, tt.wantSig)
+					}
+					continue
+				}
+				if err != nil || key == nil || Fingerprint(key) != Fingerprint(k[tt.want].Public()) {
+					t.Errorf("%s = %v, %v; want key %d", f.name, key, err, tt.want)
+				}
+			}
+		})
+	}
+	t.Run("no key", func(t *testing.T) {
+		if _, err := Verify(nil, data, by[0].sig, nil); !errors.Is(err, ErrBadKey) {
+			t.Fatalf("Verify with no key = %v, want ErrBadKey", err)
+		}
+	})
+	t.Run("too many keys", func(t *testing.T) {
+		many := slices.Repeat(set(0), MaxKeys+1)
+		if _, err := Verify(many, data, by[0].sig, nil); !errors.Is(err, ErrBadKey) {
+			t.Fatalf("Verify with %d keys = %v, want ErrBadKey", len(many), err)
+		}
+	})
 }

@@ -34,8 +34,11 @@ const (
 type FetchOptions struct {
 	// URL is the location of policy-list.json; its signature is URL+".sig".
 	URL string
-	// PublicKey is the pinned signing key. It is never fetched from the server.
-	PublicKey crypto.PublicKey
+	// PublicKeys are the pinned signing keys (listgen.ParsePublicKeys reads
+	// them from a key file): the list verifies when its signature is by one
+	// of them, so that the service can switch to a key announced before.
+	// They are never fetched from the server.
+	PublicKeys []crypto.PublicKey
 	// StateDir keeps the last good list, its ETag and the lock.
 	StateDir string
 
@@ -78,6 +81,10 @@ type FetchResult struct {
 	Reloaded    bool      // the reload command ran
 	Withdrawn   bool      // enforcement is withdrawn (the list expired)
 	Files       []string  // files rewritten
+	// SignedBy is the pinned key whose signature verified in this run; nil
+	// when no list was verified (nothing new, and the installed files
+	// intact).
+	SignedBy crypto.PublicKey
 }
 
 // State file names inside StateDir.
@@ -152,7 +159,7 @@ func (o *FetchOptions) check() error {
 	switch {
 	case o.URL == "":
 		return errors.New("publish: no list URL")
-	case o.PublicKey == nil:
+	case len(o.PublicKeys) == 0:
 		return errors.New("publish: no pinned public key")
 	case o.StateDir == "":
 		return errors.New("publish: no state directory")
@@ -202,10 +209,11 @@ func (o *FetchOptions) optionsKey() string {
 }
 
 type fetcher struct {
-	o       FetchOptions
-	st      fetchState
-	saved   []byte // state.json as last read or written
-	pending *pendingList
+	o        FetchOptions
+	st       fetchState
+	saved    []byte // state.json as last read or written
+	pending  *pendingList
+	signedBy crypto.PublicKey // the pinned key that verified a list in this run
 }
 
 func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
@@ -285,14 +293,15 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, err := listgen.VerifyParse(f.o.PublicKey, list, sig, nil)
+	l, signedBy, err := listgen.VerifyParse(f.o.PublicKeys, list, sig, nil)
 	switch {
 	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
-	slog.Debug("verified and parsed", "serial", l.Serial, "domains", len(l.Policies), "took", time.Since(start))
+	f.signedBy = signedBy
+	slog.Debug("verified and parsed", "serial", l.Serial, "domains", len(l.Policies), "key", listgen.Fingerprint(signedBy), "took", time.Since(start))
 	sum := sha256.Sum256(list)
 	hash := hex.EncodeToString(sum[:])
 	switch {
@@ -525,6 +534,7 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool) (*Fetc
 
 // finish saves the state and runs the reload command if one is due.
 func (f *fetcher) finish(ctx context.Context, res *FetchResult, expired error) (*FetchResult, error) {
+	res.SignedBy = f.signedBy
 	if err := f.saveState(); err != nil {
 		return res, err
 	}
@@ -565,7 +575,7 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
-	l, err := listgen.VerifyParse(f.o.PublicKey, list, bytes.TrimSpace(sig), nil)
+	l, signedBy, err := listgen.VerifyParse(f.o.PublicKeys, list, bytes.TrimSpace(sig), nil)
 	switch {
 	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: kept copy %s: %w", ErrBadSignature, f.path(ListFile), err)
@@ -575,6 +585,7 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	if l.Serial != f.st.Serial {
 		return nil, fmt.Errorf("%w: kept copy has serial %d, state says %d", ErrStateDir, l.Serial, f.st.Serial)
 	}
+	f.signedBy = signedBy
 	return l, nil
 }
 

@@ -1,7 +1,9 @@
 package publish
 
 import (
+	"bytes"
 	"context"
+	"crypto"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -432,7 +434,7 @@ func TestFetchOptionErrors(t *testing.T) {
 	base := newClient(t, "http://127.0.0.1:1/x", key.Public()).opts
 	tests := map[string]func(*FetchOptions){
 		"no url":           func(o *FetchOptions) { o.URL = "" },
-		"no key":           func(o *FetchOptions) { o.PublicKey = nil },
+		"no key":           func(o *FetchOptions) { o.PublicKeys = nil },
 		"no state dir":     func(o *FetchOptions) { o.StateDir = "" },
 		"nothing to do":    func(o *FetchOptions) { o.PostfixMap, o.EximFile = "", "" },
 		"bad postmap type": func(o *FetchOptions) { o.Postmap = "regexp" },
@@ -530,5 +532,66 @@ func TestFetchListThatEnforcesNothing(t *testing.T) {
 	res, err = c.fetch(t)
 	if err != nil || res.Serial != 12 {
 		t.Fatalf("after clearing the state: %+v, %v", res, err)
+	}
+}
+
+// TestFetchKeyRotation: a host that pins the current and the next key
+// installs lists signed by either, and says which key signed; the key that
+// verified is named in the result; a list signed by a key it does not pin
+// is refused and the installed files stay.
+func TestFetchKeyRotation(t *testing.T) {
+	current, next, stranger := newKey(t), newKey(t), newKey(t)
+	ts := newTestServer(t, current, testList(10, 1))
+	c := newClient(t, ts.url(), current.Public())
+	c.opts.PublicKeys = []crypto.PublicKey{current.Public(), next.Public()}
+	fp := listgen.Fingerprint
+	steps := []struct {
+		name   string
+		signer crypto.Signer // signs the next list; nil: no new list
+		serial int64
+		keys   []crypto.PublicKey // pinned keys for this run, if changed
+		want   error
+		signed crypto.Signer // SignedBy of the result, nil: none
+	}{
+		{name: "signed by the current key", signed: current, serial: 10},
+		{name: "nothing new", serial: 10},
+		{name: "the service switched to the next key", signer: next, serial: 11, signed: next},
+		{name: "the old key dropped on the host", signer: next, serial: 12, keys: []crypto.PublicKey{next.Public()}, signed: next},
+		{name: "a list by the old key is now refused", signer: current, serial: 13, want: ErrBadSignature},
+		{name: "a list by a stranger is refused", signer: stranger, serial: 14, want: ErrBadSignature},
+	}
+	for _, s := range steps {
+		t.Run(s.name, func(t *testing.T) {
+			if s.keys != nil {
+				c.opts.PublicKeys = s.keys
+			}
+			if s.signer != nil {
+				ts.key = s.signer
+				ts.add(t, testList(s.serial, 1))
+			}
+			before, _ := os.ReadFile(c.opts.PostfixMap)
+			res, err := c.fetch(t)
+			if s.want != nil {
+				if !errors.Is(err, s.want) {
+					t.Fatalf("err = %v, want %v", err, s.want)
+				}
+				if after, _ := os.ReadFile(c.opts.PostfixMap); !bytes.Equal(before, after) {
+					t.Fatal("the installed map changed")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Serial != s.serial {
+				t.Fatalf("installed serial %d, want %d", res.Serial, s.serial)
+			}
+			switch {
+			case s.signed == nil && res.SignedBy != nil:
+				t.Fatalf("SignedBy = %s, want none", fp(res.SignedBy))
+			case s.signed != nil && (res.SignedBy == nil || fp(res.SignedBy) != fp(s.signed.Public())):
+				t.Fatalf("SignedBy = %v, want %s", res.SignedBy, fp(s.signed.Public()))
+			}
+		})
 	}
 }

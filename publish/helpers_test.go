@@ -119,7 +119,7 @@ func newClient(t testing.TB, url string, pub crypto.PublicKey) *client {
 	dir := t.TempDir()
 	return &client{dir: dir, opts: FetchOptions{
 		URL:        url,
-		PublicKey:  pub,
+		PublicKeys: []crypto.PublicKey{pub},
 		StateDir:   filepath.Join(dir, "state"),
 		PostfixMap: filepath.Join(dir, "postfix", "starttls-policy"),
 		EximFile:   filepath.Join(dir, "exim", "starttls-policy"),

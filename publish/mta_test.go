@@ -17,6 +17,7 @@ package publish
 import (
 	"bytes"
 	"context"
+	"crypto"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -401,7 +402,7 @@ queue_run_delay = 1s
 
 	fo := FetchOptions{
 		URL:            l.ts.url(),
-		PublicKey:      l.ts.key.Public(),
+		PublicKeys:     []crypto.PublicKey{l.ts.key.Public()},
 		StateDir:       filepath.Join(l.dir, "postfix", "fetch-state"),
 		PostfixMap:     mapPath,
 		Postmap:        "hash",
@@ -541,11 +542,11 @@ begin retry
 	run(t, exec.Command(bin, "-C", e.conf, "-bV"))
 
 	fo := FetchOptions{
-		URL:       l.ts.url(),
-		PublicKey: l.ts.key.Public(),
-		StateDir:  filepath.Join(e.dir, "fetch-state"),
-		EximFile:  policy,
-		CAFile:    l.caFile,
+		URL:        l.ts.url(),
+		PublicKeys: []crypto.PublicKey{l.ts.key.Public()},
+		StateDir:   filepath.Join(e.dir, "fetch-state"),
+		EximFile:   policy,
+		CAFile:     l.caFile,
 	}
 	l.scenario(t, "exim", e, fo)
 }

@@ -76,6 +76,11 @@ type ListConfig struct {
 	Key      string        `mapstructure:"key"`      // signing key, created on first run; default DATA_DIR/list-signing.key
 	Validity time.Duration `mapstructure:"validity"` // expires = timestamp + validity; signed again at half of it
 	Author   string        `mapstructure:"author"`
+
+	// NextPubKey is a public key file (PEM or allowed_signers) whose keys
+	// are published after the signing key's in pubkey.pem and
+	// allowed_signers, to announce the next signing key before the switch.
+	NextPubKey string `mapstructure:"next_pubkey"`
 }
 
 // DemotionConfig holds the demotion rules (demotion.*).
@@ -146,6 +151,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("admission.provider_rate", 10.0)
 	v.SetDefault("admission.keep_history", 180*24*time.Hour)
 	v.SetDefault("list.key", "")
+	v.SetDefault("list.next_pubkey", "")
 	v.SetDefault("list.validity", 7*24*time.Hour)
 	v.SetDefault("list.author", "starttls-preload")
 	v.SetDefault("demotion.grace", 24*time.Hour)

@@ -25,6 +25,11 @@ Postfix and/or Exim, installs each file atomically (temporary file, fsync,
 rename; postmap runs on the temporary copy first) and runs --reload only when
 a file changed. Nothing is downloaded when the list did not change (ETag).
 
+The --pubkey file may hold several keys (PEM blocks, allowed_signers or
+authorized_keys lines; at most 16): a list signed by any one of them is
+accepted, so a host that also pins the service's announced next key keeps
+working when the service switches to it. The log names the key that signed.
+
 On any failure the installed files stay exactly as they were, the exit status
 is 1 and one line on stderr says why. When the installed list has expired,
 enforcement is withdrawn (an empty policy is installed) and every run exits 1
@@ -46,7 +51,7 @@ Run it from cron or a systemd timer (see contrib/) with --jitter.`,
 	}
 	f := cmd.Flags()
 	f.String("url", "", "location of policy-list.json (its signature is URL.sig)")
-	f.String("pubkey", "", "pinned public key file: PEM or allowed_signers")
+	f.String("pubkey", "", "pinned public key file: PEM or allowed_signers, one key or several (current and next)")
 	f.String("state-dir", "/var/lib/starttls-preload", "where the last good list, its ETag and the lock are kept")
 	f.String("postfix-map", "", "Postfix smtp_tls_policy_maps table to write")
 	f.String("postmap", "", "compile the Postfix map with postmap: hash, btree, lmdb or cdb (default: none, use texthash:)")
@@ -87,13 +92,13 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return usagef("--pubkey: %v", err)
 	}
-	pub, err := listgen.ParsePublicKey(keyFile)
+	pubs, err := listgen.ParsePublicKeys(keyFile)
 	if err != nil {
 		return usagef("--pubkey %s: %v", fc.PubKey, err)
 	}
 	res, err := publish.Fetch(cmd.Context(), publish.FetchOptions{
 		URL:          fc.URL,
-		PublicKey:    pub,
+		PublicKeys:   pubs,
 		StateDir:     fc.StateDir,
 		PostfixMap:   fc.PostfixMap,
 		Postmap:      fc.Postmap,
@@ -111,9 +116,13 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return failf("fetch: %s", oneLine(err))
 	}
+	var signedBy []any
+	if res.SignedBy != nil {
+		signedBy = []any{"key", listgen.Fingerprint(res.SignedBy)}
+	}
 	switch {
 	case res.Changed:
-		slog.Info("installed policy list", "serial", res.Serial, "expires", res.Expires, "files", res.Files, "reloaded", res.Reloaded)
+		slog.Info("installed policy list", append([]any{"serial", res.Serial, "expires", res.Expires, "files", res.Files, "reloaded", res.Reloaded}, signedBy...)...)
 	default:
 		slog.Debug("policy list unchanged", "serial", res.Serial, "not_modified", res.NotModified, "reloaded", res.Reloaded)
 	}

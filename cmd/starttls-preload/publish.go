@@ -33,6 +33,10 @@ policy-list.json with .sig and .sshsig, every earlier list under
 v/SERIAL/, pubkey.pem, allowed_signers, postfix-tls-policy and exim-tls-policy.
 Each file is replaced atomically; files under v/ never change.
 
+pubkey.pem and allowed_signers hold the keys of --pubkey (one or several),
+or else the list signing key followed by the next key(s) announced with
+list.next_pubkey, as serve publishes them.
+
 Mirrors and CDNs need not be trusted: fetch verifies the signature with a
 key pinned on the MTA host.`,
 		Example: `  starttls-preload publish export /var/www/starttls-preload
@@ -42,7 +46,7 @@ key pinned on the MTA host.`,
 		RunE: runPublishExport,
 	}
 	cmd.Flags().String("archive", "", "archive of signed lists (default DATA_DIR/archive)")
-	cmd.Flags().String("pubkey", "", "public key file, PEM or allowed_signers (default: taken from the list signing key)")
+	cmd.Flags().String("pubkey", "", "public key file, PEM or allowed_signers, one key or several (default: the list signing key, then list.next_pubkey)")
 	cmd.Flags().String("data-dir", "", "data directory (default ./data)")
 	return cmd
 }
@@ -63,15 +67,15 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	if _, err := os.Stat(filepath.Join(archiveDir, "current")); err != nil {
 		return failf("no published list in %s (see --archive)", archiveDir)
 	}
-	pub, keyPath, err := exportPublicKey(c)
+	keys, keyPath, err := exportPublicKeys(c)
 	if err != nil {
 		return err
 	}
-	pubPEM, err := listgen.MarshalPublicKey(pub)
+	pubPEM, err := listgen.MarshalPublicKeys(keys)
 	if err != nil {
 		return usagef("public key %s: %v", keyPath, err)
 	}
-	signers, err := listgen.AllowedSignersLine(pub)
+	signers, err := listgen.AllowedSigners(keys)
 	if err != nil {
 		return usagef("public key %s: %v", keyPath, err)
 	}
@@ -83,7 +87,7 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return failf("%v", err)
 	}
-	if err := listgen.VerifyBlob(pub, cur.List, cur.Sig); err != nil {
+	if _, err := listgen.Verify(keys, cur.List, cur.Sig, nil); err != nil {
 		return failf("the current list (serial %d) does not verify with %s: %v", cur.Serial, keyPath, err)
 	}
 	if err := publish.Export(cmd.Context(), a, args[0], pubPEM, signers); err != nil {
@@ -96,20 +100,21 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	return nil
 }
 
-// exportPublicKey reads the public key from --pubkey, or takes it from the
-// list signing key that serve uses (list.key, default
-// DATA_DIR/list-signing.key), which it never creates.
-func exportPublicKey(c *Config) (crypto.PublicKey, string, error) {
+// exportPublicKeys reads the public keys from --pubkey, or takes them from
+// the list signing key that serve uses (list.key, default
+// DATA_DIR/list-signing.key), which it never creates, followed by the next
+// key(s) of list.next_pubkey, as serve publishes them.
+func exportPublicKeys(c *Config) ([]crypto.PublicKey, string, error) {
 	if p := c.Publish.PubKey; p != "" {
 		b, err := os.ReadFile(p)
 		if err != nil {
 			return nil, p, usagef("--pubkey: %v", err)
 		}
-		pub, err := listgen.ParsePublicKey(b)
+		keys, err := listgen.ParsePublicKeys(b)
 		if err != nil {
 			return nil, p, usagef("--pubkey %s: %v", p, err)
 		}
-		return pub, p, nil
+		return keys, p, nil
 	}
 	p := c.List.Key
 	if p == "" {
@@ -123,5 +128,6 @@ func exportPublicKey(c *Config) (crypto.PublicKey, string, error) {
 	if err != nil {
 		return nil, p, usagef("signing key %s: %v", p, err)
 	}
-	return k.Public(), p, nil
+	keys, err := publishedKeys(k.Public(), c.List.NextPubKey)
+	return keys, p, err
 }

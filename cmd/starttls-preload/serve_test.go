@@ -136,10 +136,11 @@ func testServeAdmits(t *testing.T) {
 	// created under the data directory.
 	body := httpGet(t, base+"/policy-list.json")
 	sig := httpGet(t, base+"/policy-list.json.sig")
-	pub, err := listgen.ParsePublicKey(httpGet(t, base+"/pubkey.pem"))
-	if err != nil {
-		t.Fatal(err)
+	pubs, err := listgen.ParsePublicKeys(httpGet(t, base+"/pubkey.pem"))
+	if err != nil || len(pubs) != 1 {
+		t.Fatalf("served pubkey.pem: %d keys, %v; want 1", len(pubs), err)
 	}
+	pub := pubs[0]
 	if err := listgen.VerifyBlob(pub, body, sig); err != nil {
 		t.Errorf("served list does not verify: %v", err)
 	}

@@ -157,7 +157,9 @@ func newRegistry() (*prometheus.Registry, *admission.Metrics) {
 	return reg, admission.NewMetrics(reg)
 }
 
-// listSigner loads the list signing key, creating it on first run.
+// listSigner loads the list signing key, creating it on first run, and
+// returns the key files to publish: the signing key, then the next key(s)
+// announced with list.next_pubkey.
 func listSigner(c *Config) (key crypto.Signer, pubPEM []byte, allowed string, err error) {
 	path := c.List.Key
 	if path == "" {
@@ -170,13 +172,46 @@ func listSigner(c *Config) (key crypto.Signer, pubPEM []byte, allowed string, er
 	if created {
 		slog.Info("created the list signing key", "path", path)
 	}
-	if pubPEM, err = listgen.MarshalPublicKey(signer.Public()); err != nil {
+	keys, err := publishedKeys(signer.Public(), c.List.NextPubKey)
+	if err != nil {
+		return nil, nil, "", err
+	}
+	if pubPEM, err = listgen.MarshalPublicKeys(keys); err != nil {
 		return nil, nil, "", failf("signing key: %v", err)
 	}
-	if allowed, err = listgen.AllowedSignersLine(signer.Public()); err != nil {
+	if allowed, err = listgen.AllowedSigners(keys); err != nil {
 		return nil, nil, "", failf("signing key: %v", err)
 	}
 	return signer, pubPEM, allowed, nil
+}
+
+// publishedKeys is the signing key's public key followed by the keys of
+// the list.next_pubkey file, if one is named (without repeating the
+// signing key, so that the file may stay named after the switch).
+func publishedKeys(signing crypto.PublicKey, nextPath string) ([]crypto.PublicKey, error) {
+	keys := []crypto.PublicKey{signing}
+	if nextPath == "" {
+		return keys, nil
+	}
+	b, err := os.ReadFile(nextPath)
+	if err != nil {
+		return nil, usagef("list.next_pubkey: %v", err)
+	}
+	next, err := listgen.ParsePublicKeys(b)
+	if err != nil {
+		return nil, usagef("list.next_pubkey %s: %v", nextPath, err)
+	}
+	cur := listgen.Fingerprint(signing)
+	for _, k := range next {
+		if fp := listgen.Fingerprint(k); fp != cur {
+			keys = append(keys, k)
+			slog.Info("announcing the next list signing key", "key", fp, "file", nextPath)
+		}
+	}
+	if len(keys) > listgen.MaxKeys {
+		return nil, usagef("list.next_pubkey %s: the signing key and the next ones are more than %d keys", nextPath, listgen.MaxKeys)
+	}
+	return keys, nil
 }
 
 // route is one handler of the service's HTTP server. serve composes the

@@ -23,14 +23,18 @@ func newVerifyCmd() *cobra.Command {
 or those named by --sig and --sshsig) against the public key PUB (PEM, or an
 allowed_signers file). Every signature file present must verify, and at least
 one must be present. The exit status is 0 when they do, 1 with the reason
-when not.`,
+when not.
+
+PUB may hold several keys (at most 16, e.g. the current and the next signing
+key): the signatures must then all be by one of them, and the output names
+that key by its SSH fingerprint (as ssh-keygen -l prints it).`,
 		Example: `  starttls-preload verify --pubkey keys/public-key.pem policy-list.json
   starttls-preload verify --pubkey keys/allowed_signers --sshsig policy-list.json.sshsig policy-list.json`,
 		Args: cobra.ExactArgs(1),
 		RunE: runVerify,
 	}
 	f := cmd.Flags()
-	f.String("pubkey", "", "public key file: PEM or allowed_signers")
+	f.String("pubkey", "", "public key file: PEM or allowed_signers, one key or several")
 	f.String("sig", "", "the base64 signature (default FILE.sig, if present)")
 	f.String("sshsig", "", "the SSH signature (default FILE.sshsig, if present)")
 	return cmd
@@ -46,7 +50,7 @@ func runVerify(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return usagef("--pubkey: %v", err)
 	}
-	pub, err := listgen.ParsePublicKey(pubBytes)
+	pubs, err := listgen.ParsePublicKeys(pubBytes)
 	if err != nil {
 		return usagef("--pubkey %s: %v", pubPath, err)
 	}
@@ -57,35 +61,51 @@ func runVerify(cmd *cobra.Command, args []string) error {
 	}
 	sigPath, _ := f.GetString("sig")
 	sshPath, _ := f.GetString("sshsig")
-	checks := []struct {
-		flag, path string
-		verify     func(data, sig []byte) error
-	}{
-		{"sig", sigPath, func(d, s []byte) error { return listgen.VerifyBlob(pub, d, s) }},
-		{"sshsig", sshPath, func(d, s []byte) error { return listgen.VerifySSH(pub, d, s) }},
-	}
-	verified := 0
-	for _, c := range checks {
-		explicit := c.path != ""
+	// Each signature file: the flag's, or FILE.EXT when it exists.
+	read := func(path, ext string) (string, []byte, error) {
+		explicit := path != ""
 		if !explicit {
-			c.path = file + "." + c.flag
+			path = file + "." + ext
 		}
-		sig, err := os.ReadFile(c.path)
+		b, err := os.ReadFile(path)
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
-			continue
+			return path, nil, nil
 		}
 		if err != nil {
-			return failf("%v", err)
+			return path, nil, failf("%v", err)
 		}
-		if err := c.verify(data, sig); err != nil {
-			return failf("%s: %v", c.path, err)
-		}
-		verified++
+		return path, b, nil
 	}
-	if verified == 0 {
+	sigPath, sig, err := read(sigPath, "sig")
+	if err != nil {
+		return err
+	}
+	sshPath, sshsig, err := read(sshPath, "sshsig")
+	if err != nil {
+		return err
+	}
+	if sig == nil && sshsig == nil {
 		return failf("no signature found: neither %s.sig nor %s.sshsig exists", file, file)
 	}
-	msg := fmt.Sprintf("%s: %d signature(s) good", file, verified)
+	key, err := listgen.Verify(pubs, data, sig, sshsig)
+	if err != nil {
+		var se *listgen.SignatureError
+		if errors.As(err, &se) {
+			path := sigPath
+			if se.Sig == "sshsig" {
+				path = sshPath
+			}
+			return failf("%s: %v", path, se.Err)
+		}
+		return failf("%v", err)
+	}
+	verified := 0
+	for _, s := range [][]byte{sig, sshsig} {
+		if s != nil {
+			verified++
+		}
+	}
+	msg := fmt.Sprintf("%s: %d signature(s) good, key %s", file, verified, listgen.Fingerprint(key))
 	if l, err := listgen.Parse(data); err == nil {
 		msg += fmt.Sprintf(", serial %d, expires %s", l.Serial, l.Expires.UTC().Format(time.RFC3339))
 		if !time.Now().Before(l.Expires) {
