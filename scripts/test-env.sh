@@ -25,6 +25,7 @@ for pkg in postfix-lmdb postfix-cdb; do
 done
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v unshare >/dev/null || need+=(util-linux)
+command -v mount >/dev/null || need+=(mount)
 # Exim's shared libraries (the binary itself is unpacked, see below).
 for lib in libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libdb5.3 libnsl2 libcrypt1; do
   dpkg-query -W -f='${Status}' "$lib" 2>/dev/null | grep -q "ok installed" || need+=("$lib")
