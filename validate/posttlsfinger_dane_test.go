@@ -270,6 +270,19 @@ func TestPosttlsFingerAgreesOnDANE(t *testing.T) {
 			fingerSays: "unsupported TLSA certificate usage: 1 1 1",
 		},
 		{
+			// Unusable records next to usable ones change nothing.
+			name: "pkix-ee 1 1 1 matches, dane-ee 3 1 1 does not",
+			cert: good, tlsa: leafKey(1, 1, "3 1 1 "+zeros(32)),
+			wantCodes:  []string{validate.CodeDANEMismatch},
+			fingerSays: "num=65:no matching DANE TLSA records",
+		},
+		{
+			name: "dane-ee 3 1 1 matches next to an unusable 2 0 0",
+			cert: good, tlsa: leafKey(3, 1, "2 0 0 0badc0de"),
+			wantEligible: true, wantCodes: []string{validate.CodeDANEValid},
+			fingerSays: "Matched DANE EE certificate at depth 0: 3 1 1",
+		},
+		{
 			name: "only 2 0 0 that is not a certificate",
 			cert: good, tlsa: records("2 0 0 0badc0de"),
 			wantEligible: true, wantCodes: []string{validate.CodeDANEUnusable},
@@ -357,8 +370,9 @@ func TestPosttlsFingerAgreesOnDANE(t *testing.T) {
 }
 
 // fingerDANEVerdict reads the DANE verdict of posttls-finger -l dane as the
-// validator's code, for a TLSA set whose records are all usable or all
-// unusable; "" when the output fits none.
+// validator's code; "" when the output fits none. Records of an unsupported
+// usage are reported when they are dropped; they make the verdict
+// dane.unusable only when no DANE matching was logged after them.
 func fingerDANEVerdict(out string) string {
 	verified := strings.Contains(out, "Verified TLS connection established")
 	matched := strings.Contains(out, "Matched DANE")
