@@ -14,7 +14,6 @@ import (
 	"net/smtp"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -294,10 +293,7 @@ const fingerSample = 200
 // validator). Reports domains/s.
 func BenchmarkSharedMXPosttlsFinger(b *testing.B) {
 	finger := testenv.LookPath(b, "posttls-finger")
-	mailConfig := b.TempDir()
-	if err := os.WriteFile(filepath.Join(mailConfig, "main.cf"), nil, 0o644); err != nil {
-		b.Fatal(err)
-	}
+	mailConfig := postfixConfig(b, "")
 	l := newBenchLab(b, 32, 50, fingerSample, false)
 	env := append(os.Environ(), "MAIL_CONFIG="+mailConfig)
 	cpu0 := cpuSeconds(b)

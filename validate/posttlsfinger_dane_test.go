@@ -81,13 +81,7 @@ func TestPosttlsFingerAgreesOnDANE(t *testing.T) {
 		}
 		return p
 	}
-	// Postfix waits until a main.cf written within the last seconds is
-	// older (dict_load_file), so the file is dated back an hour.
-	mainCF := write("main.cf", "smtp_dns_support_level = dnssec\n")
-	hourAgo := time.Now().Add(-time.Hour)
-	if err := os.Chtimes(mainCF, hourAgo, hourAgo); err != nil {
-		t.Fatal(err)
-	}
+	mailConfig := postfixConfig(t, "smtp_dns_support_level = dnssec\n")
 	// A random network keeps two runs of the tests on one machine apart;
 	// none of its addresses is an interface address.
 	subnet := fmt.Sprintf("127.%d.%d.", 1+rand.IntN(254), rand.IntN(256))
@@ -131,7 +125,7 @@ func TestPosttlsFingerAgreesOnDANE(t *testing.T) {
 		t.Helper()
 		cmd := exec.Command(unshare, "-m", "sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, resolvConf,
 			finger, "-c", "-l", level, "-F", caFile, "-t", "10", "-T", "10", domain, host)
-		cmd.Env = append(os.Environ(), "MAIL_CONFIG="+dir)
+		cmd.Env = append(os.Environ(), "MAIL_CONFIG="+mailConfig)
 		out, err := cmd.CombinedOutput()
 		if err != nil {
 			t.Fatalf("posttls-finger -l %s: %v\n%s", level, err, out)
