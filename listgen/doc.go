@@ -122,6 +122,27 @@
 //     `ssh-keygen -Y verify -f allowed_signers -I starttls-preload -n starttls-preload -s FILE.sshsig < FILE`,
 //     where allowed_signers holds AllowedSignersLine.
 //
+// # Trusted keys and rotation
+//
+// A client trusts a set of keys, read from one key file by
+// ParsePublicKeys: PEM "PUBLIC KEY" blocks, allowed_signers lines and
+// authorized_keys style lines, at most MaxKeys, so that the service can
+// announce its next key before it switches to it (MarshalPublicKeys and
+// AllowedSigners write such files). An allowed_signers line counts only if
+// ssh-keygen would use it for `-I starttls-preload -n starttls-preload`:
+// its principals and its namespaces="..." option (when given) must match
+// "starttls-preload" (OpenSSH pattern lists: '*', '?', '!' negation).
+// Lines that count and carry cert-authority, valid-after or valid-before
+// are refused rather than half honoured: a key's time in service is set by
+// adding and removing its line.
+//
+// Verify and VerifyParse accept a list when every signature given verifies
+// and all of them were made by one and the same trusted key, which they
+// return so that clients can log it (Fingerprint). The SSHSIG names its
+// key; a FILE.sig alone is tried with each trusted key of its kind. One
+// SHA-256 of the list serves both signatures and every ECDSA key tried; an
+// Ed25519 FILE.sig costs one pass over the list per Ed25519 key tried.
+//
 // # Rendering
 //
 // RenderPostfix and RenderExim (or Render, for both in one pass) turn a

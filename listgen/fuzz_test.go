@@ -2,6 +2,7 @@ package listgen
 
 import (
 	"bytes"
+	"crypto"
 	"encoding/json"
 	"errors"
 	"testing"
@@ -69,11 +70,20 @@ func FuzzVerifySSH(f *testing.F) {
 	}
 	f.Add(good)
 	f.Add([]byte(armorBegin + "\n" + armorEnd + "\n"))
+	other, err := GenerateKey(AlgECDSAP256)
+	if err != nil {
+		f.Fatal(err)
+	}
+	keys := []crypto.PublicKey{other.Public(), key.Public()}
 	f.Fuzz(func(t *testing.T, sig []byte) {
 		if VerifySSH(key.Public(), []byte("other data"), sig) == nil {
 			t.Fatal("accepted a signature over other data")
 		}
+		if _, err := Verify(keys, []byte("other data"), sig, sig); err == nil {
+			t.Fatal("Verify accepted signatures over other data")
+		}
 		VerifyBlob(key.Public(), []byte("data"), sig)
+		Verify(keys, []byte("data"), sig, nil)
 	})
 }
 

@@ -319,3 +319,53 @@ func TestListSignerAnnouncesNextKey(t *testing.T) {
 		t.Fatalf("err = %v, want a usage error", err)
 	}
 }
+
+// TestServeStartSignsWithSwitchedKey: after list.key is switched to the
+// next key, serve signs a new list with it as it starts, instead of
+// serving the list of the old key until the policies change; restarting
+// with the same key publishes nothing new.
+func TestServeStartSignsWithSwitchedKey(t *testing.T) {
+	dataDir := t.TempDir()
+	t.Chdir(t.TempDir())
+	start := func(keyPath string) (*serveApp, int64) {
+		t.Helper()
+		t.Setenv("STARTTLS_PRELOAD_LIST_KEY", keyPath)
+		cmd := newServeCmd()
+		if err := cmd.ParseFlags([]string{"--data-dir", dataDir}); err != nil {
+			t.Fatal(err)
+		}
+		c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := newServeApp(t.Context(), c, schedulerDeps{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer app.Close()
+		serial, err := app.publishStart(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return app, serial
+	}
+	next, nextPub := keygenKeys(t, listgen.AlgEd25519)
+	first := filepath.Join(dataDir, "list-signing.key")
+	if _, serial := start(first); serial == 0 {
+		t.Fatal("no first list")
+	}
+	if _, serial := start(first); serial != 0 {
+		t.Fatalf("restart with the same key published serial %d", serial)
+	}
+	app, serial := start(filepath.Join(next, keygenPrivate))
+	if serial == 0 {
+		t.Fatal("no new list after the switch")
+	}
+	cur, err := app.builder.Archive.Current(t.Context())
+	if err != nil || cur.Serial != serial {
+		t.Fatalf("current list: %v, %v; want serial %d", cur, err, serial)
+	}
+	if err := listgen.VerifyBlob(nextPub, cur.List, cur.Sig); err != nil {
+		t.Fatalf("the list after the switch is not signed by the new key: %v", err)
+	}
+}

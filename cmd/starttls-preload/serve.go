@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store"
 )
@@ -32,7 +33,10 @@ domains' status (/api/v1/domains) and Prometheus metrics (/metrics).
 
 The store is SQLite under the data directory unless store.driver is
 postgres. The list signing key is created under the data directory on
-first run (mode 0600) unless list.key names one.`,
+first run (mode 0600) unless list.key names one. Before switching to a new
+key, announce it: list.next_pubkey names its public key file, and its key is
+published after the signing key in /pubkey.pem and /allowed_signers. When
+list.key has changed, serve signs a new list with it as it starts.`,
 		Example: `  starttls-preload serve
   starttls-preload serve --data-dir /var/lib/starttls-preload --listen 127.0.0.1:8080
   STARTTLS_PRELOAD_STORE_DRIVER=postgres STARTTLS_PRELOAD_STORE_DSN=postgres://... starttls-preload serve`,
@@ -154,6 +158,21 @@ func (a *serveApp) tick(ctx context.Context) error {
 	return roundErr
 }
 
+// publishStart publishes the list serve starts with: a new one when the
+// policies changed or the current list nears its expiry, as every tick
+// does, and at once when the current list is not signed by list.key (the
+// operator just switched to the next key), so that the new key signs the
+// list that is served from the start.
+func (a *serveApp) publishStart(ctx context.Context) (int64, error) {
+	force := false
+	if cur, err := a.builder.Archive.Current(ctx); err == nil && listgen.VerifyBlob(a.builder.Signer.Public(), cur.List, cur.Sig) != nil {
+		slog.InfoContext(ctx, "the current list is not signed by the list signing key: signing a new one",
+			"serial", cur.Serial, "key", listgen.Fingerprint(a.builder.Signer.Public()))
+		force = true
+	}
+	return a.builder.Publish(ctx, force)
+}
+
 // Close sends the notices still queued and closes the store.
 func (a *serveApp) Close() error {
 	if a.closeNotify != nil {
@@ -168,7 +187,7 @@ func runServe(ctx context.Context, c *Config) error {
 		return err
 	}
 	defer app.Close()
-	if _, err := app.builder.Publish(ctx, false); err != nil {
+	if _, err := app.publishStart(ctx); err != nil {
 		return failf("publishing the first list: %v", err)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
