@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -102,6 +103,7 @@ type fetchState struct {
 	LastModified string                `json:"last_modified,omitempty"`
 	Options      string                `json:"options"`
 	Withdrawn    bool                  `json:"withdrawn,omitempty"`
+	SignedBy     string                `json:"signed_by,omitempty"` // fingerprint of the key that signed the installed list
 	Enforcing    bool                  `json:"enforcing,omitempty"` // the installed files enforce at least one domain
 	ReloadNeeded bool                  `json:"reload_needed,omitempty"`
 	Installed    map[string]installRec `json:"installed"`
@@ -216,6 +218,19 @@ type fetcher struct {
 	signedBy crypto.PublicKey // the pinned key that verified a list in this run
 }
 
+// keys are the pinned keys, the one that signed the installed list first:
+// a FILE.sig is tried with the keys in order, and each Ed25519 key tried
+// costs a pass over the list, so after a switch of keys only the first new
+// list pays for trying the old key first.
+func (f *fetcher) keys() []crypto.PublicKey {
+	for i, k := range f.o.PublicKeys {
+		if i > 0 && f.st.SignedBy != "" && listgen.Fingerprint(k) == f.st.SignedBy {
+			return slices.Concat([]crypto.PublicKey{k}, f.o.PublicKeys[:i], f.o.PublicKeys[i+1:])
+		}
+	}
+	return f.o.PublicKeys
+}
+
 func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
 
 func (f *fetcher) loadState() error {
@@ -293,7 +308,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	if err != nil {
 		return nil, err
 	}
-	l, signedBy, err := listgen.VerifyParse(f.o.PublicKeys, list, sig, nil)
+	l, signedBy, err := listgen.VerifyParse(f.keys(), list, sig, nil)
 	switch {
 	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
@@ -325,6 +340,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	f.pending = stageList(f.path(ListFile), list, sig)
 	defer f.dropPending()
 	f.st.Serial, f.st.ListSHA256, f.st.Expires = l.Serial, hash, l.Expires
+	f.st.SignedBy = listgen.Fingerprint(signedBy)
 	f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
 	var res *FetchResult
 	if f.expired() {
@@ -575,7 +591,7 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
-	l, signedBy, err := listgen.VerifyParse(f.o.PublicKeys, list, bytes.TrimSpace(sig), nil)
+	l, signedBy, err := listgen.VerifyParse(f.keys(), list, bytes.TrimSpace(sig), nil)
 	switch {
 	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
 		return nil, fmt.Errorf("%w: kept copy %s: %w", ErrBadSignature, f.path(ListFile), err)

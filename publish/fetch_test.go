@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"encoding/json"
 	"errors"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -592,6 +594,49 @@ func TestFetchKeyRotation(t *testing.T) {
 			case s.signed != nil && (res.SignedBy == nil || fp(res.SignedBy) != fp(s.signed.Public())):
 				t.Fatalf("SignedBy = %v, want %s", res.SignedBy, fp(s.signed.Public()))
 			}
+			var st fetchState
+			if err := json.Unmarshal(readOrFail(t, filepath.Join(c.opts.StateDir, stateFile)), &st); err != nil {
+				t.Fatal(err)
+			}
+			if s.signed != nil && st.SignedBy != fp(s.signed.Public()) {
+				t.Fatalf("state signed_by = %q, want %s", st.SignedBy, fp(s.signed.Public()))
+			}
 		})
+	}
+}
+
+func readOrFail(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// The key that signed the installed list is tried first.
+func TestFetchTriesLastSignerFirst(t *testing.T) {
+	a, b, c := newKey(t).Public(), newKey(t).Public(), newKey(t).Public()
+	fp := listgen.Fingerprint
+	tests := []struct {
+		last string
+		want []crypto.PublicKey
+	}{
+		{"", []crypto.PublicKey{a, b, c}},
+		{fp(a), []crypto.PublicKey{a, b, c}},
+		{fp(c), []crypto.PublicKey{c, a, b}},
+		{fp(b), []crypto.PublicKey{b, a, c}},
+		{fp(newKey(t).Public()), []crypto.PublicKey{a, b, c}},
+	}
+	for _, tt := range tests {
+		f := &fetcher{o: FetchOptions{PublicKeys: []crypto.PublicKey{a, b, c}}, st: fetchState{SignedBy: tt.last}}
+		got := f.keys()
+		var gotFP, wantFP []string
+		for i := range got {
+			gotFP, wantFP = append(gotFP, fp(got[i])), append(wantFP, fp(tt.want[i]))
+		}
+		if !slices.Equal(gotFP, wantFP) {
+			t.Errorf("last signer %q: keys %v, want %v", tt.last, gotFP, wantFP)
+		}
 	}
 }
