@@ -67,11 +67,11 @@ func VerifyBlob(pub crypto.PublicKey, data, sig []byte) error {
 }
 
 // verifyBlob checks sig with each of keys (checked already) that could
-// have made it and returns the first that did. sum256, when not nil, is
+// have made it and returns the first that did. sum256, when not nil, gives
 // the SHA-256 of data, used for ECDSA instead of hashing data again, so
 // that trying several ECDSA keys costs one hash; an Ed25519 signature
 // covers data itself, so each Ed25519 key tried reads all of data.
-func verifyBlob(keys []crypto.PublicKey, data, sig, sum256 []byte) (crypto.PublicKey, error) {
+func verifyBlob(keys []crypto.PublicKey, data, sig []byte, sum256 *dataSum) (crypto.PublicKey, error) {
 	if len(sig) > maxSigFile {
 		return nil, fmt.Errorf("%w: signature file too large", ErrBadSignature)
 	}
@@ -96,7 +96,7 @@ func verifyBlob(keys []crypto.PublicKey, data, sig, sum256 []byte) (crypto.Publi
 		}
 		var opts []signature.VerifyOption
 		if isECDSA && sum256 != nil {
-			opts = append(opts, options.WithDigest(sum256))
+			opts = append(opts, options.WithDigest(sum256.get()))
 		}
 		if v.VerifySignature(bytes.NewReader(raw), bytes.NewReader(data), opts...) == nil {
 			return pub, nil
@@ -114,6 +114,21 @@ func verifyBlob(keys []crypto.PublicKey, data, sig, sum256 []byte) (crypto.Publi
 		return nil, fmt.Errorf("%w: not an Ed25519 signature", ErrBadSignature)
 	}
 	return nil, fmt.Errorf("%w: neither an ECDSA (ASN.1 DER) nor an Ed25519 signature of a trusted key", ErrBadSignature)
+}
+
+// dataSum is the SHA-256 of data, computed when first needed (an Ed25519
+// FILE.sig alone never needs it) and then once for every signature and key.
+type dataSum struct {
+	data []byte
+	sum  []byte
+}
+
+func (d *dataSum) get() []byte {
+	if d.sum == nil {
+		s := sha256.Sum256(d.data)
+		d.sum = s[:]
+	}
+	return d.sum
 }
 
 // SSHSIG (OpenSSH PROTOCOL.sshsig).
@@ -246,10 +261,10 @@ func VerifySSH(pub crypto.PublicKey, data, sshsig []byte) error {
 }
 
 // verifySSH checks sshsig with the one of keys (checked already) that it
-// names, and returns that key. sum256, when not nil, is the SHA-256 of
+// names, and returns that key. sum256, when not nil, gives the SHA-256 of
 // data, used when the signature's hash is sha256; the data is hashed at
 // most once whatever the number of keys.
-func verifySSH(keys []crypto.PublicKey, data, sshsig, sum256 []byte) (crypto.PublicKey, error) {
+func verifySSH(keys []crypto.PublicKey, data, sshsig []byte, sum256 *dataSum) (crypto.PublicKey, error) {
 	if len(sshsig) > maxSigFile {
 		return nil, fmt.Errorf("%w: signature file too large", ErrBadSignature)
 	}
@@ -298,8 +313,8 @@ func verifySSH(keys []crypto.PublicKey, data, sshsig, sum256 []byte) (crypto.Pub
 		return nil, fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
 	}
 	var sum []byte
-	if blob.HashAlg == "sha256" {
-		sum = sum256
+	if blob.HashAlg == "sha256" && sum256 != nil {
+		sum = sum256.get()
 	}
 	msg, err := sshsigMessage(blob.HashAlg, data, sum)
 	if err != nil {

@@ -2,7 +2,6 @@ package listgen
 
 import (
 	"crypto"
-	"crypto/sha256"
 	"fmt"
 )
 
@@ -26,18 +25,17 @@ func (e *SignatureError) Unwrap() error { return e.Err }
 // and the same trusted key. The SSHSIG names its key, so only that key is
 // tried for it, and then for FILE.sig; a FILE.sig alone is tried with each
 // trusted key of its kind (ECDSA or Ed25519) in order. The data is hashed
-// with SHA-256 once for every ECDSA key and every sha256 SSHSIG; each
-// Ed25519 key tried on a FILE.sig alone reads the data once more (Ed25519
-// hashes the key with the message), which is why a FILE.sig by the first
-// key of a file is the cheapest to check.
+// with SHA-256 at most once, when an ECDSA key or a sha256 SSHSIG needs
+// it, whatever the number of keys; each Ed25519 key tried on a FILE.sig
+// reads the data once more (Ed25519 hashes the key with the message), so
+// a FILE.sig by the first key given is the cheapest to check.
 //
 // Failures are *SignatureError wrapping ErrBadSignature (or ErrBadKey).
 func Verify(keys []crypto.PublicKey, data, sig, sshsig []byte) (crypto.PublicKey, error) {
 	if err := checkVerify(keys, sig, sshsig); err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(data)
-	return verifyKeys(keys, data, sig, sshsig, sum[:])
+	return verifyKeys(keys, data, sig, sshsig)
 }
 
 // checkVerify checks Verify's arguments other than the data.
@@ -59,8 +57,9 @@ func checkVerify(keys []crypto.PublicKey, sig, sshsig []byte) error {
 	return nil
 }
 
-// verifyKeys is Verify after checkVerify; sum256 is the SHA-256 of data.
-func verifyKeys(keys []crypto.PublicKey, data, sig, sshsig, sum256 []byte) (crypto.PublicKey, error) {
+// verifyKeys is Verify after checkVerify.
+func verifyKeys(keys []crypto.PublicKey, data, sig, sshsig []byte) (crypto.PublicKey, error) {
+	sum256 := &dataSum{data: data} // once, for both signatures and every key, if at all
 	var by crypto.PublicKey
 	if sshsig != nil {
 		k, err := verifySSH(keys, data, sshsig, sum256)
@@ -103,8 +102,7 @@ func VerifyParse(keys []crypto.PublicKey, data, sig, sshsig []byte) (*List, cryp
 	}
 	verr := make(chan result, 1)
 	go func() {
-		sum := sha256.Sum256(data) // once, for both signatures and every key
-		k, err := verifyKeys(keys, data, sig, sshsig, sum[:])
+		k, err := verifyKeys(keys, data, sig, sshsig)
 		verr <- result{k, err}
 	}()
 	l, perr := Parse(data)
