@@ -44,19 +44,27 @@ func GenerateKey(alg string) (crypto.Signer, error) {
 
 // checkPublic accepts the two key types lists are signed with.
 func checkPublic(pub crypto.PublicKey) error {
+	if p := publicProblem(pub); p != "" {
+		return fmt.Errorf("%w: %s", ErrBadKey, p)
+	}
+	return nil
+}
+
+// publicProblem says what is wrong with pub for checkPublic, "" if nothing.
+func publicProblem(pub crypto.PublicKey) string {
 	switch k := pub.(type) {
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
-			return fmt.Errorf("%w: ECDSA curve %s (want P-256)", ErrBadKey, k.Curve.Params().Name)
+			return fmt.Sprintf("ECDSA curve %s (want P-256)", k.Curve.Params().Name)
 		}
-		return nil
+		return ""
 	case ed25519.PublicKey:
 		if len(k) != ed25519.PublicKeySize {
-			return fmt.Errorf("%w: Ed25519 key of %d bytes", ErrBadKey, len(k))
+			return fmt.Sprintf("Ed25519 key of %d bytes", len(k))
 		}
-		return nil
+		return ""
 	}
-	return fmt.Errorf("%w: %T (want ECDSA P-256 or Ed25519)", ErrBadKey, pub)
+	return fmt.Sprintf("%T (want ECDSA P-256 or Ed25519)", pub)
 }
 
 // MarshalPrivateKey encodes a private key as PEM "PRIVATE KEY" (PKCS #8).
@@ -196,8 +204,8 @@ func ParsePublicKeys(b []byte) ([]crypto.PublicKey, error) {
 		n       int // line number
 	)
 	add := func(n int, pub crypto.PublicKey) error {
-		if err := checkPublic(pub); err != nil {
-			return fmt.Errorf("line %d: %w", n, err)
+		if p := publicProblem(pub); p != "" {
+			return fmt.Errorf("%w: line %d: %s", ErrBadKey, n, p)
 		}
 		k, err := ssh.NewPublicKey(pub)
 		if err != nil {

@@ -369,3 +369,53 @@ func TestServeStartSignsWithSwitchedKey(t *testing.T) {
 		t.Fatalf("the list after the switch is not signed by the new key: %v", err)
 	}
 }
+
+// TestPubkeysCommand: pubkeys prints the keys a file makes trusted, as
+// ssh-keygen -l fingerprints them, and names the line it cannot read.
+func TestPubkeysCommand(t *testing.T) {
+	sshKeygen := testenv.LookPath(t, "ssh-keygen")
+	cur, _ := keygenKeys(t, listgen.AlgECDSAP256)
+	next, _ := keygenKeys(t, listgen.AlgEd25519)
+	other, _ := keygenKeys(t, listgen.AlgEd25519)
+	otherLine := strings.Replace(string(mustRead(t, filepath.Join(other, keygenAllowed))), `namespaces="starttls-preload"`, `namespaces="git"`, 1)
+	allowed := writeTemp(t, "allowed_signers", slices.Concat(
+		mustRead(t, filepath.Join(cur, keygenAllowed)), []byte("# next key\n"),
+		mustRead(t, filepath.Join(next, keygenAllowed)), []byte(otherLine)))
+	out, errOut, code := execCLI(t, "pubkeys", allowed)
+	if code != exitOK {
+		t.Fatalf("pubkeys: exit %d: %s", code, errOut)
+	}
+	// ssh-keygen -l reads the key part of the lines that apply.
+	var keyLines []string
+	for _, dir := range []string{cur, next} {
+		keyLines = append(keyLines, strings.SplitN(string(mustRead(t, filepath.Join(dir, keygenAllowed))), " ", 3)[2])
+	}
+	cmd := exec.Command(sshKeygen, "-l", "-f", "-")
+	cmd.Stdin = strings.NewReader(strings.Join(keyLines, ""))
+	sshOut, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("ssh-keygen -l: %v: %s", err, sshOut)
+	}
+	var want []string
+	for _, l := range strings.Split(strings.TrimSpace(string(sshOut)), "\n") {
+		want = append(want, strings.Fields(l)[1])
+	}
+	var got []string
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		got = append(got, strings.Fields(l)[0])
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("pubkeys printed %q, ssh-keygen -l says %q", out, want)
+	}
+	if !strings.Contains(out, "ecdsa-sha2-nistp256") || !strings.Contains(out, "ssh-ed25519") {
+		t.Errorf("pubkeys did not print the key types: %q", out)
+	}
+
+	bad := writeTemp(t, "bad", slices.Concat(mustRead(t, filepath.Join(cur, keygenPublic)), []byte("oops\n")))
+	if _, errOut, code := execCLI(t, "pubkeys", bad); code != exitFindings || !strings.Contains(errOut, "line 5:") {
+		t.Errorf("pubkeys of a bad file: exit %d: %q", code, errOut)
+	}
+	if _, _, code := execCLI(t, "pubkeys", filepath.Join(t.TempDir(), "missing")); code != exitUsage {
+		t.Errorf("pubkeys of a missing file: exit %d, want 2", code)
+	}
+}
