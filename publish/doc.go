@@ -9,13 +9,14 @@
 //	/policy-list.json.sig      its signature (base64, see listgen.SignBlob)
 //	/policy-list.json.sshsig   its OpenSSH signature (ssh-keygen -Y verify)
 //	/v/SERIAL/policy-list.json every published list, with .sig and .sshsig
-//	/pubkey.pem                the public key, PEM
-//	/allowed_signers           the public key for ssh-keygen -Y verify
+//	/pubkey.pem                the public key, PEM (then the next key, if announced)
+//	/allowed_signers           the same key(s) for ssh-keygen -Y verify
 //	/postfix-tls-policy        the current list as a Postfix policy table
 //	/exim-tls-policy           the current list as an Exim lsearch file
 //
 // Nothing served needs to be trusted: the client on the MTA host, Fetch,
-// pins the public key and verifies the signature over the exact bytes it
+// pins the public key (or a few: the current and the next signing key,
+// FetchOptions.PublicKeys) and verifies the signature over the exact bytes it
 // downloaded, refuses a serial lower than the one installed (rollback) and
 // withdraws enforcement when the list it has expired. It writes every file
 // through a temporary file, fsync and rename, compiles the Postfix map with

@@ -40,7 +40,7 @@ const gzipMin = 1024
 //
 //	GET /policy-list.json[.sig|.sshsig]         the current list and its signatures
 //	GET /v/SERIAL/policy-list.json[.sig|.sshsig] any published list (immutable)
-//	GET /pubkey.pem, /allowed_signers           the public key (PEM, OpenSSH)
+//	GET /pubkey.pem, /allowed_signers           the public key(s) (PEM, OpenSSH)
 //	GET /postfix-tls-policy, /exim-tls-policy   the current list rendered
 //
 // Every response has a strong ETag and Last-Modified, honours
