@@ -163,6 +163,8 @@ func (o *FetchOptions) check() error {
 		return errors.New("publish: no list URL")
 	case len(o.PublicKeys) == 0:
 		return errors.New("publish: no pinned public key")
+	case len(o.PublicKeys) > listgen.MaxKeys:
+		return fmt.Errorf("publish: %d pinned public keys, at most %d", len(o.PublicKeys), listgen.MaxKeys)
 	case o.StateDir == "":
 		return errors.New("publish: no state directory")
 	case o.PostfixMap == "" && o.EximFile == "":

@@ -437,6 +437,7 @@ func TestFetchOptionErrors(t *testing.T) {
 	tests := map[string]func(*FetchOptions){
 		"no url":           func(o *FetchOptions) { o.URL = "" },
 		"no key":           func(o *FetchOptions) { o.PublicKeys = nil },
+		"too many keys":    func(o *FetchOptions) { o.PublicKeys = slices.Repeat(o.PublicKeys, listgen.MaxKeys+1) },
 		"no state dir":     func(o *FetchOptions) { o.StateDir = "" },
 		"nothing to do":    func(o *FetchOptions) { o.PostfixMap, o.EximFile = "", "" },
 		"bad postmap type": func(o *FetchOptions) { o.Postmap = "regexp" },
