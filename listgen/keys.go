@@ -298,15 +298,19 @@ func parseKeyLine(line string) (pub crypto.PublicKey, ok bool, err error) {
 		return nil, false, err
 	}
 	// authorized_keys style: "TYPE BASE64 [comment]".
-	if k, err := sshKey(fields, 0); err == nil {
+	k, err := sshKey(fields, 0)
+	switch {
+	case err == nil:
 		return k, true, nil
+	case looksLikeKeyType(fields[0]):
+		return nil, false, err // not a principal: say what is wrong with the key
 	}
 	// allowed_signers: "PRINCIPALS [OPTIONS] TYPE BASE64 [comment]".
 	if len(fields) < 3 {
 		return nil, false, errors.New("not a PEM block, an allowed_signers line or an SSH public key line")
 	}
 	principals, options := fields[0], ""
-	k, err := sshKey(fields, 1)
+	k, err = sshKey(fields, 1)
 	if err != nil {
 		if len(fields) < 4 {
 			return nil, false, fmt.Errorf("allowed_signers line: %v", err)
@@ -338,7 +342,7 @@ func parseKeyLine(line string) (pub crypto.PublicKey, ok bool, err error) {
 // public key and returns its crypto key.
 func sshKey(fields []string, i int) (crypto.PublicKey, error) {
 	if len(fields) < i+2 {
-		return nil, errors.New("no key")
+		return nil, errors.New("key type without a base64 key")
 	}
 	raw, err := base64.StdEncoding.DecodeString(fields[i+1])
 	if err != nil {
@@ -356,6 +360,12 @@ func sshKey(fields []string, i int) (crypto.PublicKey, error) {
 		return nil, fmt.Errorf("SSH key type %s", k.Type())
 	}
 	return ck.CryptoPublicKey(), nil
+}
+
+// looksLikeKeyType reports whether s is named like an SSH key type
+// ("ssh-ed25519", "ecdsa-sha2-nistp256", "sk-ssh-ed25519@openssh.com").
+func looksLikeKeyType(s string) bool {
+	return strings.HasPrefix(s, "ssh-") || strings.HasPrefix(s, "ecdsa-sha2-") || strings.HasPrefix(s, "sk-")
 }
 
 // splitKeyLine splits a line at runs of spaces and tabs, except inside
