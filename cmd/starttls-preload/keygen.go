@@ -32,9 +32,14 @@ func newKeygenCmd() *cobra.Command {
   ` + keygenAllowed + `   the public key as an OpenSSH allowed_signers line, for
                     ssh-keygen -Y verify and fetch --pubkey
 
-It never overwrites an existing private key and never prints it.`,
+It never overwrites an existing private key and never prints it.
+
+To rotate the list signing key, make the next key in a directory of its own
+and announce its public key with list.next_pubkey before switching list.key
+to it (README.md, "Rotating the signing key").`,
 		Example: `  starttls-preload keygen --out /etc/starttls-preload/keys
-  starttls-preload keygen --out keys --alg ed25519`,
+  starttls-preload keygen --out keys --alg ed25519
+  starttls-preload keygen --out /var/lib/starttls-preload/next-key   # the next key, for a rotation`,
 		Args: cobra.NoArgs,
 		RunE: runKeygen,
 	}
