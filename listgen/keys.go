@@ -312,7 +312,7 @@ func parseKeyLine(line string) (pub crypto.PublicKey, ok bool, err error) {
 	principals, options := fields[0], ""
 	k, err = sshKey(fields, 1)
 	if err != nil {
-		if len(fields) < 4 {
+		if len(fields) < 4 || looksLikeKeyType(fields[1]) {
 			return nil, false, fmt.Errorf("allowed_signers line: %v", err)
 		}
 		options = fields[1]

@@ -128,6 +128,7 @@ func TestParsePublicKeys(t *testing.T) {
 		{name: "garbage line names its number", file: line(0) + "# fine\nthis is not a key\n" + line(1), wantErr: "line 3: "},
 		{name: "garbage after a PEM block names its line", file: pemPub(t, k[0]) + "\ngarbage\n", wantErr: "line 6: "},
 		{name: "truncated base64", file: "starttls-preload " + edBody[:len(edBody)-8] + "\n", wantErr: "line 1: allowed_signers line"},
+		{name: "truncated key with a comment", file: "starttls-preload " + edBody[:len(edBody)-8] + " next key\n", wantErr: `line 1: allowed_signers line: key of type "ssh-ed25519"`},
 		{name: "truncated authorized_keys style line", file: edBody[:len(edBody)-8] + "\n", wantErr: `line 1: key of type "ssh-ed25519"`},
 		{name: "authorized_keys style line without key", file: "ecdsa-sha2-nistp256\n", wantErr: "line 1: key type without a base64 key"},
 		{name: "key type does not match the key", file: "ssh-ed25519 " + strings.Fields(ecdsaBody)[1] + "\n", wantErr: "line 1: "},
