@@ -355,8 +355,11 @@ func sshKey(fields []string, i int) (crypto.PublicKey, error) {
 	if k.Type() != fields[i] {
 		return nil, fmt.Errorf("key type %.40q, but the key is %s", fields[i], k.Type())
 	}
+	// A security key ("sk-") signs a FIDO envelope, never the message
+	// itself: its key taken as a plain one would trust signatures its
+	// owner never made that way.
 	ck, ok := k.(ssh.CryptoPublicKey)
-	if !ok {
+	if !ok || strings.HasPrefix(k.Type(), "sk-") {
 		return nil, fmt.Errorf("SSH key type %s", k.Type())
 	}
 	return ck.CryptoPublicKey(), nil

@@ -3,10 +3,12 @@ package listgen
 import (
 	"crypto"
 	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -88,6 +90,20 @@ func TestParsePublicKeys(t *testing.T) {
 		all.WriteString(line(i))
 	}
 	ecdsaBody, edBody := sshPub(t, k[0]), sshPub(t, k[1])
+	// The Ed25519 key of k[1] as a FIDO security key ("sk-") would carry
+	// it: sk signatures are not plain Ed25519 ones, the key must not pass
+	// for k[1].
+	skEd := "sk-ssh-ed25519@openssh.com " + base64.StdEncoding.EncodeToString(ssh.Marshal(struct {
+		Name, Key, App string
+	}{"sk-ssh-ed25519@openssh.com", string(k[1].Public().(ed25519.PublicKey)), "ssh:"}))
+	ecPub := k[0].Public().(*ecdsa.PublicKey)
+	ecPoint, err := ecPub.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	skECDSA := "sk-ecdsa-sha2-nistp256@openssh.com " + base64.StdEncoding.EncodeToString(ssh.Marshal(struct {
+		Name, Curve, Point, App string
+	}{"sk-ecdsa-sha2-nistp256@openssh.com", "nistp256", string(ecPoint), "ssh:"}))
 
 	tests := []struct {
 		name    string
@@ -138,6 +154,9 @@ func TestParsePublicKeys(t *testing.T) {
 		{name: "unknown option", file: `starttls-preload no-touch-required ` + ecdsaBody + "\n", wantErr: "line 1: unknown allowed_signers option"},
 		{name: "namespaces without quotes", file: `starttls-preload namespaces=starttls-preload ` + ecdsaBody + "\n", wantErr: "line 1: allowed_signers option"},
 		{name: "unterminated quote", file: `starttls-preload namespaces="x ` + ecdsaBody + "\n", wantErr: "line 1: unterminated quote"},
+		{name: "sk-ssh-ed25519 allowed_signers line refused", file: line(0) + "starttls-preload " + skEd + "\n", wantErr: "line 2: allowed_signers line: SSH key type sk-ssh-ed25519@openssh.com"},
+		{name: "sk-ssh-ed25519 authorized_keys style line refused", file: skEd + " yubikey\n", wantErr: "line 1: SSH key type sk-ssh-ed25519@openssh.com"},
+		{name: "sk-ecdsa allowed_signers line refused", file: `starttls-preload namespaces="starttls-preload" ` + skECDSA + "\n", wantErr: "line 1: allowed_signers line: SSH key type sk-ecdsa-sha2-nistp256@openssh.com"},
 		{name: "RSA key line", file: "starttls-preload " + strings.TrimSpace(string(ssh.MarshalAuthorizedKey(rsaSSH))) + "\n", wantErr: "listgen: unsupported or malformed key: line 1: *rsa.PublicKey"},
 		{name: "P-384 PEM", file: line(0) + string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: p384DER})), wantErr: "listgen: unsupported or malformed key: line 2: ECDSA curve P-384"},
 		{name: "private key PEM", file: "# oops\n" + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER})), wantErr: `line 2: PEM block "PRIVATE KEY"`},
