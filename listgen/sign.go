@@ -309,6 +309,12 @@ func verifySSH(keys []crypto.PublicKey, data, sshsig []byte, sum256 *dataSum) (c
 	if err := ssh.Unmarshal([]byte(blob.Signature), &sig); err != nil {
 		return nil, fmt.Errorf("%w: malformed signature: %v", ErrBadSignature, err)
 	}
+	// x/crypto/ssh keeps what follows the blob in Rest (security keys put
+	// flags and counter there) and plain keys ignore it; OpenSSH refuses
+	// it, and so must we, or one signature would have many encodings.
+	if len(sig.Rest) != 0 {
+		return nil, fmt.Errorf("%w: malformed signature: %d bytes after the signature blob", ErrBadSignature, len(sig.Rest))
+	}
 	if sig.Format != want.Type() {
 		return nil, fmt.Errorf("%w: signature format %q for a %s key", ErrBadSignature, sig.Format, want.Type())
 	}

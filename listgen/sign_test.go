@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"golang.org/x/crypto/ssh"
+
 	"github.com/starttls-preload/starttls-preload/internal/testenv"
 )
 
@@ -260,6 +262,90 @@ func TestSSHKeygenAgreesOnKeyFiles(t *testing.T) {
 			}
 			if err == nil && Fingerprint(key) != Fingerprint(k[tt.signer].Public()) {
 				t.Fatalf("Verify returned %s, want the signer %s", Fingerprint(key), Fingerprint(k[tt.signer].Public()))
+			}
+		})
+	}
+}
+
+// TestVerifySSHTamperedEnvelope changes one field of a good SSHSIG at a
+// time: VerifySSH must agree with ssh-keygen -Y verify on each, and refuse
+// every change that ssh-keygen refuses.
+func TestVerifySSHTamperedEnvelope(t *testing.T) {
+	data := []byte("{\n  \"serial\": 1\n}\n")
+	for _, alg := range []string{AlgECDSAP256, AlgEd25519} {
+		t.Run(alg, func(t *testing.T) {
+			s := newSigned(t, alg, data)
+			other := newSigned(t, alg, data)
+			raw, err := dearmor(s.sshsig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var good sshsigBlob
+			if err := ssh.Unmarshal(raw, &good); err != nil {
+				t.Fatal(err)
+			}
+			var goodSig ssh.Signature
+			if err := ssh.Unmarshal([]byte(good.Signature), &goodSig); err != nil {
+				t.Fatal(err)
+			}
+			otherRaw, err := dearmor(other.sshsig)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var otherBlob sshsigBlob
+			if err := ssh.Unmarshal(otherRaw, &otherBlob); err != nil {
+				t.Fatal(err)
+			}
+			tests := []struct {
+				name   string
+				change func(b *sshsigBlob, sig *ssh.Signature) []byte // nil: marshal b with sig
+				wantOK bool
+			}{
+				{name: "unchanged", wantOK: true},
+				{name: "reserved field set (ignored by the protocol)", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.Reserved = "x"; return nil }, wantOK: true},
+				{name: "namespace file", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.Namespace = "file"; return nil }},
+				{name: "hash sha512 in the envelope", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.HashAlg = "sha512"; return nil }},
+				{name: "hash sha1", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.HashAlg = "sha1"; return nil }},
+				{name: "hash SHA256 upper case", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.HashAlg = "SHA256"; return nil }},
+				{name: "version 2", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.Version = 2; return nil }},
+				{name: "another key named", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.PublicKey = otherBlob.PublicKey; return nil }},
+				{name: "another key's signature", change: func(b *sshsigBlob, _ *ssh.Signature) []byte { b.Signature = otherBlob.Signature; return ssh.Marshal(b) }},
+				{name: "signature format of another key type", change: func(_ *sshsigBlob, sig *ssh.Signature) []byte {
+					if sig.Format == ssh.KeyAlgoED25519 {
+						sig.Format = ssh.KeyAlgoECDSA256
+					} else {
+						sig.Format = ssh.KeyAlgoED25519
+					}
+					return nil
+				}},
+				{name: "bytes after the signature blob", change: func(_ *sshsigBlob, sig *ssh.Signature) []byte { sig.Rest = []byte{0, 0, 0, 0}; return nil }},
+				{name: "bytes inside the signature blob", change: func(_ *sshsigBlob, sig *ssh.Signature) []byte { sig.Blob = append(sig.Blob, 0); return nil }},
+				{name: "bytes after the envelope", change: func(b *sshsigBlob, sig *ssh.Signature) []byte {
+					b.Signature = string(ssh.Marshal(sig))
+					return append(ssh.Marshal(b), 0, 0, 0, 0)
+				}},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					b, sig := good, goodSig
+					sig.Blob = bytes.Clone(sig.Blob)
+					var out []byte
+					if tt.change != nil {
+						out = tt.change(&b, &sig)
+					}
+					if out == nil {
+						b.Signature = string(ssh.Marshal(&sig))
+						out = ssh.Marshal(&b)
+					}
+					armored := armor(out)
+					err := VerifySSH(s.key.Public(), data, armored)
+					if (err == nil) != tt.wantOK || err != nil && !errors.Is(err, ErrBadSignature) {
+						t.Errorf("VerifySSH = %v, want ok %v", err, tt.wantOK)
+					}
+					if got := sshKeygenVerify(t, s.allowed, data, armored); got != tt.wantOK {
+						t.Errorf("ssh-keygen -Y verify accepted = %v, want %v", got, tt.wantOK)
+					}
+				})
 			}
 		})
 	}
