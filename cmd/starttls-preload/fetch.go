@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"log/slog"
-	"os"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -88,8 +87,11 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	case !strings.HasPrefix(fc.URL, "https://") && !strings.HasPrefix(fc.URL, "http://"):
 		return usagef("--url must be an http(s) URL, not %q", fc.URL)
 	}
-	keyFile, err := os.ReadFile(fc.PubKey)
-	if err != nil {
+	keyFile, err := readLimited(fc.PubKey, maxKeyFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return usagef("--pubkey %v", err)
+	case err != nil:
 		return usagef("--pubkey: %v", err)
 	}
 	pubs, err := listgen.ParsePublicKeys(keyFile)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -51,17 +52,45 @@ holds no usable key or a line that cannot be read (the error names it).`,
 	}
 }
 
-// readKeyFile reads a public key file, at most one byte more than a key
-// file may hold (64 KiB), so that the parser refuses one that is larger.
+// Bounds of the small files the commands read: key files (as
+// listgen.ParsePublicKeys takes them) and signature files.
+const (
+	maxKeyFileSize = 64 << 10
+	maxSigFileSize = 64 << 10
+)
+
+// readKeyFile reads a public key file of at most maxKeyFileSize bytes: a
+// larger one is a failure (exit 1), as a bad key file is; one that cannot
+// be read is a usage error.
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
+	b, err := readLimited(path, maxKeyFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, failf("%v", err)
+	case err != nil:
 		return nil, usagef("%v", err)
 	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, 64<<10+1))
+	return b, nil
+}
+
+// errTooLarge: a file read by readLimited is larger than its bound.
+var errTooLarge = errors.New("file too large")
+
+// readLimited reads path, refusing it (errTooLarge) past limit bytes
+// without reading further, whatever the file is (a pipe, a device). The
+// errors of opening it are the *fs.PathError of os.Open.
+func readLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return nil, failf("%v", err)
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%w: %s: larger than %d bytes", errTooLarge, path, limit)
 	}
 	return b, nil
 }

@@ -193,8 +193,11 @@ func publishedKeys(signing crypto.PublicKey, nextPath string) ([]crypto.PublicKe
 	if nextPath == "" {
 		return keys, nil
 	}
-	b, err := os.ReadFile(nextPath)
-	if err != nil {
+	b, err := readLimited(nextPath, maxKeyFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return nil, usagef("list.next_pubkey %v", err)
+	case err != nil:
 		return nil, usagef("list.next_pubkey: %v", err)
 	}
 	next, err := listgen.ParsePublicKeys(b)

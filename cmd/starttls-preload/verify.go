@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -46,8 +45,11 @@ func runVerify(cmd *cobra.Command, args []string) error {
 	if pubPath == "" {
 		return usagef("--pubkey is required (see %s --help)", cmd.CommandPath())
 	}
-	pubBytes, err := os.ReadFile(pubPath)
-	if err != nil {
+	pubBytes, err := readLimited(pubPath, maxKeyFileSize)
+	switch {
+	case errors.Is(err, errTooLarge):
+		return usagef("--pubkey %v", err)
+	case err != nil:
 		return usagef("--pubkey: %v", err)
 	}
 	pubs, err := listgen.ParsePublicKeys(pubBytes)
@@ -67,7 +69,7 @@ func runVerify(cmd *cobra.Command, args []string) error {
 		if !explicit {
 			path = file + "." + ext
 		}
-		b, err := os.ReadFile(path)
+		b, err := readLimited(path, maxSigFileSize)
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
 			return path, nil, nil
 		}
