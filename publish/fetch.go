@@ -122,6 +122,11 @@ type installRec struct {
 // the reload command when something changed. On any error the files
 // installed before stay as they were, except for an expired list: then the
 // empty policy is installed (enforcement withdrawn) and ErrExpired returned.
+//
+// The serial of the installed list bounds the next one only while the key
+// that signed it is pinned: after the operator unpins that key, the list
+// is downloaded in full again and any list by a pinned key replaces it,
+// whatever its serial.
 func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	ownClient := o.Client == nil
 	if err := o.check(); err != nil {
@@ -282,9 +287,30 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	return res, errors.Join(err, werr)
 }
 
+// signerUnpinned reports whether the installed list was signed by a key
+// that is no longer pinned (the operator dropped it, e.g. as compromised):
+// such a list is no anchor for rollback and no reason to skip a download.
+// A state without signed_by (written before it was kept) is trusted.
+func (f *fetcher) signerUnpinned() bool {
+	if f.st.Serial == 0 || f.st.SignedBy == "" {
+		return false
+	}
+	for _, k := range f.o.PublicKeys {
+		if listgen.Fingerprint(k) == f.st.SignedBy {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
+	unpinned := f.signerUnpinned()
+	if unpinned {
+		slog.Warn("the installed list was signed by a key that is no longer pinned: downloading the list again, its serial is no rollback anchor",
+			"serial", f.st.Serial, "key", f.st.SignedBy)
+	}
 	var cond http.Header
-	if f.st.Serial > 0 {
+	if f.st.Serial > 0 && !unpinned {
 		cond = http.Header{}
 		if f.st.ETag != "" {
 			cond.Set("If-None-Match", f.st.ETag)
@@ -322,18 +348,19 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	sum := sha256.Sum256(list)
 	hash := hex.EncodeToString(sum[:])
 	switch {
-	case f.st.Serial > 0 && l.Serial < f.st.Serial:
+	case f.st.Serial > 0 && !unpinned && l.Serial < f.st.Serial:
 		return nil, fmt.Errorf("%w: got serial %d, installed %d", ErrRollback, l.Serial, f.st.Serial)
-	case f.st.Serial > 0 && l.Serial == f.st.Serial && hash != f.st.ListSHA256:
+	case f.st.Serial > 0 && !unpinned && l.Serial == f.st.Serial && hash != f.st.ListSHA256:
 		return nil, fmt.Errorf("%w: serial %d", ErrSameSerial, l.Serial)
-	case l.Serial == f.st.Serial:
+	case l.Serial == f.st.Serial && (!unpinned || hash == f.st.ListSHA256):
 		// The same list again (the ETag was not kept or changed form): keep
-		// this copy too, in case the kept one was damaged.
+		// this copy too, in case the kept one was damaged, and its signer.
 		f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
+		f.st.SignedBy = listgen.Fingerprint(signedBy)
 		f.pending = stageList(f.path(ListFile), list, sig)
 		defer f.dropPending()
 		return f.unchangedList(ctx, l)
-	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !f.expired():
+	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !unpinned && !f.expired():
 		return nil, fmt.Errorf("%w: downloaded serial %d expired at %s; keeping installed serial %d (valid until %s)",
 			ErrExpired, l.Serial, stamp(l.Expires), f.st.Serial, stamp(f.st.Expires))
 	}

@@ -641,3 +641,62 @@ func TestFetchTriesLastSignerFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestFetchUnpinnedSignerIsNoAnchor: once the operator unpins the key that
+// signed the installed list (e.g. a key known to be compromised), that list
+// is no longer trusted: its serial does not block a list by a pinned key,
+// and a server's "not modified" does not keep it in force without a word.
+func TestFetchUnpinnedSignerIsNoAnchor(t *testing.T) {
+	dropped, kept := newKey(t), newKey(t)
+	fp := listgen.Fingerprint
+	tests := []struct {
+		name       string
+		second     func(t *testing.T) string // URL of the second fetch
+		wantErr    error
+		wantSerial int64
+	}{
+		{name: "a list by the pinned key with a lower serial is installed", second: func(t *testing.T) string {
+			return newTestServer(t, kept, testList(11, 2)).url()
+		}, wantSerial: 11},
+		{name: "a list by the pinned key with the same serial is installed", second: func(t *testing.T) string {
+			return newTestServer(t, kept, testList(50, 2)).url()
+		}, wantSerial: 50},
+		{name: "the unchanged list by the unpinned key is refused, not taken as not modified", wantErr: ErrBadSignature},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			first := newTestServer(t, dropped, testList(50, 1))
+			c := newClient(t, first.url(), dropped.Public())
+			c.opts.PublicKeys = []crypto.PublicKey{dropped.Public(), kept.Public()}
+			if res, err := c.fetch(t); err != nil || res.Serial != 50 {
+				t.Fatalf("first fetch: %+v, %v", res, err)
+			}
+			c.opts.PublicKeys = []crypto.PublicKey{kept.Public()}
+			if tt.second != nil {
+				c.opts.URL = tt.second(t)
+			}
+			res, err := c.fetch(t)
+			if tt.wantErr != nil {
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("second fetch: %+v, %v; want %v", res, err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || res.Serial != tt.wantSerial || res.SignedBy == nil || fp(res.SignedBy) != fp(kept.Public()) {
+				t.Fatalf("second fetch: %+v, %v; want serial %d by the pinned key", res, err, tt.wantSerial)
+			}
+			var st fetchState
+			if err := json.Unmarshal(readOrFail(t, filepath.Join(c.opts.StateDir, stateFile)), &st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Serial != tt.wantSerial || st.SignedBy != fp(kept.Public()) {
+				t.Fatalf("state serial %d signed_by %s, want %d by %s", st.Serial, st.SignedBy, tt.wantSerial, fp(kept.Public()))
+			}
+			// The anchor is the pinned key's list now: going back is refused again.
+			c.opts.URL = newTestServer(t, kept, testList(tt.wantSerial-1, 2)).url()
+			if _, err := c.fetch(t); !errors.Is(err, ErrRollback) {
+				t.Fatalf("third fetch: %v, want %v", err, ErrRollback)
+			}
+		})
+	}
+}
