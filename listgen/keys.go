@@ -50,9 +50,15 @@ func checkPublic(pub crypto.PublicKey) error {
 	return nil
 }
 
+// securityKey stands for an SSH security key ("sk-...", FIDO) of that
+// type, which lists are never signed with.
+type securityKey string
+
 // publicProblem says what is wrong with pub for checkPublic, "" if nothing.
 func publicProblem(pub crypto.PublicKey) string {
 	switch k := pub.(type) {
+	case securityKey:
+		return fmt.Sprintf("SSH security key %s (want ECDSA P-256 or Ed25519)", string(k))
 	case *ecdsa.PublicKey:
 		if k.Curve != elliptic.P256() {
 			return fmt.Sprintf("ECDSA curve %s (want P-256)", k.Curve.Params().Name)
@@ -357,9 +363,13 @@ func sshKey(fields []string, i int) (crypto.PublicKey, error) {
 	}
 	// A security key ("sk-") signs a FIDO envelope, never the message
 	// itself: its key taken as a plain one would trust signatures its
-	// owner never made that way.
+	// owner never made that way. It stays a key of its own type, which
+	// the lines that apply refuse and the others skip.
+	if strings.HasPrefix(k.Type(), "sk-") {
+		return securityKey(k.Type()), nil
+	}
 	ck, ok := k.(ssh.CryptoPublicKey)
-	if !ok || strings.HasPrefix(k.Type(), "sk-") {
+	if !ok {
 		return nil, fmt.Errorf("SSH key type %s", k.Type())
 	}
 	return ck.CryptoPublicKey(), nil
