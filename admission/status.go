@@ -153,6 +153,17 @@ func NewStatusHandler(st store.Store, r Rules) http.Handler {
 			writeJSON(w, http.StatusOK, d)
 		}
 	})
+	// Anything else under the API (an unknown path, a domain that is no
+	// path segment such as "%2F", another method) is answered in JSON too,
+	// not with the mux's plain-text error.
+	mux.HandleFunc("/api/v1/", func(w http.ResponseWriter, req *http.Request) {
+		if req.Method != http.MethodGet && req.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeJSONError(w, http.StatusMethodNotAllowed, "method not allowed")
+			return
+		}
+		writeJSONError(w, http.StatusNotFound, "no such API path")
+	})
 	return mux
 }
 

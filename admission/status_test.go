@@ -66,3 +66,30 @@ func TestStatusHandler(t *testing.T) {
 		t.Errorf("times: last %v failing %v", d.LastChecked, d.FailingSince)
 	}
 }
+
+// TestStatusHandlerErrorsAreJSON: paths the API does not serve and other
+// methods get a JSON error, as the routes do.
+func TestStatusHandlerErrorsAreJSON(t *testing.T) {
+	h := NewStatusHandler(memstore.New(), DefaultRules())
+	tests := []struct {
+		method, target string
+		code           int
+	}{
+		{http.MethodGet, "/api/v1/domains/%2F", http.StatusNotFound}, // found by FuzzStatusHandler
+		{http.MethodGet, "/api/v1/nothing", http.StatusNotFound},
+		{http.MethodGet, "/api/v1/domains/a.test/extra", http.StatusNotFound},
+		{http.MethodPost, "/api/v1/domains", http.StatusMethodNotAllowed},
+		{http.MethodDelete, "/api/v1/domains/a.test", http.StatusMethodNotAllowed},
+	}
+	for _, tt := range tests {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(tt.method, tt.target, nil))
+		var e map[string]string
+		if rec.Code != tt.code || json.Unmarshal(rec.Body.Bytes(), &e) != nil || e["error"] == "" {
+			t.Errorf("%s %s: %d %q, want %d with a JSON error", tt.method, tt.target, rec.Code, rec.Body, tt.code)
+		}
+		if ct := rec.Header().Get("Content-Type"); !strings.HasPrefix(ct, "application/json") {
+			t.Errorf("%s %s: Content-Type %q", tt.method, tt.target, ct)
+		}
+	}
+}
