@@ -295,11 +295,21 @@ func TestAcceptsGzip(t *testing.T) {
 	}
 }
 
+// FuzzAcceptsGzip: any Accept-Encoding is read without panicking, gzip is
+// chosen only when the header names gzip or "*", and the coding names and
+// parameters are read case-insensitively (RFC 9110 §12.5.3).
 func FuzzAcceptsGzip(f *testing.F) {
 	for _, s := range []string{"gzip", "gzip;q=0", "*;q=0.5, br", "x-gzip; q=1; foo=bar", ";;,,=q"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, h string) {
-		acceptsGzip(h)
+		got := acceptsGzip(h)
+		if got && !strings.Contains(strings.ToLower(h), "gzip") && !strings.Contains(h, "*") {
+			t.Fatalf("acceptsGzip(%q) = true without gzip or *", h)
+		}
+		ascii := !strings.ContainsFunc(h, func(r rune) bool { return r >= 0x80 })
+		if ascii && acceptsGzip(strings.ToUpper(h)) != got {
+			t.Fatalf("acceptsGzip(%q) = %v, but not so in upper case", h, got)
+		}
 	})
 }
