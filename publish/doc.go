@@ -18,7 +18,9 @@
 // pins the public key (or a few: the current and the next signing key,
 // FetchOptions.PublicKeys) and verifies the signature over the exact bytes it
 // downloaded, refuses a serial lower than the one installed (rollback) and
-// withdraws enforcement when the list it has expired. It writes every file
+// withdraws enforcement when the list it has expired, or was signed by a
+// key no longer pinned and no list by a pinned key can be had. It writes
+// every file
 // through a temporary file, fsync and rename, compiles the Postfix map with
 // postmap before it is renamed into place, and reloads the MTA only when a
 // file changed. On failure the files installed before are left exactly as

@@ -278,12 +278,26 @@ func (f *fetcher) saveState() error {
 
 func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 	res, err := f.fetch(ctx)
-	if err == nil || errors.Is(err, ErrExpired) || f.st.Serial == 0 || !f.expired() {
+	if err == nil || errors.Is(err, ErrExpired) || f.st.Serial == 0 {
 		return res, err
 	}
-	// Whatever went wrong, an installed list past its expiry is never
-	// enforced: withdraw it and say so.
-	res, werr := f.withdraw(ctx)
+	var reason string
+	var why error // what the withdrawal itself reports
+	switch {
+	case f.expired():
+		// Whatever went wrong, an installed list past its expiry is never
+		// enforced: withdraw it and say so.
+		reason, why = f.expiredReason(), f.expiredErr()
+	case f.signerUnpinned():
+		// The operator no longer trusts the key that signed the installed
+		// list (dropped, perhaps compromised): its policies are not kept in
+		// force while no list by a pinned key can be had.
+		reason = fmt.Sprintf("policy list serial %d was signed by key %s, which is no longer pinned: TLS enforcement withdrawn until a list signed by a pinned key is installed",
+			f.st.Serial, f.st.SignedBy)
+	default:
+		return res, err
+	}
+	res, werr := f.withdraw(ctx, reason, why)
 	return res, errors.Join(err, werr)
 }
 
@@ -373,7 +387,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
 	var res *FetchResult
 	if f.expired() {
-		res, err = f.withdraw(ctx)
+		res, err = f.withdraw(ctx, f.expiredReason(), f.expiredErr())
 	} else {
 		res, err = f.install(ctx, l)
 	}
@@ -451,7 +465,7 @@ func (f *fetcher) unchangedList(ctx context.Context, l *listgen.List) (*FetchRes
 	intact := f.st.Options == f.o.optionsKey() && f.installedIntact()
 	if f.expired() {
 		if !intact || !f.st.Withdrawn {
-			return f.withdraw(ctx)
+			return f.withdraw(ctx, f.expiredReason(), f.expiredErr())
 		}
 		res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, NotModified: true, Withdrawn: true}
 		return f.finish(ctx, res, f.expiredErr())
@@ -515,23 +529,31 @@ func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, e
 			"hint", "testing entries are enforced only with --early-adopter")
 	}
 	f.st.Enforcing = !empty
-	return f.put(ctx, pf, ex, false)
+	return f.put(ctx, pf, ex, false, nil)
 }
 
-// withdraw installs the empty policy for the expired list of the state.
-func (f *fetcher) withdraw(ctx context.Context) (*FetchResult, error) {
-	reason := fmt.Sprintf("policy list serial %d expired at %s: TLS enforcement withdrawn until a newer list is installed", f.st.Serial, stamp(f.st.Expires))
+// expiredReason is the comment of the policy installed when the list of
+// the state has expired.
+func (f *fetcher) expiredReason() string {
+	return fmt.Sprintf("policy list serial %d expired at %s: TLS enforcement withdrawn until a newer list is installed",
+		f.st.Serial, stamp(f.st.Expires))
+}
+
+// withdraw installs the empty policy, saying why in reason (its comment);
+// why is the error the withdrawal reports (nil: none of its own).
+func (f *fetcher) withdraw(ctx context.Context, reason string, why error) (*FetchResult, error) {
 	pf, ex := listgen.EmptyPolicy(reason)
 	f.st.Enforcing = false
-	res, err := f.put(ctx, pf, ex, true)
+	res, err := f.put(ctx, pf, ex, true, why)
 	if err != nil {
-		return res, errors.Join(f.expiredErr(), err)
+		return res, errors.Join(why, err)
 	}
 	return res, err
 }
 
-// put installs the rendered files and records them in the state.
-func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool) (*FetchResult, error) {
+// put installs the rendered files and records them in the state. A
+// withdrawal reports why (nil: nothing of its own) once it is in place.
+func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool, why error) (*FetchResult, error) {
 	res := &FetchResult{Serial: f.st.Serial, Expires: f.st.Expires, Withdrawn: withdrawn}
 	var outs []output
 	if f.o.PostfixMap != "" {
@@ -570,11 +592,7 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool) (*Fetc
 			}
 		}
 	}
-	var expired error
-	if withdrawn {
-		expired = f.expiredErr()
-	}
-	return f.finish(ctx, res, expired)
+	return f.finish(ctx, res, why)
 }
 
 // finish saves the state and runs the reload command if one is due.

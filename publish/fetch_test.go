@@ -661,7 +661,10 @@ func TestFetchUnpinnedSignerIsNoAnchor(t *testing.T) {
 		{name: "a list by the pinned key with the same serial is installed", second: func(t *testing.T) string {
 			return newTestServer(t, kept, testList(50, 2)).url()
 		}, wantSerial: 50},
-		{name: "the unchanged list by the unpinned key is refused, not taken as not modified", wantErr: ErrBadSignature},
+		{name: "the unchanged list by the unpinned key is refused, not taken as not modified, and enforcement withdrawn", wantErr: ErrBadSignature},
+		{name: "no list to be had: the unpinned key's list is not kept in force", second: func(t *testing.T) string {
+			return "http://127.0.0.1:1/" + ListFile
+		}, wantErr: ErrDownload},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -677,8 +680,24 @@ func TestFetchUnpinnedSignerIsNoAnchor(t *testing.T) {
 			}
 			res, err := c.fetch(t)
 			if tt.wantErr != nil {
-				if !errors.Is(err, tt.wantErr) {
-					t.Fatalf("second fetch: %+v, %v; want %v", res, err, tt.wantErr)
+				if !errors.Is(err, tt.wantErr) || errors.Is(err, ErrExpired) || res == nil || !res.Withdrawn {
+					t.Fatalf("second fetch: %+v, %v; want %v and enforcement withdrawn", res, err, tt.wantErr)
+				}
+				for _, p := range []string{c.opts.PostfixMap, c.opts.EximFile} {
+					if b := readOrFail(t, p); entries(b) != 0 || !strings.Contains(string(b), "no longer pinned") {
+						t.Errorf("%s after the signer was unpinned:\n%s", p, b)
+					}
+				}
+				// Every further run says so again, without rewriting anything.
+				before := c.installed(t)
+				if res, err := c.fetch(t); !errors.Is(err, tt.wantErr) || res == nil || res.Changed {
+					t.Fatalf("third fetch: %+v, %v", res, err)
+				}
+				assertSame(t, before, c.installed(t), "state.json")
+				// A list by the pinned key restores enforcement.
+				c.opts.URL = newTestServer(t, kept, testList(12, 2)).url()
+				if res, err := c.fetch(t); err != nil || res.Withdrawn || res.Serial != 12 {
+					t.Fatalf("after a list by the pinned key: %+v, %v", res, err)
 				}
 				return
 			}
