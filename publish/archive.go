@@ -81,7 +81,7 @@ func (a *Archive) Dir() string { return a.dir }
 
 // currentSerial reads DIR/current; 0 when nothing is published yet.
 func (a *Archive) currentSerial() (int64, error) {
-	b, err := readFileLimit(filepath.Join(a.dir, "current"), 32)
+	b, err := ReadFileLimit(filepath.Join(a.dir, "current"), 32)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}
@@ -165,13 +165,13 @@ func (a *Archive) read(serial int64) (*Snapshot, error) {
 		return nil, fmt.Errorf("publish: archive: %w", err)
 	}
 	s := &Snapshot{Serial: serial, Published: st.ModTime().UTC()}
-	if s.List, err = readFileLimit(filepath.Join(d, ListFile), maxListSize); err != nil {
+	if s.List, err = ReadFileLimit(filepath.Join(d, ListFile), maxListSize); err != nil {
 		return nil, fmt.Errorf("publish: archive: %w", err)
 	}
-	if s.Sig, err = readFileLimit(filepath.Join(d, SigFile), maxSigSize); err != nil {
+	if s.Sig, err = ReadFileLimit(filepath.Join(d, SigFile), maxSigSize); err != nil {
 		return nil, fmt.Errorf("publish: archive: %w", err)
 	}
-	s.SSHSig, err = readFileLimit(filepath.Join(d, SSHSigFile), maxSigSize)
+	s.SSHSig, err = ReadFileLimit(filepath.Join(d, SSHSigFile), maxSigSize)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, fmt.Errorf("publish: archive: %w", err)
 	}

@@ -76,9 +76,10 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// readFileLimit reads at most limit bytes of path and fails with
-// ErrTooLarge when the file is longer.
-func readFileLimit(path string, limit int64) ([]byte, error) {
+// ReadFileLimit reads path and fails with ErrTooLarge when it is longer
+// than limit bytes, without reading further, whatever the file is (a pipe,
+// a device). The errors of opening it are those of os.Open.
+func ReadFileLimit(path string, limit int64) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err

@@ -12,7 +12,7 @@ var (
 	ErrLocked       = errors.New("publish: another fetch is running")
 	ErrStateDir     = errors.New("publish: state directory is not usable")
 	ErrDownload     = errors.New("publish: download failed")
-	ErrTooLarge     = errors.New("publish: download too large")
+	ErrTooLarge     = errors.New("publish: too large")
 	ErrNotAList     = errors.New("publish: server did not return a policy list")
 	ErrBadSignature = errors.New("publish: list signature does not verify with the pinned key")
 	ErrBadList      = errors.New("publish: signed list does not parse")

@@ -241,7 +241,7 @@ func (f *fetcher) keys() []crypto.PublicKey {
 func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
 
 func (f *fetcher) loadState() error {
-	b, err := readFileLimit(f.path(stateFile), 1<<20)
+	b, err := ReadFileLimit(f.path(stateFile), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}
@@ -630,11 +630,11 @@ func (f *fetcher) installedIntact() bool {
 
 // loadList reads back and verifies again the list kept in the state dir.
 func (f *fetcher) loadList() (*listgen.List, error) {
-	list, err := readFileLimit(f.path(ListFile), f.o.MaxSize)
+	list, err := ReadFileLimit(f.path(ListFile), f.o.MaxSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
-	sig, err := readFileLimit(f.path(SigFile), maxSigSize)
+	sig, err := ReadFileLimit(f.path(SigFile), maxSigSize)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}

@@ -87,9 +87,9 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	case !strings.HasPrefix(fc.URL, "https://") && !strings.HasPrefix(fc.URL, "http://"):
 		return usagef("--url must be an http(s) URL, not %q", fc.URL)
 	}
-	keyFile, err := readLimited(fc.PubKey, maxKeyFileSize)
+	keyFile, err := publish.ReadFileLimit(fc.PubKey, maxKeyFileSize)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, publish.ErrTooLarge):
 		return usagef("--pubkey %v", err)
 	case err != nil:
 		return usagef("--pubkey: %v", err)

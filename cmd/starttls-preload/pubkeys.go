@@ -3,13 +3,12 @@ package main
 import (
 	"errors"
 	"fmt"
-	"io"
-	"os"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/crypto/ssh"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/publish"
 )
 
 func init() { register(newPubkeysCmd) }
@@ -63,34 +62,12 @@ const (
 // larger one is a failure (exit 1), as a bad key file is; one that cannot
 // be read is a usage error.
 func readKeyFile(path string) ([]byte, error) {
-	b, err := readLimited(path, maxKeyFileSize)
+	b, err := publish.ReadFileLimit(path, maxKeyFileSize)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, publish.ErrTooLarge):
 		return nil, failf("%v", err)
 	case err != nil:
 		return nil, usagef("%v", err)
-	}
-	return b, nil
-}
-
-// errTooLarge: a file read by readLimited is larger than its bound.
-var errTooLarge = errors.New("file too large")
-
-// readLimited reads path, refusing it (errTooLarge) past limit bytes
-// without reading further, whatever the file is (a pipe, a device). The
-// errors of opening it are the *fs.PathError of os.Open.
-func readLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(b)) > limit {
-		return nil, fmt.Errorf("%w: %s: larger than %d bytes", errTooLarge, path, limit)
 	}
 	return b, nil
 }

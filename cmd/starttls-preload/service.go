@@ -193,9 +193,9 @@ func publishedKeys(signing crypto.PublicKey, nextPath string) ([]crypto.PublicKe
 	if nextPath == "" {
 		return keys, nil
 	}
-	b, err := readLimited(nextPath, maxKeyFileSize)
+	b, err := publish.ReadFileLimit(nextPath, maxKeyFileSize)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, publish.ErrTooLarge):
 		return nil, usagef("list.next_pubkey %v", err)
 	case err != nil:
 		return nil, usagef("list.next_pubkey: %v", err)

@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/publish"
 )
 
 func init() { register(newVerifyCmd) }
@@ -45,9 +46,9 @@ func runVerify(cmd *cobra.Command, args []string) error {
 	if pubPath == "" {
 		return usagef("--pubkey is required (see %s --help)", cmd.CommandPath())
 	}
-	pubBytes, err := readLimited(pubPath, maxKeyFileSize)
+	pubBytes, err := publish.ReadFileLimit(pubPath, maxKeyFileSize)
 	switch {
-	case errors.Is(err, errTooLarge):
+	case errors.Is(err, publish.ErrTooLarge):
 		return usagef("--pubkey %v", err)
 	case err != nil:
 		return usagef("--pubkey: %v", err)
@@ -69,7 +70,7 @@ func runVerify(cmd *cobra.Command, args []string) error {
 		if !explicit {
 			path = file + "." + ext
 		}
-		b, err := readLimited(path, maxSigFileSize)
+		b, err := publish.ReadFileLimit(path, maxSigFileSize)
 		if errors.Is(err, fs.ErrNotExist) && !explicit {
 			return path, nil, nil
 		}
