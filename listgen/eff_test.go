@@ -9,7 +9,7 @@ import (
 
 func effFile(t *testing.T) []byte {
 	t.Helper()
-	return readFile(t, filepath.Join(repoRoot(t), "..", "shared", "data", "eff-starttls-everywhere", "policy.json"))
+	return readFile(t, filepath.Join(repoRoot(t), "listgen", "testdata", "eff", "policy.json"))
 }
 
 // Every domain and alias of the EFF's last list survives the import, and

@@ -119,7 +119,7 @@ func TestListLintFix(t *testing.T) {
 }
 
 func TestListImportEFFCommand(t *testing.T) {
-	out, errOut, code := execCLI(t, "list", "import-eff", repoFile(t, "..", "shared", "data", "eff-starttls-everywhere", "policy.json"))
+	out, errOut, code := execCLI(t, "list", "import-eff", repoFile(t, "listgen", "testdata", "eff", "policy.json"))
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
