@@ -7,7 +7,7 @@ GO ?= go
 check: export STARTTLS_PRELOAD_REQUIRE_ALL=1
 check:
 	@eval "$$(bash scripts/test-env.sh)" && \
-	  export STARTTLS_PRELOAD_TEST_EXIM STARTTLS_PRELOAD_TEST_POSTGRES && \
+	  export STARTTLS_PRELOAD_TEST_EXIM STARTTLS_PRELOAD_TEST_POSTGRES STARTTLS_PRELOAD_TEST_CHROMIUM && \
 	  $(GO) vet ./... && \
 	  $(GO) test -count=1 -timeout 30m ./...
 

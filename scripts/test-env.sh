@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepares this machine for the full test suite: installs, only when missing,
 # the real components the tests drive (Postfix, Exim, PostgreSQL, OpenSSL,
-# OpenSSH), and starts a private PostgreSQL on loopback. Prints the
+# OpenSSH, Chromium), and starts a private PostgreSQL on loopback. Prints the
 # environment variables the tests read, as shell assignments:
 #
 #   eval "$(bash scripts/test-env.sh)"
@@ -25,6 +25,10 @@ for pkg in postfix-lmdb postfix-cdb; do
 done
 [ -x /usr/lib/postgresql/15/bin/initdb ] || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v unshare >/dev/null || need+=(util-linux)
+# Chromium, driven headless by chromedp in the web pages' browser tests, and a
+# font so that its screenshots show text.
+command -v chromium >/dev/null || need+=(chromium)
+dpkg-query -W -f='${Status}' fonts-dejavu-core 2>/dev/null | grep -q "ok installed" || need+=(fonts-dejavu-core)
 command -v mount >/dev/null || need+=(mount)
 # Exim's shared libraries (the binary itself is unpacked, see below).
 for lib in libgnutls-dane0 libgnutls30 libidn12 libidn2-0 libpcre2-8-0 libdb5.3 libnsl2 libcrypt1; do
@@ -58,6 +62,9 @@ if [ "$(id -u)" = 0 ]; then
       --shell /usr/sbin/nologin Debian-exim
   echo "STARTTLS_PRELOAD_TEST_EXIM=$EXIM_ROOT/usr/sbin/exim4"
 fi
+
+CHROMIUM=$(command -v chromium || true)
+if [ -n "$CHROMIUM" ]; then echo "STARTTLS_PRELOAD_TEST_CHROMIUM=$CHROMIUM"; fi
 
 # A private PostgreSQL cluster on loopback, owned by the postgres user.
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1 || true)

@@ -1,5 +1,5 @@
 // Package testenv finds the real components that tests drive (Postfix, Exim,
-// PostgreSQL, openssl, ssh-keygen). `make check` prepares them
+// PostgreSQL, openssl, ssh-keygen, Chromium). `make check` prepares them
 // (scripts/test-env.sh) and sets STARTTLS_PRELOAD_REQUIRE_ALL=1, under which a
 // missing component fails the test instead of skipping it: a skipped test
 // must never hide a missing piece in CI.
@@ -64,4 +64,18 @@ func Root(t testing.TB) {
 	if os.Geteuid() != 0 {
 		missing(t, "root")
 	}
+}
+
+// Chromium returns the path of the Chromium browser that chromedp drives
+// (STARTTLS_PRELOAD_TEST_CHROMIUM, else `chromium` on PATH), or
+// skips/fails the test.
+func Chromium(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("STARTTLS_PRELOAD_TEST_CHROMIUM"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			missing(t, "chromium at "+p)
+		}
+		return p
+	}
+	return LookPath(t, "chromium")
 }
