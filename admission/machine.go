@@ -83,6 +83,16 @@ const (
 	CodeCheckFailed     = "notice.check_failed"  // a listed domain failed a check
 	CodeOptedOut        = "schedule.opted_out"   // never probed
 	CodeAddedByOperator = "admission.added"      // added by an operator
+
+	// Ownership and the doors (package lifecycle).
+	CodeReopened      = "submission.reopened"    // removal_requested/removed → pending: submitted again
+	CodeWithdrawn     = "submission.withdrawn"   // pending → removed: the owner dropped the submission
+	CodeOwnershipMail = "ownership.mail"         // pending → validating: the postmaster@ link confirmed (POST)
+	CodeOwnershipDNS  = "ownership.dns"          // pending → validating: the _starttls-preload TXT record
+	CodeOwnershipPR   = "ownership.pull_request" // → validating: a pull request's TXT record
+	CodeRemovalMail   = "removal.mail"           // → removal_requested: proven by the postmaster@ link
+	CodeRemovalDNS    = "removal.dns"            // → removal_requested: proven by the TXT record
+	CodeRemovalPR     = "removal.pull_request"   // → removal_requested: a pull request's proof or label
 )
 
 // Rules are the admission, promotion and demotion thresholds.

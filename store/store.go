@@ -99,6 +99,9 @@ type Domain struct {
 	FollowMTASTS bool
 	// Token is the ownership-proof token (for pending domains), if any.
 	Token string
+	// Source is the door of the latest declaration: "web", "operator", or
+	// a pull request's URL.
+	Source string
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
@@ -267,6 +270,41 @@ type Store interface {
 	RemoveOptOut(ctx context.Context, domain string) error
 	// IsOptedOut reports whether a domain must never be probed.
 	IsOptedOut(ctx context.Context, domain string) (bool, error)
+
+	// Declare adds a domain or opens it again, in one transaction, so that
+	// no worker or second door interleaves:
+	//   - absent: inserted in To (pending with its proof, or validating with
+	//     a pending → validating decision);
+	//   - pending: its declared fields replaced; To pending: the new proof
+	//     supersedes the open one; To validating: moved, and open add
+	//     proofs superseded;
+	//   - removal_requested, removed: declared fields replaced, counters
+	//     reset, due at once, moved to To with a decision;
+	//   - validating, testing, enforce, demoted: To validating (proven)
+	//     declares the fields again without a state change; To pending:
+	//     ErrConflict and nothing written.
+	// ErrInvalid for a bad name, To or missing proof.
+	Declare(ctx context.Context, d Declaration) (Declared, error)
+	// AddProof records a new proof for an existing domain, superseding the
+	// open proof of the same domain and purpose, and returns its ID.
+	// ErrNotFound if the domain is absent; ErrConflict if it is removed.
+	AddProof(ctx context.Context, p Proof) (int64, error)
+	// UseProof uses one open proof and applies what it proves, in one
+	// transaction: add → pending → validating (counters reset, due at
+	// once), or pending → removed with Withdraw; remove → removal_requested
+	// (already requested: only marked used). ErrNotFound if no proof of
+	// that domain has the ID or token hash; ErrProofUsed, ErrProofSuperseded,
+	// ErrProofExpired (at u.At); ErrConflict if the domain is not in a state
+	// the proof applies to. Nothing is written when it fails.
+	UseProof(ctx context.Context, u ProofUse) (Proof, error)
+	// ProofByToken returns the proof with that token hash, or ErrNotFound.
+	ProofByToken(ctx context.Context, tokenHash string) (Proof, error)
+	// Proofs returns a domain's proofs, newest first; never nil.
+	Proofs(ctx context.Context, domain string) ([]Proof, error)
+	// OpenProofs returns proofs open at `at` (not used, not superseded,
+	// not expired) with IDs above afterID, by ID, at most limit (0: all);
+	// never nil.
+	OpenProofs(ctx context.Context, at time.Time, afterID int64, limit int) ([]Proof, error)
 
 	// Close releases the store's resources.
 	Close() error

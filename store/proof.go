@@ -1,0 +1,98 @@
+package store
+
+import (
+	"errors"
+	"time"
+)
+
+// Sentinel errors of ownership proofs, matched with errors.Is. A refused
+// use writes nothing.
+var (
+	// ErrProofUsed: the proof was used before (single use).
+	ErrProofUsed = errors.New("store: proof already used")
+	// ErrProofExpired: the proof's expiry has passed.
+	ErrProofExpired = errors.New("store: proof expired")
+	// ErrProofSuperseded: a newer proof for the same domain and purpose
+	// replaced it, or the domain left the state the proof was for by
+	// another way (an operator's admission).
+	ErrProofSuperseded = errors.New("store: proof superseded")
+)
+
+// Purpose is what an ownership proof, once used, does.
+type Purpose string
+
+// The purposes of proofs.
+const (
+	PurposeAdd    Purpose = "add"    // pending → validating
+	PurposeRemove Purpose = "remove" // → removal_requested
+)
+
+// Valid reports whether p is a known purpose.
+func (p Purpose) Valid() bool { return p == PurposeAdd || p == PurposeRemove }
+
+// Proof is one ownership proof: a mailed token (kept only as its SHA-256)
+// and a DNS TXT value, either of which proves control of the domain. At
+// most one proof per domain and purpose is open (not used, not superseded);
+// a new one supersedes the older in the same transaction.
+type Proof struct {
+	ID        int64 // assigned by the store, rising
+	Domain    string
+	Purpose   Purpose
+	TokenHash string // hex SHA-256 of the mailed token; the token itself is never stored
+	DNSValue  string // the TXT value that proves it at _starttls-preload.<domain>
+	Source    string // the door that asked for it (web, operator, a PR URL)
+	CreatedAt time.Time
+	Expires   time.Time // not usable at or after this time
+	// UsedAt is when it was used (nil: not yet), UsedBy how ("mail", "dns").
+	UsedAt *time.Time
+	UsedBy string
+	// SupersededAt is when a newer proof (or an admission by other means)
+	// replaced it; nil while it stands.
+	SupersededAt *time.Time
+}
+
+// Open reports whether p can be used at t: not used, not superseded, not
+// expired.
+func (p Proof) Open(t time.Time) bool {
+	return p.UsedAt == nil && p.SupersededAt == nil && t.Before(p.Expires)
+}
+
+// Declaration adds a domain, or opens it again, in one transaction (see
+// Store.Declare).
+type Declaration struct {
+	// Domain carries Name, Contact (empty: keep the current one),
+	// MXPatterns, WantEnforce, FollowMTASTS and Source; the store sets the
+	// rest.
+	Domain Domain
+	// To is StatePending (ownership still to be proven; Proof required) or
+	// StateValidating (ownership proven elsewhere).
+	To State
+	// Proof is the new add proof when To is pending (its Domain and
+	// Purpose are set by the store).
+	Proof *Proof
+	// Reason is the decision's reason when the state changes.
+	Reason string
+	At     time.Time
+}
+
+// Declared is what Declare did: the state before ("" for a new domain) and
+// after, and the new proof's ID (0: none).
+type Declared struct {
+	From    State
+	To      State
+	ProofID int64
+}
+
+// ProofUse uses a proof in one transaction (see Store.UseProof).
+type ProofUse struct {
+	Domain string
+	// ID names the proof; when 0 it is found by TokenHash.
+	ID        int64
+	TokenHash string
+	UsedBy    string // "mail", "dns"
+	// Withdraw: using an add proof drops the pending domain (pending →
+	// removed) instead of proving it (pending → validating).
+	Withdraw bool
+	Reason   string // the decision's reason
+	At       time.Time
+}
