@@ -105,6 +105,17 @@
 // not a public suffix (golang.org/x/net/publicsuffix), names are valid
 // IDNA, aliases are defined and used, wildcard suffixes are not public
 // suffixes, "expires" is after "timestamp", and more; see the Problem codes.
+// LintWith with LintOptions.AllowTestTLD also accepts RFC 6761 ".test"
+// domains, for labs.
+//
+// # Domain names
+//
+// ParseDomain is the one normaliser of submitted domain names, used by
+// check, domains add, the list and the web and GitHub doors: it returns
+// the list's form (lower-case A-labels, no trailing dot) or a *NameError
+// with a stable code (domain.invalid, domain.idna, domain.ip_literal,
+// domain.too_long, domain.public_suffix, domain.unknown_tld) and one
+// sentence saying why. NormalizeName is its syntax part, for MX host names.
 //
 // # Signatures
 //

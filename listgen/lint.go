@@ -48,11 +48,24 @@ const (
 	CodePolicyAliasFields = "policy.alias_and_fields" // policy-alias together with mode or mxs
 )
 
+// LintOptions says which names Lint accepts beyond the registrable domains
+// of the public DNS.
+type LintOptions struct {
+	// AllowTestTLD accepts domains under the RFC 6761 §6.2 ".test"
+	// top-level domain, as ParseDomain's NameOptions.AllowTestTLD does
+	// (configuration key list.allow_test_tld), so a lab's list lints clean.
+	AllowTestTLD bool
+}
+
 // Lint checks a list beyond what Parse does (and again what Parse does, for
 // a list built in Go). It returns the problems sorted by JSON path (those
 // of one path in the order of the checks), none for a good list.
-func Lint(l *List) []Problem {
-	var lt linter
+// It is LintWith with the zero LintOptions.
+func Lint(l *List) []Problem { return LintWith(l, LintOptions{}) }
+
+// LintWith is Lint with options.
+func LintWith(l *List, o LintOptions) []Problem {
+	lt := linter{o: o}
 	if l.Version != FormatVersion {
 		lt.add(CodeVersion, "$.version", "version is %q; this format is %q", l.Version, FormatVersion)
 	}
@@ -93,7 +106,7 @@ func Lint(l *List) []Problem {
 			free <- make([]entry, 0, chunk)
 		}
 		work := make(chan []entry, cap(free))
-		var lt2 linter
+		lt2 := linter{o: o}
 		used2 := make(map[string]bool, len(l.PolicyAliases))
 		done := make(chan struct{})
 		go func() {
@@ -148,7 +161,10 @@ func Lint(l *List) []Problem {
 var lintChunk = 4096
 
 // linter collects problems; paths are built only for problems found.
-type linter struct{ ps []Problem }
+type linter struct {
+	o  LintOptions
+	ps []Problem
+}
 
 // entry lints one domain and its policy, noting the alias it uses.
 func (lt *linter) entry(l *List, d string, p Policy, used map[string]bool) {
@@ -175,6 +191,10 @@ func (lt *linter) domain(d string) {
 		if err := checkIDNA(d); err != nil {
 			lt.add(CodeDomainIDNA, keyPath("policies", d), "%v", err)
 		}
+	}
+	// RFC 6761 §6.2: ".test" names only where the options allow them.
+	if lt.o.AllowTestTLD && strings.HasSuffix(d, ".test") {
+		return
 	}
 	suffix, icann := publicsuffix.PublicSuffix(d)
 	switch {
@@ -235,7 +255,10 @@ func (lt *linter) policy(section, key string, p Policy, isAlias bool) {
 // LintBytes lints a list file: a parse failure is one CodeParse problem;
 // otherwise Lint's problems, plus CodeNotCanonical when b is not exactly the
 // bytes Marshal writes for it (the form that is signed).
-func LintBytes(b []byte) []Problem {
+func LintBytes(b []byte) []Problem { return LintBytesWith(b, LintOptions{}) }
+
+// LintBytesWith is LintBytes with options.
+func LintBytesWith(b []byte, o LintOptions) []Problem {
 	l, err := Parse(b)
 	if err != nil {
 		p := Problem{Code: CodeParse, Path: "$", Message: err.Error()}
@@ -246,7 +269,7 @@ func LintBytes(b []byte) []Problem {
 		}
 		return []Problem{p}
 	}
-	ps := Lint(l)
+	ps := LintWith(l, o)
 	if m, err := Marshal(l); err == nil && !bytes.Equal(m, b) {
 		ps = append(ps, Problem{Code: CodeNotCanonical, Path: "$",
 			Message: "not in canonical form (key order, indentation, sorted mxs, one final newline): rewrite it with `starttls-preload list lint --fix`"})

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-
-	"golang.org/x/net/idna"
 )
 
 // checkHostname reports why s is not a host name in the list's form:
@@ -91,22 +89,12 @@ func checkAliasName(s string) error {
 	return nil
 }
 
-// NormalizeName converts a domain or host name as people write it (any
-// case, U-labels, one trailing dot) to the list's form: lower-case
-// A-labels without a trailing dot. It fails when the result is not a valid
-// host name.
-func NormalizeName(s string) (string, error) {
-	s = strings.TrimSuffix(strings.TrimSpace(s), ".")
-	a, err := idna.Lookup.ToASCII(s)
-	if err != nil {
-		return "", fmt.Errorf("%q: %v", s, err)
-	}
-	a = strings.ToLower(a)
-	if err := checkHostname(a); err != nil {
-		return "", err
-	}
-	return a, nil
-}
+// NormalizeName converts a host name as people write it (any case,
+// U-labels, one trailing dot) to the list's form: lower-case A-labels
+// without a trailing dot. It is the syntax part of ParseDomain (errors are
+// *NameError), without the public suffix list: for MX host names and
+// patterns. Domains that people submit go through ParseDomain.
+func NormalizeName(s string) (string, error) { return parseHostName(s) }
 
 // NormalizePattern converts an MX pattern to the list's form. A leading
 // "." (the EFF list's suffix form) is read as "*.": both match one more
@@ -130,18 +118,14 @@ func NormalizePattern(s string) (string, error) {
 	return NormalizeName(s)
 }
 
-// checkIDNA reports whether a syntactically valid name is also valid IDNA
-// (every "xn--" label a well-formed A-label).
+// checkIDNA reports whether a syntactically valid name is also valid IDNA:
+// every "xn--" label the canonical A-label of a valid U-label. Other labels
+// are left alone (legacy host names such as "r3--sn-abc" stay valid).
 func checkIDNA(s string) error {
-	a, err := idna.Lookup.ToASCII(s)
-	if err != nil {
-		return fmt.Errorf("%q is not a valid IDNA name: %v", s, err)
-	}
-	if a != s {
-		return fmt.Errorf("%q is not in canonical A-label form (%q)", s, a)
-	}
-	if _, err := idna.Lookup.ToUnicode(s); err != nil {
-		return fmt.Errorf("%q is not a valid IDNA name: %v", s, err)
+	for l := range strings.SplitSeq(s, ".") {
+		if !validALabel(l) {
+			return fmt.Errorf("%q is not a valid IDNA name: %q is not a valid A-label", s, l)
+		}
 	}
 	return nil
 }
