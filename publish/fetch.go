@@ -195,7 +195,33 @@ func (o *FetchOptions) check() error {
 	if o.Client == nil {
 		o.Client = defaultClient()
 	}
+	o.Client = noDowngrade(o.Client)
 	return nil
+}
+
+// errPlainHTTP refuses a redirect that would leave https.
+var errPlainHTTP = errors.New("publish: refusing a redirect from https to plain http")
+
+// noDowngrade returns a copy of c (sharing its transport) that never
+// follows a redirect from an https URL to a plain http one: whoever asked
+// for https wants the list's privacy kept to the end (the signature is
+// checked either way).
+func noDowngrade(c *http.Client) *http.Client {
+	cc := *c
+	next := c.CheckRedirect
+	cc.CheckRedirect = func(req *http.Request, via []*http.Request) error {
+		if via[0].URL.Scheme == "https" && req.URL.Scheme != "https" {
+			return errPlainHTTP
+		}
+		if next != nil {
+			return next(req, via)
+		}
+		if len(via) >= 10 {
+			return errors.New("publish: stopped after 10 redirects")
+		}
+		return nil
+	}
+	return &cc
 }
 
 // postmapSuffix is the file postmap writes beside FILE for each table type.
@@ -209,6 +235,9 @@ func defaultClient() *http.Client {
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConns:          2,
 		IdleConnTimeout:       30 * time.Second,
+		// A list server's answer head is small: a status line or header of
+		// megabytes is refused by the transport.
+		MaxResponseHeaderBytes: 64 << 10,
 	}}
 }
 
@@ -665,14 +694,17 @@ func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit i
 	}
 	resp, err := f.o.Client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, err)
+		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, serverError{err})
 	}
 	defer resp.Body.Close()
 	switch {
+	case req.URL.Scheme == "https" && resp.Request.URL.Scheme != "https":
+		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, errPlainHTTP)
 	case resp.StatusCode == http.StatusNotModified && len(cond) > 0:
 		return nil, resp.Header, nil
 	case resp.StatusCode != http.StatusOK:
-		return nil, nil, fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, resp.Status)
+		// The status line is the server's text: cleaned and cut short.
+		return nil, nil, fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, serverText(resp.Status))
 	case resp.ContentLength > limit:
 		return nil, nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, resp.ContentLength, limit)
 	}
@@ -680,7 +712,7 @@ func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit i
 	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
 	b := buf.Bytes()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, err)
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, serverError{err})
 	}
 	if int64(len(b)) > limit {
 		return nil, nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, url, limit)
