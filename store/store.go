@@ -250,6 +250,12 @@ type Store interface {
 	// lease has expired (its worker died) is claimed again. Concurrent
 	// callers never receive the same domain under live leases.
 	ClaimDue(ctx context.Context, worker string, now time.Time, limit int, lease time.Duration) ([]Domain, error)
+	// NextDue returns the earliest time at which ClaimDue would hand out a
+	// domain: the earliest NextCheck of the domains not removed, or, for a
+	// domain under a lease, the later of its NextCheck and the lease's end.
+	// It may lie in the past (a domain is due now). ErrNotFound when no
+	// domain will ever be due. The service sleeps until then.
+	NextDue(ctx context.Context) (time.Time, error)
 	// Release drops worker's claims on the named domains without
 	// recording a check, setting their NextCheck to next (zero: unchanged).
 	Release(ctx context.Context, worker string, names []string, next time.Time) error

@@ -397,6 +397,31 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 	return out, nil
 }
 
+// NextDue implements store.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	if err := s.lock(ctx); err != nil {
+		return time.Time{}, err
+	}
+	defer s.mu.Unlock()
+	var next time.Time
+	for _, d := range s.domains {
+		if d.State == store.StateRemoved {
+			continue
+		}
+		due := d.NextCheck
+		if d.ClaimedUntil != nil && d.ClaimedUntil.After(due) {
+			due = *d.ClaimedUntil
+		}
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	if next.IsZero() {
+		return time.Time{}, store.ErrNotFound
+	}
+	return next, nil
+}
+
 // Release implements store.Store.
 func (s *Store) Release(ctx context.Context, worker string, names []string, next time.Time) error {
 	if err := s.lock(ctx); err != nil {

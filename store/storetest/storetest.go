@@ -57,6 +57,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimDueLease", testClaimDueLease},
 		{"ClaimDueConcurrent", testClaimDueConcurrent},
 		{"Release", testRelease},
+		{"NextDue", testNextDue},
 		{"Serials", testSerials},
 		{"OptOut", testOptOut},
 		{"Cancelled", testCancelled},
@@ -881,6 +882,41 @@ func testClaimDueConcurrent(t *testing.T, s store.Store) {
 	if len(seen) != n {
 		t.Errorf("%d domains claimed, want %d", len(seen), n)
 	}
+}
+
+// testNextDue: the earliest due time of the domains not removed, a live
+// lease counting until it ends.
+func testNextDue(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, err := s.NextDue(ctx)
+	isErr(t, "NextDue(empty)", err, store.ErrNotFound)
+	add(t, s, "gone.example", store.StateRemoved, T0)
+	_, err = s.NextDue(ctx)
+	isErr(t, "NextDue(removed only)", err, store.ErrNotFound)
+	add(t, s, "late.example", store.StateTesting, at(time.Hour))
+	add(t, s, "early.example", store.StateValidating, at(time.Minute))
+	add(t, s, "pending.example", store.StatePending, at(30*time.Minute))
+	next, err := s.NextDue(ctx)
+	must(t, err)
+	same(t, "next due", next, store.Time(at(time.Minute)))
+	// Claimed until +40m: pending.example (+30m) comes first.
+	got, err := s.ClaimDue(ctx, "w1", at(time.Minute), 1, 39*time.Minute)
+	must(t, err)
+	same(t, "claimed", names(got), []string{"early.example"})
+	next, err = s.NextDue(ctx)
+	must(t, err)
+	same(t, "next due with a lease", next, store.Time(at(30*time.Minute)))
+	// early.example leased until +40m, pending.example until +45m: the
+	// first lease to end is next.
+	_, err = s.ClaimDue(ctx, "w1", at(30*time.Minute), 1, 15*time.Minute)
+	must(t, err)
+	next, err = s.NextDue(ctx)
+	must(t, err)
+	same(t, "next due when every early domain is leased", next, store.Time(at(40*time.Minute)))
+	must(t, s.Release(ctx, "w1", []string{"early.example", "pending.example"}, at(2*time.Hour)))
+	next, err = s.NextDue(ctx)
+	must(t, err)
+	same(t, "next due after release", next, store.Time(at(time.Hour)))
 }
 
 func testRelease(t *testing.T, s store.Store) {

@@ -834,6 +834,43 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 	return out, nil
 }
 
+// NextDue implements store.Store. It walks the domains_due index in
+// NextCheck order and stops at the first row whose NextCheck is not before
+// the earliest due time found so far: usually the first unclaimed row.
+func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT next_check, claimed_until FROM domains
+		WHERE state <> 'removed' ORDER BY next_check, name`)
+	if err != nil {
+		return time.Time{}, s.wrap(err)
+	}
+	defer rows.Close()
+	var next time.Time
+	for rows.Next() {
+		var nc time.Time
+		var until *time.Time
+		if err := rows.Scan(tval{&nc}, tscan{&until}); err != nil {
+			return time.Time{}, s.wrap(err)
+		}
+		if !next.IsZero() && !nc.Before(next) {
+			break
+		}
+		due := nc
+		if until != nil && until.After(due) {
+			due = *until
+		}
+		if next.IsZero() || due.Before(next) {
+			next = due
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return time.Time{}, s.wrap(err)
+	}
+	if next.IsZero() {
+		return time.Time{}, store.ErrNotFound
+	}
+	return next, nil
+}
+
 // Release implements store.Store: one UPDATE per chunk of names.
 func (s *Store) Release(ctx context.Context, worker string, names []string, next time.Time) error {
 	set := `claimed_by = '', claimed_until = NULL`
