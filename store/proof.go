@@ -96,3 +96,77 @@ type ProofUse struct {
 	Reason   string // the decision's reason
 	At       time.Time
 }
+
+// Active reports whether a domain in state s is being checked or listed
+// (validating, testing, enforce, demoted): Declare keeps its state.
+func Active(s State) bool {
+	return s == StateValidating || s == StateTesting || s == StateEnforce || s == StateDemoted
+}
+
+// CheckProof refuses a proof a backend must not store (ErrInvalid).
+func CheckProof(p Proof) error {
+	if !ValidName(p.Domain) || !p.Purpose.Valid() || p.TokenHash == "" || p.DNSValue == "" || p.Expires.IsZero() {
+		return ErrInvalid
+	}
+	return nil
+}
+
+// CheckDeclaration refuses a declaration a backend must not apply
+// (ErrInvalid).
+func CheckDeclaration(d Declaration) error {
+	if !ValidName(d.Domain.Name) {
+		return ErrInvalid
+	}
+	switch d.To {
+	case StatePending:
+		if d.Proof == nil {
+			return ErrInvalid
+		}
+		p := *d.Proof
+		p.Domain, p.Purpose = d.Domain.Name, PurposeAdd
+		return CheckProof(p)
+	case StateValidating:
+		if d.Proof != nil {
+			return ErrInvalid
+		}
+		return nil
+	}
+	return ErrInvalid
+}
+
+// ProofOutcome is the rule every backend applies in UseProof: the state a
+// domain in state cur moves to when proof p is used as u at `at`, or why it
+// cannot be used (ErrProofUsed, ErrProofSuperseded, ErrProofExpired,
+// ErrConflict, ErrInvalid). The state is cur when only the proof is marked
+// used (a removal already requested).
+func ProofOutcome(p Proof, u ProofUse, cur State, at time.Time) (State, error) {
+	switch {
+	case p.UsedAt != nil:
+		return "", ErrProofUsed
+	case p.SupersededAt != nil:
+		return "", ErrProofSuperseded
+	case !Time(at).Before(p.Expires):
+		return "", ErrProofExpired
+	}
+	switch p.Purpose {
+	case PurposeAdd:
+		if cur != StatePending {
+			return "", ErrConflict
+		}
+		if u.Withdraw {
+			return StateRemoved, nil
+		}
+		return StateValidating, nil
+	case PurposeRemove:
+		switch {
+		case u.Withdraw:
+			return "", ErrInvalid
+		case cur == StateRemoved:
+			return "", ErrConflict
+		case cur == StateRemovalRequested:
+			return cur, nil
+		}
+		return StateRemovalRequested, nil
+	}
+	return "", ErrInvalid
+}

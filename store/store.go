@@ -97,8 +97,6 @@ type Domain struct {
 	WantEnforce bool
 	// FollowMTASTS: the patterns follow the domain's MTA-STS "mx" list.
 	FollowMTASTS bool
-	// Token is the ownership-proof token (for pending domains), if any.
-	Token string
 	// Source is the door of the latest declaration: "web", "operator", or
 	// a pull request's URL.
 	Source string
@@ -212,7 +210,7 @@ type Store interface {
 	// none are absent).
 	CountByState(ctx context.Context) (map[State]int, error)
 	// UpdateDomain writes d's owner-editable and scheduling fields
-	// (Contact, MXPatterns, WantEnforce, FollowMTASTS, Token, NextCheck,
+	// (Contact, MXPatterns, WantEnforce, FollowMTASTS, Source, NextCheck,
 	// ChecksPassed, PassingSince, FailingSince, UpdatedAt — zero: now). It
 	// never changes State, history, or claims. ErrNotFound if absent.
 	UpdateDomain(ctx context.Context, d Domain) error

@@ -25,6 +25,7 @@ type Store struct {
 	lists     map[int64]store.ListRecord
 	serial    int64
 	optOut    map[string]bool
+	proofs    []*store.Proof // by ID
 	nextID    int64
 	closed    bool
 }
@@ -210,7 +211,7 @@ func (s *Store) UpdateDomain(ctx context.Context, d store.Domain) error {
 		cur.MXPatterns = append([]string{}, d.MXPatterns...)
 		cur.WantEnforce = d.WantEnforce
 		cur.FollowMTASTS = d.FollowMTASTS
-		cur.Token = d.Token
+		cur.Source = d.Source
 		cur.NextCheck = store.Time(d.NextCheck)
 		cur.ChecksPassed = d.ChecksPassed
 		cur.PassingSince = store.TimePtr(d.PassingSince)

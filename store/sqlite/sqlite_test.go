@@ -2,11 +2,14 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"os"
 	"path/filepath"
 	"testing"
+	"testing/fstest"
 
 	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/internal/sqlstore"
 	"github.com/starttls-preload/starttls-preload/store/sqlite"
 	"github.com/starttls-preload/starttls-preload/store/storetest"
 )
@@ -45,8 +48,12 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM schema_migrations`).Scan(&n); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 {
-		t.Errorf("schema_migrations has %d rows, want 1", n)
+	migs, err := os.ReadDir("migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != len(migs) {
+		t.Errorf("schema_migrations has %d rows, want %d", n, len(migs))
 	}
 	for _, f := range []string{path, path + "-wal"} {
 		fi, err := os.Stat(f)
@@ -63,6 +70,46 @@ func TestMigrateIdempotent(t *testing.T) {
 	}
 	if mode != "wal" {
 		t.Errorf("journal_mode = %q, want wal", mode)
+	}
+}
+
+// TestMigrateTokenAway: a database made by the first schema, whose domains
+// kept a plaintext token, opens with its domains intact, the token column
+// gone and a proofs table in its place.
+func TestMigrateTokenAway(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	init, err := os.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(ctx, db, fstest.MapFS{"0001_init.sql": {Data: init}}, sqlstore.Dialect{IntTimes: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`INSERT INTO domains (name, state, token, created_at, updated_at, next_check) VALUES ('old.example', 'pending', 'plaintext', 1, 1, 1)`); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	s := open(t, path)
+	d, err := s.GetDomain(ctx, "old.example")
+	if err != nil || d.State != store.StatePending || d.Source != "" {
+		t.Fatalf("old domain after the migration: %+v, %v", d, err)
+	}
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT COUNT(*) FROM pragma_table_info('domains') WHERE name = 'token'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		t.Error("the plaintext token column is still there")
+	}
+	ps, err := s.Proofs(ctx, "old.example")
+	if err != nil || len(ps) != 0 {
+		t.Errorf("proofs of the old domain: %v, %v", ps, err)
 	}
 }
 

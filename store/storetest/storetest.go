@@ -60,6 +60,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NextDue", testNextDue},
 		{"Serials", testSerials},
 		{"OptOut", testOptOut},
+		{"DeclareNew", testDeclareNew},
+		{"DeclarePending", testDeclarePending},
+		{"DeclareReopen", testDeclareReopen},
+		{"DeclareActive", testDeclareActive},
+		{"DeclareInvalid", testDeclareInvalid},
+		{"DeclareConcurrent", testDeclareConcurrent},
+		{"AddProof", testAddProof},
+		{"UseProofAdd", testUseProofAdd},
+		{"UseProofRefused", testUseProofRefused},
+		{"UseProofRemove", testUseProofRemove},
+		{"UseProofWithdraw", testUseProofWithdraw},
+		{"UseProofConcurrent", testUseProofConcurrent},
+		{"OpenProofs", testOpenProofs},
 		{"Cancelled", testCancelled},
 		{"Closed", testClosed},
 	}
@@ -130,7 +143,7 @@ func testAddGet(t *testing.T, s store.Store) {
 		MXPatterns:   []string{"mx1.example.com", ".example.net"},
 		WantEnforce:  true,
 		FollowMTASTS: true,
-		Token:        "tok-123",
+		Source:       "https://github.com/o/r/pull/1",
 		CreatedAt:    T0,
 		UpdatedAt:    at(time.Minute),
 		NextCheck:    at(time.Hour),
@@ -302,7 +315,7 @@ func testUpdateDomain(t *testing.T, s store.Store) {
 	upd.MXPatterns = []string{".mail.u.example"}
 	upd.WantEnforce = true
 	upd.FollowMTASTS = true
-	upd.Token = "t"
+	upd.Source = "operator"
 	upd.NextCheck = at(5 * time.Hour)
 	upd.ChecksPassed = 7
 	upd.PassingSince = ptr(at(-24 * time.Hour))

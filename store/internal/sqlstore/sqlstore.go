@@ -194,7 +194,7 @@ func (s *Store) wrap(err error) error {
 	return err
 }
 
-const domainCols = `name, state, contact, mx_patterns, want_enforce, follow_mtasts, token,
+const domainCols = `name, state, contact, mx_patterns, want_enforce, follow_mtasts, source,
 	created_at, updated_at, next_check, last_checked, checks_passed, passing_since, failing_since,
 	claimed_by, claimed_until`
 
@@ -203,7 +203,7 @@ type scanner interface{ Scan(...any) error }
 func scanDomain(r scanner) (store.Domain, error) {
 	var d store.Domain
 	var st string
-	err := r.Scan(&d.Name, &st, &d.Contact, jlist{&d.MXPatterns}, &d.WantEnforce, &d.FollowMTASTS, &d.Token,
+	err := r.Scan(&d.Name, &st, &d.Contact, jlist{&d.MXPatterns}, &d.WantEnforce, &d.FollowMTASTS, &d.Source,
 		tval{&d.CreatedAt}, tval{&d.UpdatedAt}, tval{&d.NextCheck}, tscan{&d.LastChecked}, &d.ChecksPassed,
 		tscan{&d.PassingSince}, tscan{&d.FailingSince}, &d.ClaimedBy, tscan{&d.ClaimedUntil})
 	d.State = store.State(st)
@@ -258,7 +258,7 @@ func (s *Store) AddDomains(ctx context.Context, ds []store.Domain) ([]error, err
 			args := make([]any, 0, len(part)*13)
 			for _, i := range part {
 				d := rows[i]
-				args = append(args, d.Name, string(d.State), d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token,
+				args = append(args, d.Name, string(d.State), d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Source,
 					s.t(d.CreatedAt), s.t(d.UpdatedAt), s.t(d.NextCheck), d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince))
 			}
 			// In domainCols order; last_checked and the claim start empty.
@@ -372,9 +372,9 @@ func (s *Store) UpdateDomain(ctx context.Context, d store.Domain) error {
 	}
 	return s.tx(ctx, true, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, s.q(`UPDATE domains SET contact = ?, mx_patterns = ?, want_enforce = ?,
-			follow_mtasts = ?, token = ?, next_check = ?, checks_passed = ?, passing_since = ?, failing_since = ?,
+			follow_mtasts = ?, source = ?, next_check = ?, checks_passed = ?, passing_since = ?, failing_since = ?,
 			updated_at = ? WHERE name = ?`),
-			d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Token, s.t(d.NextCheck),
+			d.Contact, jsonList(d.MXPatterns), d.WantEnforce, d.FollowMTASTS, d.Source, s.t(d.NextCheck),
 			d.ChecksPassed, s.tp(d.PassingSince), s.tp(d.FailingSince), s.t(d.UpdatedAt), d.Name)
 		if err != nil {
 			return err
