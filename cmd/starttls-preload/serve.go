@@ -85,7 +85,7 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	}
 	reg, metrics := newRegistry()
 	if deps.notifier == nil {
-		n, closeN, err := newNotifier(c, metrics)
+		n, _, closeN, err := newNotifier(c, metrics)
 		if err != nil {
 			return fail(err)
 		}

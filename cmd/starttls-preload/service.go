@@ -17,6 +17,7 @@ import (
 
 	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/notify"
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/backend"
@@ -117,30 +118,32 @@ func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string
 }
 
 // newNotifier returns how notices reach contacts: the log, and mail through
-// notify.smtp_relay when it is set. close sends the mail still queued.
-func newNotifier(c *Config, m *admission.Metrics) (n admission.Notifier, close func() error, err error) {
+// notify.smtp_relay when it is set. mailer is the one mail queue (nil
+// without a relay), shared with the web door's mails; close sends the mail
+// still queued.
+func newNotifier(c *Config, m *admission.Metrics) (n admission.Notifier, mailer *notify.Mailer, close func() error, err error) {
 	logN := admission.LogNotifier{Log: slog.Default()}
 	if c.Notify.SMTPRelay == "" {
-		return logN, func() error { return nil }, nil
+		return logN, nil, func() error { return nil }, nil
 	}
 	if c.Notify.From == "" {
-		return nil, nil, usagef("notify.from must be set with notify.smtp_relay")
+		return nil, nil, nil, usagef("notify.from must be set with notify.smtp_relay")
 	}
 	host, _ := os.Hostname()
-	mailer, err := admission.NewMailNotifier(admission.MailConfig{
+	mailer, err = notify.New(notify.Config{
 		Relay:    c.Notify.SMTPRelay,
 		From:     c.Notify.From,
 		StartTLS: c.Notify.StartTLS,
 		CAFile:   c.Notify.CAFile,
 		Timeout:  c.Notify.Timeout,
 		Hostname: host,
-		Metrics:  m,
 		Log:      slog.Default(),
 	})
 	if err != nil {
-		return nil, nil, usagef("%v", err)
+		return nil, nil, nil, usagef("%v", err)
 	}
-	return admission.Notifiers{logN, mailer}, mailer.Close, nil
+	mailN := &admission.MailNotifier{Mailer: mailer, Metrics: m, Log: slog.Default()}
+	return admission.Notifiers{logN, mailN}, mailer, mailer.Close, nil
 }
 
 // workerName names this process in claims: host name and process id.

@@ -55,7 +55,7 @@ func runWorker(ctx context.Context, c *Config, once bool) error {
 	}
 	defer st.Close()
 	reg, metrics := newRegistry()
-	notifier, closeNotify, err := newNotifier(c, metrics)
+	notifier, _, closeNotify, err := newNotifier(c, metrics)
 	if err != nil {
 		return err
 	}
