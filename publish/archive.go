@@ -2,15 +2,21 @@ package publish
 
 import (
 	"bytes"
+	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -20,6 +26,12 @@ const (
 	ListFile   = "policy-list.json"
 	SigFile    = ListFile + ".sig"
 	SSHSigFile = ListFile + ".sshsig"
+
+	// Beside them in v/SERIAL/, not served under their own names: the
+	// list gzipped (sent to clients that accept gzip) and the SHA-256 of
+	// every file, in the format of sha256sum(1).
+	gzListFile = ListFile + ".gz"
+	sumsFile   = "SHA256SUMS"
 )
 
 // Limits on what the archive reads back from disk.
@@ -39,10 +51,20 @@ type Snapshot struct {
 	Published time.Time
 }
 
-// Source gives the current signed list and every earlier one by serial.
+// Source gives the current signed list and the files of every list
+// published, by serial.
 type Source interface {
 	Current(ctx context.Context) (*Snapshot, error)
-	BySerial(ctx context.Context, serial int64) (*Snapshot, error)
+	Open(ctx context.Context, serial int64, name string) (*File, error)
+}
+
+// File is one file of a published list, open for reading from disk. The
+// caller closes it.
+type File struct {
+	*os.File
+	Size      int64
+	ETag      string    // strong validator of the bytes: hex, without quotes
+	Published time.Time // the list's publication time
 }
 
 var _ Source = (*Archive)(nil)
@@ -53,19 +75,51 @@ var _ Source = (*Archive)(nil)
 //	DIR/v/SERIAL/policy-list.json     the list as signed
 //	DIR/v/SERIAL/policy-list.json.sig
 //	DIR/v/SERIAL/policy-list.json.sshsig
+//	DIR/v/SERIAL/policy-list.json.gz  the list gzipped, for clients that accept gzip
+//	DIR/v/SERIAL/SHA256SUMS           each file's SHA-256 (sha256sum -c reads it)
 //	DIR/lock                          taken by Add (flock)
 //
 // A serial directory is complete before it appears (written under a
 // temporary name, fsynced, renamed) and is never changed afterwards;
 // DIR/current is replaced atomically after it. The modification time of
-// policy-list.json is the publication time. Several processes may read an
-// archive while one adds to it.
+// the files is the publication time. Several processes may read an
+// archive while one adds to it. The files of a list by serial are served
+// from disk (Open); their ETags come from SHA256SUMS, so a request hashes
+// nothing. An archive written before SHA256SUMS and the gzipped copy
+// existed is served too: without gzip, each file hashed once.
 type Archive struct {
 	dir string
 
 	mu    sync.Mutex
 	cur   *Snapshot   // cache of the last snapshot Current returned
 	curFi os.FileInfo // DIR/current when cur was read
+
+	published atomic.Int64 // highest serial seen in DIR/current: lower ones are published for good
+
+	metaMu sync.Mutex
+	meta   map[int64]*serialMeta // bounded by maxMeta
+}
+
+// maxMeta bounds the serials whose validators an Archive keeps in memory.
+const maxMeta = 1024
+
+// serialMeta is what is known of one serial's files without reading them:
+// the publication time and the SHA-256 of each file (from SHA256SUMS, or
+// computed once for an archive written before it existed).
+type serialMeta struct {
+	once      sync.Once
+	err       error
+	published time.Time
+	sums      map[string]string // file name -> hex SHA-256
+
+	mu   sync.Mutex
+	lazy map[string]*lazySum
+}
+
+type lazySum struct {
+	once sync.Once
+	sum  string
+	err  error
 }
 
 // OpenArchive opens (creating if needed) the archive in dir.
@@ -143,20 +197,197 @@ func (a *Archive) BySerial(ctx context.Context, serial int64) (*Snapshot, error)
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	if serial <= 0 {
-		return nil, ErrNotFound
-	}
-	if cur, err := a.currentSerial(); err != nil {
+	if err := a.isPublished(serial); err != nil {
 		return nil, err
-	} else if serial > cur {
-		return nil, ErrNotFound
 	}
 	return a.read(serial)
 }
 
+// isPublished returns nil when serial is published, else ErrNotFound. The
+// current serial only grows, so a serial at or below one seen before is
+// published without reading DIR/current again.
+func (a *Archive) isPublished(serial int64) error {
+	if serial <= 0 {
+		return ErrNotFound
+	}
+	if serial <= a.published.Load() {
+		return nil
+	}
+	cur, err := a.currentSerial()
+	if err != nil {
+		return err
+	}
+	for {
+		seen := a.published.Load()
+		if cur <= seen || a.published.CompareAndSwap(seen, cur) {
+			break
+		}
+	}
+	if serial > cur {
+		return ErrNotFound
+	}
+	return nil
+}
+
+// Open opens one file (ListFile, SigFile, SSHSigFile or the gzipped list,
+// ListFile+".gz") of the list with that serial, or fails with
+// ErrNotFound. Nothing is read or hashed: the ETag comes from the
+// serial's SHA256SUMS, read once, or for an archive that has none, from
+// one pass over the file, remembered.
+func (a *Archive) Open(ctx context.Context, serial int64, name string) (*File, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	switch name {
+	case ListFile, SigFile, SSHSigFile, gzListFile:
+	default:
+		return nil, ErrNotFound
+	}
+	if err := a.isPublished(serial); err != nil {
+		return nil, err
+	}
+	m, err := a.serialMeta(serial)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(filepath.Join(a.serialDir(serial), name))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish: archive: %w", err)
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = fmt.Errorf("%s is not a regular file", f.Name())
+	}
+	var sum string
+	if err == nil {
+		sum, err = m.sum(name, f, fi.Size())
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("publish: archive: %w", err)
+	}
+	return &File{File: f, Size: fi.Size(), ETag: etagOf(sum), Published: m.published}, nil
+}
+
+// etagOf makes the ETag of a file from its hex SHA-256: the one the
+// handler gives the same bytes in memory.
+func etagOf(hexSum string) string { return hexSum[:24] }
+
+func (a *Archive) serialDir(serial int64) string {
+	return filepath.Join(a.dir, "v", strconv.FormatInt(serial, 10))
+}
+
+// serialMeta returns the serial's metadata, loading it once. A failure is
+// not remembered.
+func (a *Archive) serialMeta(serial int64) (*serialMeta, error) {
+	a.metaMu.Lock()
+	if a.meta == nil {
+		a.meta = map[int64]*serialMeta{}
+	}
+	m := a.meta[serial]
+	if m == nil {
+		if len(a.meta) >= maxMeta {
+			for n := range a.meta { // forget any one
+				delete(a.meta, n)
+				break
+			}
+		}
+		m = &serialMeta{}
+		a.meta[serial] = m
+	}
+	a.metaMu.Unlock()
+	m.once.Do(func() { m.err = m.load(a.serialDir(serial)) })
+	if m.err != nil {
+		a.metaMu.Lock()
+		if a.meta[serial] == m {
+			delete(a.meta, serial)
+		}
+		a.metaMu.Unlock()
+		if errors.Is(m.err, fs.ErrNotExist) {
+			return nil, ErrNotFound
+		}
+		return nil, fmt.Errorf("publish: archive: %w", m.err)
+	}
+	return m, nil
+}
+
+func (m *serialMeta) load(dir string) error {
+	fi, err := os.Stat(filepath.Join(dir, ListFile))
+	if err != nil {
+		return err
+	}
+	m.published = fi.ModTime().UTC()
+	b, err := ReadFileLimit(filepath.Join(dir, sumsFile), maxSumsSize)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // an archive written before SHA256SUMS
+	}
+	if err != nil {
+		return err
+	}
+	m.sums, err = parseSums(b)
+	if err != nil {
+		return fmt.Errorf("%s: %w", filepath.Join(dir, sumsFile), err)
+	}
+	return nil
+}
+
+// sum returns the hex SHA-256 of the serial's file name, open as f: from
+// SHA256SUMS, else computed once from f (read with ReadAt: f's offset does
+// not move).
+func (m *serialMeta) sum(name string, f *os.File, size int64) (string, error) {
+	if s, ok := m.sums[name]; ok {
+		return s, nil
+	}
+	m.mu.Lock()
+	if m.lazy == nil {
+		m.lazy = map[string]*lazySum{}
+	}
+	l := m.lazy[name]
+	if l == nil {
+		l = &lazySum{}
+		m.lazy[name] = l
+	}
+	m.mu.Unlock()
+	l.once.Do(func() {
+		h := sha256.New()
+		if _, l.err = io.Copy(h, io.NewSectionReader(f, 0, size)); l.err == nil {
+			l.sum = hex.EncodeToString(h.Sum(nil))
+		}
+	})
+	if l.err != nil {
+		m.mu.Lock()
+		if m.lazy[name] == l {
+			delete(m.lazy, name)
+		}
+		m.mu.Unlock()
+		return "", l.err
+	}
+	return l.sum, nil
+}
+
+// maxSumsSize bounds SHA256SUMS (a few lines).
+const maxSumsSize = 4 << 10
+
+// parseSums reads the format of sha256sum(1): per line, 64 hex digits, two
+// spaces, a file name.
+func parseSums(b []byte) (map[string]string, error) {
+	sums := map[string]string{}
+	for line := range strings.Lines(string(b)) {
+		sum, name, ok := strings.Cut(strings.TrimSuffix(line, "\n"), "  ")
+		if _, err := hex.DecodeString(sum); !ok || len(sum) != 64 || err != nil || name == "" {
+			return nil, errors.New("not in the format of sha256sum")
+		}
+		sums[name] = strings.ToLower(sum)
+	}
+	return sums, nil
+}
+
 // read reads the files of one serial.
 func (a *Archive) read(serial int64) (*Snapshot, error) {
-	d := filepath.Join(a.dir, "v", strconv.FormatInt(serial, 10))
+	d := a.serialDir(serial)
 	st, err := os.Stat(filepath.Join(d, ListFile))
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, ErrNotFound
@@ -210,25 +441,22 @@ func (a *Archive) Add(ctx context.Context, s *Snapshot) error {
 		return fmt.Errorf("publish: archive: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a no-op once renamed
-	files := []struct {
-		name string
-		data []byte
-	}{{ListFile, s.List}, {SigFile, s.Sig}, {SSHSigFile, s.SSHSig}}
-	for _, f := range files {
-		if f.name == SSHSigFile && len(f.data) == 0 {
-			continue
-		}
-		p := filepath.Join(tmp, f.name)
-		t, err := writeTemp(p, f.data, 0o644)
-		if err == nil {
-			err = os.Rename(t, p)
-		}
-		if err != nil {
+	sums, err := writeSnapshotFiles(tmp, s)
+	if err != nil {
+		return fmt.Errorf("publish: archive: %w", err)
+	}
+	if err := writeFileAtomic(filepath.Join(tmp, sumsFile), sums, 0o644); err != nil {
+		return fmt.Errorf("publish: archive: %w", err)
+	}
+	// Every file carries the publication time (Last-Modified when served).
+	ents, err := os.ReadDir(tmp)
+	if err != nil {
+		return fmt.Errorf("publish: archive: %w", err)
+	}
+	for _, e := range ents {
+		if err := os.Chtimes(filepath.Join(tmp, e.Name()), published, published); err != nil {
 			return fmt.Errorf("publish: archive: %w", err)
 		}
-	}
-	if err := os.Chtimes(filepath.Join(tmp, ListFile), published, published); err != nil {
-		return fmt.Errorf("publish: archive: %w", err)
 	}
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("publish: archive: %w", err)
@@ -253,6 +481,58 @@ func (a *Archive) Add(ctx context.Context, s *Snapshot) error {
 		return fmt.Errorf("publish: archive: %w", err)
 	}
 	return nil
+}
+
+// writeSnapshotFiles writes the files of s into the (new, temporary)
+// directory dir, with the list gzipped beside it, each fsynced, and
+// returns their SHA256SUMS.
+func writeSnapshotFiles(dir string, s *Snapshot) ([]byte, error) {
+	var sums bytes.Buffer
+	add := func(name string, sum []byte) {
+		fmt.Fprintf(&sums, "%x  %s\n", sum, name)
+	}
+	for _, f := range []namedFile{{ListFile, s.List}, {SigFile, s.Sig}, {SSHSigFile, s.SSHSig}} {
+		if len(f.data) == 0 {
+			continue // no SSH signature
+		}
+		p := filepath.Join(dir, f.name)
+		t, err := writeTemp(p, f.data, 0o644)
+		if err == nil {
+			err = os.Rename(t, p)
+		}
+		if err != nil {
+			return nil, err
+		}
+		sum := sha256.Sum256(f.data)
+		add(f.name, sum[:])
+	}
+	// The gzipped list, compressed once here rather than per request.
+	p := filepath.Join(dir, gzListFile)
+	f, err := createTemp(p, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	zw, _ := gzip.NewWriterLevel(io.MultiWriter(f, h), gzip.BestSpeed)
+	_, err = zw.Write(s.List)
+	if err == nil {
+		err = zw.Close()
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), p)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	add(gzListFile, h.Sum(nil))
+	return sums.Bytes(), nil
 }
 
 // Serials lists the published serials in rising order.

@@ -3,7 +3,9 @@ package publish
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -34,18 +36,14 @@ func Export(ctx context.Context, src Source, dir string, pubPEM []byte, allowedS
 		}
 	}
 	for _, n := range serials {
-		s := cur
-		if n != cur.Serial {
-			if s, err = src.BySerial(ctx, n); err != nil {
-				return err
-			}
-		}
 		vdir := filepath.Join(dir, "v", strconv.FormatInt(n, 10))
 		if err := os.MkdirAll(vdir, 0o755); err != nil {
 			return fmt.Errorf("publish: export: %w", err)
 		}
-		if err := writeFiles(vdir, snapshotFiles(s), true); err != nil {
-			return err
+		for _, name := range []string{ListFile, SigFile, SSHSigFile} {
+			if err := exportFile(ctx, src, n, name, filepath.Join(vdir, name)); err != nil {
+				return err
+			}
 		}
 	}
 	l, err := listgen.Parse(cur.List)
@@ -68,6 +66,74 @@ func Export(ctx context.Context, src Source, dir string, pubPEM []byte, allowedS
 		return err
 	}
 	return nil
+}
+
+// exportFile copies one file of a list by serial to path, streamed. A
+// file already at path must be identical (a published file is immutable);
+// a file the list does not have (an SSH signature) is skipped.
+func exportFile(ctx context.Context, src Source, serial int64, name, path string) error {
+	f, err := src.Open(ctx, serial, name)
+	if errors.Is(err, ErrNotFound) && name == SSHSigFile {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if old, err := os.Open(path); err == nil {
+		same, err := sameContent(old, f.File)
+		old.Close()
+		if err != nil {
+			return fmt.Errorf("publish: export: %w", err)
+		}
+		if !same {
+			return fmt.Errorf("%w: %s differs from the archive and is immutable", ErrExportConflict, path)
+		}
+		return nil
+	}
+	t, err := createTemp(path, 0o644)
+	if err != nil {
+		return fmt.Errorf("publish: export: %w", err)
+	}
+	_, err = io.Copy(t, io.NewSectionReader(f, 0, f.Size))
+	if err == nil {
+		err = t.Sync()
+	}
+	if cerr := t.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(t.Name(), path)
+	}
+	if err != nil {
+		os.Remove(t.Name())
+		return fmt.Errorf("publish: export: %w", err)
+	}
+	return nil
+}
+
+// sameContent compares two files from their start, a block at a time.
+func sameContent(a, b *os.File) (bool, error) {
+	ra, rb := io.NewSectionReader(a, 0, 1<<62), io.NewSectionReader(b, 0, 1<<62)
+	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
+	for {
+		na, erra := io.ReadFull(ra, ba)
+		nb, errb := io.ReadFull(rb, bb)
+		if !bytes.Equal(ba[:na], bb[:nb]) {
+			return false, nil
+		}
+		doneA := erra == io.EOF || erra == io.ErrUnexpectedEOF
+		doneB := errb == io.EOF || errb == io.ErrUnexpectedEOF
+		if erra != nil && !doneA {
+			return false, erra
+		}
+		if errb != nil && !doneB {
+			return false, errb
+		}
+		if doneA || doneB {
+			return doneA && doneB, nil
+		}
+	}
 }
 
 type namedFile struct {

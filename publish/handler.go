@@ -45,7 +45,10 @@ const gzipMin = 1024
 //
 // Every response has a strong ETag and Last-Modified, honours
 // If-None-Match / If-Modified-Since (304), Range and HEAD, and is gzipped
-// when the client asks for it. Clients must not trust the server: they
+// when the client asks for it. A list by serial is streamed from the
+// archive's files, with the ETag the archive keeps for them; its SERIAL
+// is written in decimal without sign or leading zero (/v/+1/, /v/01/ are
+// not found). Clients must not trust the server: they
 // verify the signature with a key they pinned.
 func NewHandler(src Source, pubPEM []byte, allowedSigners string) http.Handler {
 	h := &handler{src: src, prepared: map[int64]*prepared{}, started: time.Now().UTC()}
@@ -182,19 +185,60 @@ func (h *handler) serveTop(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveSerial serves a list by serial from its file, streamed: a request
+// reads from disk only the bytes it sends, and hashes nothing.
 func (h *handler) serveSerial(w http.ResponseWriter, r *http.Request) {
-	n, err := strconv.ParseInt(r.PathValue("serial"), 10, 64)
+	n, ok := parseSerial(r.PathValue("serial"))
 	file := r.PathValue("file")
-	if err != nil || n <= 0 || (file != ListFile && file != SigFile && file != SSHSigFile) {
+	if !ok || (file != ListFile && file != SigFile && file != SSHSigFile) {
 		http.NotFound(w, r)
 		return
 	}
-	s, err := h.src.BySerial(r.Context(), n)
+	hd := w.Header()
+	var f *File
+	var err error
+	if file == ListFile {
+		hd.Add("Vary", "Accept-Encoding")
+		if acceptsGzip(r.Header.Get("Accept-Encoding")) {
+			// An archive written before gzipped copies has none: the
+			// list is then sent as it is.
+			if f, err = h.src.Open(r.Context(), n, gzListFile); err == nil {
+				hd.Set("Content-Encoding", "gzip")
+			}
+		}
+	}
+	if f == nil {
+		f, err = h.src.Open(r.Context(), n, file)
+	}
 	if err != nil {
+		hd.Del("Vary")
 		h.sourceError(w, r, err)
 		return
 	}
-	serveListFile(w, r, h.prepare(s), file, cacheImmutable)
+	defer f.Close()
+	ctype := "text/plain; charset=utf-8"
+	if file == ListFile {
+		ctype = "application/json"
+	}
+	hd.Set("Content-Type", ctype)
+	hd.Set("Cache-Control", cacheImmutable)
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("ETag", `"`+f.ETag+`"`)
+	http.ServeContent(w, r, "", f.Published, f.File)
+}
+
+// parseSerial reads the SERIAL of /v/SERIAL/: decimal digits without sign
+// or leading zero. Any other spelling (+1, 01, 1e0) is not found rather
+// than redirected, so that one list has one URL in every cache.
+func parseSerial(s string) (int64, bool) {
+	if s == "" || s[0] < '1' || s[0] > '9' {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || strconv.FormatInt(n, 10) != s {
+		return 0, false
+	}
+	return n, true
 }
 
 func (h *handler) sourceError(w http.ResponseWriter, r *http.Request, err error) {

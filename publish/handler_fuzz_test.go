@@ -5,6 +5,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -23,6 +25,8 @@ func FuzzHandler(f *testing.F) {
 	f.Add("/"+SSHSigFile, "bytes=0-0,1-1,2-2", "*", "Mon, 02 Jan 2006 15:04:05 GMT", "x-gzip;q=0.5")
 	f.Add("/v/99999999999999999999/"+ListFile, "", "", "garbage", "*")
 	f.Add("/../etc/passwd", "", "", "", "")
+	f.Add("/v/010/"+ListFile, "", "", "", "gzip")
+	f.Add("/v/+11/"+SigFile, "bytes=-5", "", "", "")
 	f.Fuzz(func(t *testing.T, path, rng, inm, ims, ae string) {
 		u, err := url.Parse(path)
 		if err != nil {
@@ -43,6 +47,13 @@ func FuzzHandler(f *testing.F) {
 			http.StatusMovedPermanently, http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
 		default:
 			t.Fatalf("GET %q: status %d", path, rec.Code)
+		}
+		// A list by serial has one URL: /v/SERIAL/ in decimal, no sign, no leading zero.
+		if serial, file, ok := strings.Cut(strings.TrimPrefix(u.Path, "/v/"), "/"); ok && strings.HasPrefix(u.Path, "/v/") &&
+			(rec.Code == http.StatusOK || rec.Code == http.StatusPartialContent || rec.Code == http.StatusNotModified) {
+			if n, err := strconv.ParseInt(serial, 10, 64); err != nil || strconv.FormatInt(n, 10) != serial || strings.Contains(file, "/") {
+				t.Fatalf("GET %q: status %d for a path that is not /v/SERIAL/FILE", path, rec.Code)
+			}
 		}
 		if rec.Code == http.StatusOK && u.Path == "/"+ListFile && rec.Header().Get("Content-Encoding") == "" &&
 			!bytes.Equal(rec.Body.Bytes(), want) {
