@@ -90,9 +90,14 @@ type FetchResult struct {
 
 // State file names inside StateDir.
 const (
-	stateFile = "state.json"
-	lockName  = "lock"
+	stateFile  = "state.json"
+	expiryFile = "expiry.json" // validity of the installed list, kept apart
+	lockName   = "lock"
 )
+
+// maxValidator bounds an ETag or Last-Modified kept from a response: a
+// longer one is not stored (nor sent back).
+const maxValidator = 256
 
 // fetchState is what Fetch remembers between runs (StateDir/state.json).
 type fetchState struct {
@@ -157,7 +162,7 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	defer unlock()
 	f := &fetcher{o: o}
 	if err := f.loadState(); err != nil {
-		return nil, err
+		return f.unreadableState(ctx, err)
 	}
 	return f.run(ctx)
 }
@@ -235,9 +240,9 @@ func defaultClient() *http.Client {
 		ResponseHeaderTimeout: 30 * time.Second,
 		MaxIdleConns:          2,
 		IdleConnTimeout:       30 * time.Second,
-		// A list server's answer head is small: a status line or header of
-		// megabytes is refused by the transport.
-		MaxResponseHeaderBytes: 64 << 10,
+		// A list server's answer head is small: one of megabytes is
+		// refused by the transport (the default allows 10 MB).
+		MaxResponseHeaderBytes: 1 << 20,
 	}}
 }
 
@@ -249,7 +254,8 @@ func (o *FetchOptions) optionsKey() string {
 type fetcher struct {
 	o        FetchOptions
 	st       fetchState
-	saved    []byte // state.json as last read or written
+	saved    []byte     // state.json as last read or written
+	expiry   *expiryRec // expiry.json as last read or written
 	pending  *pendingList
 	signedBy crypto.PublicKey // the pinned key that verified a list in this run
 }
@@ -269,7 +275,19 @@ func (f *fetcher) keys() []crypto.PublicKey {
 
 func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
 
+// expiryRec is what expiry.json keeps: the identity and validity of the
+// installed list, taken from the verified list only and written beside
+// state.json, so that an expired list is withdrawn even when state.json
+// cannot be read (damaged, or grown by a bug).
+type expiryRec struct {
+	Serial     int64     `json:"serial"`
+	ListSHA256 string    `json:"list_sha256"`
+	Expires    time.Time `json:"expires"`
+	SignedBy   string    `json:"signed_by,omitempty"`
+}
+
 func (f *fetcher) loadState() error {
+	f.expiry = f.loadExpiry()
 	b, err := ReadFileLimit(f.path(stateFile), 1<<20)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
@@ -280,8 +298,89 @@ func (f *fetcher) loadState() error {
 	if err != nil {
 		return fmt.Errorf("%w: %s: %w", ErrStateDir, f.path(stateFile), err)
 	}
+	// Validators were stored from responses: keep only what this client
+	// would store now (a state written by an older one may hold anything).
+	f.st.ETag = validETag(f.st.ETag)
+	if t, err := http.ParseTime(f.st.LastModified); err != nil || t.UTC().Format(http.TimeFormat) != f.st.LastModified {
+		f.st.LastModified = ""
+	}
+	// Of two records of the same list, the earlier expiry counts.
+	if e := f.expiry; e != nil && e.ListSHA256 == f.st.ListSHA256 && e.Expires.Before(f.st.Expires) {
+		f.st.Expires = e.Expires
+	}
 	f.saved, _ = f.marshalState()
 	return nil
+}
+
+// loadExpiry reads expiry.json (nil if it is missing or unreadable).
+func (f *fetcher) loadExpiry() *expiryRec {
+	b, err := ReadFileLimit(f.path(expiryFile), 4<<10)
+	if err != nil {
+		return nil
+	}
+	var e expiryRec
+	if json.Unmarshal(b, &e) != nil || e.ListSHA256 == "" {
+		return nil
+	}
+	return &e
+}
+
+// unreadableState handles a state.json that cannot be read (err): nothing
+// is installed, except that an installed list that expired (by
+// expiry.json) is withdrawn, and a fresh state.json written for it.
+func (f *fetcher) unreadableState(ctx context.Context, err error) (*FetchResult, error) {
+	e := f.expiry
+	if e == nil || f.o.Now().Before(e.Expires) {
+		return nil, err
+	}
+	slog.Warn("the state file cannot be read, but the installed list has expired: withdrawing it", "serial", e.Serial, "err", err)
+	f.st = fetchState{Serial: e.Serial, ListSHA256: e.ListSHA256, Expires: e.Expires, SignedBy: e.SignedBy}
+	res, werr := f.withdraw(ctx, f.expiredReason(), f.expiredErr())
+	return res, errors.Join(err, werr)
+}
+
+// validETag returns etag when it is one to store and send back in
+// If-None-Match: at most maxValidator bytes of the entity-tag grammar of
+// RFC 9110 §8.8.3 (entity-tag = [ "W/" ] DQUOTE *etagc DQUOTE, etagc =
+// %x21 / %x23-7E, without obs-text); "" otherwise.
+func validETag(etag string) string {
+	if len(etag) > maxValidator {
+		return ""
+	}
+	opaque := strings.TrimPrefix(etag, "W/")
+	if len(opaque) < 2 || opaque[0] != '"' || opaque[len(opaque)-1] != '"' {
+		return ""
+	}
+	for _, c := range []byte(opaque[1 : len(opaque)-1]) {
+		if c < 0x21 || c == '"' || c > 0x7e {
+			return ""
+		}
+	}
+	return etag
+}
+
+// strongLastModified returns the response's Last-Modified, formatted
+// anew, when it can serve as a validator: RFC 9110 §8.8.2.2, a
+// Last-Modified is weak unless at least one second before the response's
+// Date (a file replaced within that second keeps the same date, and
+// If-Modified-Since would hide the new one). "" otherwise, and when either
+// date is missing or malformed.
+func strongLastModified(h http.Header) string {
+	lm, err := http.ParseTime(h.Get("Last-Modified"))
+	if err != nil {
+		return ""
+	}
+	date, err := http.ParseTime(h.Get("Date"))
+	if err != nil || date.Sub(lm) < time.Second {
+		return ""
+	}
+	return lm.UTC().Format(http.TimeFormat)
+}
+
+// keepValidators stores the validators of a response for the next
+// conditional request, each only if it is bounded and strong enough.
+func (f *fetcher) keepValidators(h http.Header) {
+	f.st.ETag, f.st.LastModified = validETag(h.Get("ETag")), strongLastModified(h)
 }
 
 func (f *fetcher) marshalState() ([]byte, error) {
@@ -295,6 +394,9 @@ func (f *fetcher) saveState() error {
 	if err != nil {
 		return err
 	}
+	if err := f.saveExpiry(); err != nil {
+		return err
+	}
 	if bytes.Equal(b, f.saved) {
 		return nil
 	}
@@ -302,6 +404,26 @@ func (f *fetcher) saveState() error {
 		return fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
 	f.saved = b
+	return nil
+}
+
+// saveExpiry writes expiry.json when the installed list changed.
+func (f *fetcher) saveExpiry() error {
+	if f.st.ListSHA256 == "" {
+		return nil
+	}
+	e := expiryRec{Serial: f.st.Serial, ListSHA256: f.st.ListSHA256, Expires: f.st.Expires, SignedBy: f.st.SignedBy}
+	if o := f.expiry; o != nil && o.Serial == e.Serial && o.ListSHA256 == e.ListSHA256 && o.Expires.Equal(e.Expires) && o.SignedBy == e.SignedBy {
+		return nil
+	}
+	b, err := json.Marshal(&e)
+	if err != nil {
+		return err
+	}
+	if err := writeFileAtomic(f.path(expiryFile), append(b, '\n'), 0o600); err != nil {
+		return fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	f.expiry = &e
 	return nil
 }
 
@@ -398,7 +520,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	case l.Serial == f.st.Serial && (!unpinned || hash == f.st.ListSHA256):
 		// The same list again (the ETag was not kept or changed form): keep
 		// this copy too, in case the kept one was damaged, and its signer.
-		f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
+		f.keepValidators(hdr)
 		f.st.SignedBy = listgen.Fingerprint(signedBy)
 		f.pending = stageList(f.path(ListFile), list, sig)
 		defer f.dropPending()
@@ -413,7 +535,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	defer f.dropPending()
 	f.st.Serial, f.st.ListSHA256, f.st.Expires = l.Serial, hash, l.Expires
 	f.st.SignedBy = listgen.Fingerprint(signedBy)
-	f.st.ETag, f.st.LastModified = hdr.Get("ETag"), hdr.Get("Last-Modified")
+	f.keepValidators(hdr)
 	var res *FetchResult
 	if f.expired() {
 		res, err = f.withdraw(ctx, f.expiredReason(), f.expiredErr())
