@@ -83,6 +83,14 @@ type Declared struct {
 	ProofID int64
 }
 
+// UsedProof is what UseProof did: the proof as used, and the domain's
+// state before and after (equal when only the proof was marked used).
+type UsedProof struct {
+	Proof Proof
+	From  State
+	To    State
+}
+
 // ProofUse uses a proof in one transaction (see Store.UseProof).
 type ProofUse struct {
 	Domain string

@@ -299,8 +299,9 @@ type Store interface {
 	// (already requested: only marked used). ErrNotFound if no proof of
 	// that domain has the ID or token hash; ErrProofUsed, ErrProofSuperseded,
 	// ErrProofExpired (at u.At); ErrConflict if the domain is not in a state
-	// the proof applies to. Nothing is written when it fails.
-	UseProof(ctx context.Context, u ProofUse) (Proof, error)
+	// the proof applies to. Nothing is written when it fails. It returns
+	// the used proof and the domain's state before and after.
+	UseProof(ctx context.Context, u ProofUse) (UsedProof, error)
 	// ProofByToken returns the proof with that token hash, or ErrNotFound.
 	ProofByToken(ctx context.Context, tokenHash string) (Proof, error)
 	// Proofs returns a domain's proofs, newest first; never nil.

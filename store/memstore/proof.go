@@ -133,8 +133,8 @@ func (s *Store) AddProof(ctx context.Context, p store.Proof) (int64, error) {
 }
 
 // UseProof implements store.Store.
-func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, error) {
-	var out store.Proof
+func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.UsedProof, error) {
+	var out store.UsedProof
 	err := one(ctx, s, u, func(u store.ProofUse) error {
 		var p *store.Proof
 		for _, pr := range s.proofs {
@@ -153,6 +153,7 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, er
 			return err
 		}
 		p.UsedAt, p.UsedBy = &at, u.UsedBy
+		out.From, out.To = d.State, to
 		if to != d.State {
 			if p.Purpose == store.PurposeRemove {
 				s.supersede(d.Name, store.PurposeAdd, at)
@@ -162,7 +163,7 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, er
 			}
 			s.decide(d, to, u.Reason, at)
 		}
-		out = copyProof(p)
+		out.Proof = copyProof(p)
 		return nil
 	})
 	return out, err

@@ -294,9 +294,12 @@ func testUseProofAdd(t *testing.T, s store.Store) {
 	dc := declarePending(t, s, "u.example", "u", T0)
 	must(t, s.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "u.example", At: at(time.Minute)},
 		NextCheck: at(50 * time.Hour), ChecksPassed: 3, PassingSince: ptr(T0)}))
-	p, err := s.UseProof(ctx, store.ProofUse{Domain: "u.example", TokenHash: "hash-u", UsedBy: "mail", Reason: "ownership.mail: test", At: at(time.Hour)})
+	used, err := s.UseProof(ctx, store.ProofUse{Domain: "u.example", TokenHash: "hash-u", UsedBy: "mail", Reason: "ownership.mail: test", At: at(time.Hour)})
 	must(t, err)
-	if p.ID != dc.ProofID || p.UsedAt == nil || !p.UsedAt.Equal(store.Time(at(time.Hour))) || p.UsedBy != "mail" {
+	if used.From != store.StatePending || used.To != store.StateValidating {
+		t.Errorf("UseProof moved %s → %s, want pending → validating", used.From, used.To)
+	}
+	if p := used.Proof; p.ID != dc.ProofID || p.UsedAt == nil || !p.UsedAt.Equal(store.Time(at(time.Hour))) || p.UsedBy != "mail" {
 		t.Errorf("used proof = %+v", p)
 	}
 	d, err := s.GetDomain(ctx, "u.example")
@@ -376,8 +379,11 @@ func testUseProofRemove(t *testing.T, s store.Store) {
 	// Already requested: the proof is used, nothing else happens.
 	_, err = s.AddProof(ctx, proof("l.example", store.PurposeRemove, "l2", at(time.Hour)))
 	must(t, err)
-	_, err = s.UseProof(ctx, store.ProofUse{Domain: "l.example", TokenHash: "hash-l2", UsedBy: "mail", At: at(2 * time.Hour)})
+	used, err := s.UseProof(ctx, store.ProofUse{Domain: "l.example", TokenHash: "hash-l2", UsedBy: "mail", At: at(2 * time.Hour)})
 	must(t, err)
+	if used.From != store.StateRemovalRequested || used.To != store.StateRemovalRequested || used.Proof.UsedAt == nil {
+		t.Errorf("UseProof = %+v, want the state kept and the proof used", used)
+	}
 	if ds := decisions(t, s, "l.example"); len(ds) != 1 {
 		t.Errorf("a second removal proof recorded a decision: %+v", ds)
 	}

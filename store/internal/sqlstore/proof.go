@@ -181,12 +181,12 @@ func (s *Store) AddProof(ctx context.Context, p store.Proof) (int64, error) {
 }
 
 // UseProof implements store.Store.
-func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, error) {
+func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.UsedProof, error) {
 	if u.ID == 0 && u.TokenHash == "" {
-		return store.Proof{}, store.ErrNotFound
+		return store.UsedProof{}, store.ErrNotFound
 	}
 	at := store.Time(u.At)
-	var out store.Proof
+	var out store.UsedProof
 	err := s.tx(ctx, true, func(tx *sql.Tx) error {
 		// The domain's row first, as every other write locks it, then
 		// the proof's.
@@ -214,7 +214,7 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, er
 			return err
 		}
 		p.UsedAt, p.UsedBy = &at, u.UsedBy
-		out = p
+		out = store.UsedProof{Proof: p, From: cur, To: to}
 		if to == cur {
 			return nil
 		}
@@ -232,7 +232,7 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.Proof, er
 		return s.decide(ctx, tx, u.Domain, cur, to, u.Reason, at)
 	})
 	if err != nil {
-		return store.Proof{}, s.wrap(err)
+		return store.UsedProof{}, s.wrap(err)
 	}
 	return out, nil
 }
