@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 	"golang.org/x/net/publicsuffix"
@@ -229,15 +231,21 @@ func nameErr(code, in, format string, a ...any) *NameError {
 	return &NameError{Code: code, Input: in, Reason: quoteName(in) + " " + fmt.Sprintf(format, a...)}
 }
 
-// quoteName quotes s for a message, cut to 80 bytes.
+// quoteName quotes s for a message (Go syntax, so control characters are
+// escaped), cut to about 80 bytes of quoted text.
 func quoteName(s string) string {
-	const max = 80
-	if len(s) > max {
-		cut := max
-		for cut > 0 && s[cut]&0xC0 == 0x80 { // not inside a UTF-8 sequence
-			cut--
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); {
+		if b.Len() >= 80 {
+			b.WriteString("\"…")
+			return b.String()
 		}
-		return fmt.Sprintf("%q…", s[:cut])
+		_, size := utf8.DecodeRuneInString(s[i:])
+		q := strconv.Quote(s[i : i+size])
+		b.WriteString(q[1 : len(q)-1])
+		i += size
 	}
-	return fmt.Sprintf("%q", s)
+	b.WriteByte('"')
+	return b.String()
 }
