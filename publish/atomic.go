@@ -5,13 +5,18 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 )
+
+// tempPrefix starts the name of every temporary file written for path
+// (".NAME.tmp-"), so that one left by a killed run is recognised.
+func tempPrefix(path string) string { return "." + filepath.Base(path) + ".tmp-" }
 
 // createTemp creates a temporary file beside path (same directory, hence
 // same file system, so that a rename is atomic). The caller renames or
 // removes it.
 func createTemp(path string, perm os.FileMode) (*os.File, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	f, err := os.CreateTemp(filepath.Dir(path), tempPrefix(path)+"*")
 	if err != nil {
 		return nil, err
 	}
@@ -93,4 +98,21 @@ func ReadFileLimit(path string, limit int64) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s is larger than %d bytes", ErrTooLarge, path, limit)
 	}
 	return b, nil
+}
+
+// staleTemps lists the regular files beside path whose names are those of
+// its temporary files (and of what postmap makes of them).
+func staleTemps(path string) []string {
+	ents, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return nil
+	}
+	var names []string
+	prefix := tempPrefix(path)
+	for _, e := range ents {
+		if e.Type().IsRegular() && strings.HasPrefix(e.Name(), prefix) {
+			names = append(names, filepath.Join(filepath.Dir(path), e.Name()))
+		}
+	}
+	return names
 }

@@ -152,6 +152,9 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	if err := os.MkdirAll(o.StateDir, 0o700); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
+	if err := checkStateDir(o.StateDir); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
 	unlock, err := lockFile(filepath.Join(o.StateDir, lockName))
 	if err != nil {
 		if errors.Is(err, ErrLocked) {
@@ -161,6 +164,7 @@ func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	}
 	defer unlock()
 	f := &fetcher{o: o}
+	f.removeStaleTemps()
 	if err := f.loadState(); err != nil {
 		return f.unreadableState(ctx, err)
 	}
@@ -274,6 +278,25 @@ func (f *fetcher) keys() []crypto.PublicKey {
 }
 
 func (f *fetcher) path(name string) string { return filepath.Join(f.o.StateDir, name) }
+
+// removeStaleTemps removes the temporary files a run that was killed left
+// beside the files Fetch writes (the lock is held: no other run is writing
+// them now).
+func (f *fetcher) removeStaleTemps() {
+	targets := []string{f.path(stateFile), f.path(expiryFile), f.path(ListFile), f.path(SigFile)}
+	for _, p := range []string{f.o.PostfixMap, f.o.EximFile} {
+		if p != "" {
+			targets = append(targets, p)
+		}
+	}
+	for _, p := range targets {
+		for _, name := range staleTemps(p) {
+			if err := os.Remove(name); err == nil {
+				slog.Info("removed a temporary file left by an interrupted run", "file", name)
+			}
+		}
+	}
+}
 
 // expiryRec is what expiry.json keeps: the identity and validity of the
 // installed list, taken from the verified list only and written beside

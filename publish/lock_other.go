@@ -8,3 +8,6 @@ import "errors"
 func lockFile(path string) (unlock func(), err error) {
 	return nil, errors.New("publish: locking the state directory needs a Unix system")
 }
+
+// checkStateDir has nothing to check where fetch cannot run.
+func checkStateDir(dir string) error { return nil }
