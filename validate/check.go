@@ -3,37 +3,13 @@ package validate
 import (
 	"cmp"
 	"context"
-	"errors"
-	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
 	"sync"
 
 	"github.com/miekg/dns"
-	"golang.org/x/net/idna"
 )
-
-// ErrInvalidDomain is returned for a name that is not a domain.
-var ErrInvalidDomain = errors.New("validate: invalid domain name")
-
-// NormalizeDomain returns domain in the form results use: lower-case
-// A-labels without a trailing dot.
-func NormalizeDomain(domain string) (string, error) {
-	d := strings.TrimSuffix(strings.TrimSpace(domain), ".")
-	if d == "" || strings.ContainsAny(d, " \t/:@[]") {
-		return "", fmt.Errorf("%w: %q", ErrInvalidDomain, domain)
-	}
-	a, err := idna.Lookup.ToASCII(d)
-	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrInvalidDomain, domain, err)
-	}
-	a = strings.ToLower(a)
-	if _, ok := dns.IsDomainName(a); !ok || !strings.Contains(a, ".") {
-		return "", fmt.Errorf("%w: %q", ErrInvalidDomain, domain)
-	}
-	return a, nil
-}
 
 // Check checks one domain. The error is non-nil only when the checker
 // itself cannot work (an invalid name, a cancelled context); everything the

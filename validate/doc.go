@@ -22,6 +22,13 @@
 // A domain is eligible when it has at least one MX, every address of every
 // MX passed step 3, and no finding is an error.
 //
+// Check normalises the domain with NormalizeDomain, the checker's copy of
+// the syntax part of listgen.ParseDomain (this package imports none of the
+// project's): the same names are refused and rewritten alike, and a test
+// in cmd/starttls-preload runs both over one table. The doors (check,
+// domains add, the list, the web and GitHub doors) use listgen.ParseDomain,
+// which also refuses public suffixes and unknown top-level domains.
+//
 // A Round shares host look-ups and (MX host, address) checks across the
 // domains checked through it, so a bulk run dials each MX address once.
 //

@@ -42,6 +42,11 @@ func TestNormalizeDomain(t *testing.T) {
 	tests := map[string]string{
 		"Example.COM.": "example.com", " example.org ": "example.org", "bücher.example": "xn--bcher-kva.example",
 		"": "", "nodot": "", "a b.com": "", "user@example.com": "", "[1.2.3.4]": "",
+		// As listgen.ParseDomain's syntax part: no all-digit top-level
+		// label, no IP literal, no underscore, no over-long label.
+		"example.123": "", "192.0.2.1": "", "192.0.2.1.": "", "2001:db8::1": "", "127.1": "",
+		"_mta-sts.example.com": "", strings.Repeat("a", 64) + ".com": "", "xn--zz.example.com": "",
+		"r3--sn-abc.example.com": "r3--sn-abc.example.com", "mail.example.test": "mail.example.test",
 	}
 	for in, want := range tests {
 		got, err := NormalizeDomain(in)
