@@ -81,7 +81,7 @@ func exportFile(ctx context.Context, src Source, serial int64, name, path string
 	}
 	defer f.Close()
 	if old, err := os.Open(path); err == nil {
-		same, err := sameContent(old, f.File)
+		same, err := filesEqual(old, f.File)
 		old.Close()
 		if err != nil {
 			return fmt.Errorf("publish: export: %w", err)
@@ -112,8 +112,8 @@ func exportFile(ctx context.Context, src Source, serial int64, name, path string
 	return nil
 }
 
-// sameContent compares two files from their start, a block at a time.
-func sameContent(a, b *os.File) (bool, error) {
+// filesEqual compares two files from their start, a block at a time.
+func filesEqual(a, b *os.File) (bool, error) {
 	ra, rb := io.NewSectionReader(a, 0, 1<<62), io.NewSectionReader(b, 0, 1<<62)
 	ba, bb := make([]byte, 64<<10), make([]byte, 64<<10)
 	for {
