@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# The web speed figures of BENCHMARKS.md (## Web), on loopback only:
+#
+#   bash scripts/bench-web.sh
+#
+# Seeds a SQLite store with DOMAINS listed domains (default 100,000; each
+# with its check history and decisions; kept under BENCH_DIR between runs),
+# starts `starttls-preload serve` on it with a validator that can reach
+# nothing (the resolver is a closed loopback port), and measures with
+# cmd/loadgen, C clients for DURATION each:
+#   1. the status page /domains/<domain>, random domains among all;
+#   2. /api/v1/domains/<domain>, the same;
+#   3. /policy-list.json as list fetchers ask for it (If-None-Match);
+#      and one full download, for its size and time;
+#   4. while FLOOD_C clients from 127.0.0.2 flood /api/v1/check, status
+#      pages for one client IP, 127.0.0.3, at RATE requests/s (open loop).
+# Targets (issue 10): ≥ 5,000 req/s and p99 < 50 ms for 1–3; 429s for the
+# flood and p99 < 50 ms for the other client in 4. Exit status 1 if missed.
+#
+# Environment: DOMAINS, DURATION (10s), C (32), RATE (1000), FLOOD_C (16),
+# BENCH_DIR (/var/tmp/starttls-preload-bench), PORT (18480).
+set -Eeuo pipefail
+cd "$(dirname "$0")/.."
+N=${DOMAINS:-100000}
+D=${DURATION:-10s}
+C=${C:-32}
+RATE=${RATE:-1000}
+FLOOD_C=${FLOOD_C:-16}
+DIR=${BENCH_DIR:-/var/tmp/starttls-preload-bench}
+PORT=${PORT:-18480}
+log() { printf 'bench-web: %s\n' "$*" >&2; }
+
+mkdir -p "$DIR/bin"
+go build -o "$DIR/bin/starttls-preload" ./cmd/starttls-preload
+go build -o "$DIR/bin/loadgen" ./cmd/loadgen
+data=$DIR/data-$N
+if [ ! -f "$data/seeded" ]; then
+  rm -rf "$data"
+  log "seeding $N domains into $data"
+  "$DIR/bin/loadgen" seed -data-dir "$data" -domains "$N"
+  touch "$data/seeded"
+fi
+
+# Nothing the service does may leave loopback: no resolver, no relay.
+export STARTTLS_PRELOAD_VALIDATE_RESOLVER=127.0.0.1:9
+export STARTTLS_PRELOAD_VALIDATE_TIMEOUT=2s
+export STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD=true
+export STARTTLS_PRELOAD_NOTIFY_SMTP_RELAY=
+base=http://127.0.0.1:$PORT
+(cd "$DIR" && exec "$DIR/bin/starttls-preload" serve --log-level warn --data-dir "$data" --listen "127.0.0.1:$PORT") &
+pid=$!
+trap 'kill $pid 2>/dev/null; wait $pid 2>/dev/null || true' EXIT
+for _ in $(seq 600); do
+  curl -fs -o /dev/null "$base/policy-list.json" && break
+  kill -0 $pid 2>/dev/null || { log "serve exited"; exit 2; }
+  sleep 0.1
+done
+
+echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg); $N domains; c=$C, $D each"
+status=0
+lg() { "$DIR/bin/loadgen" run -d "$D" "$@" || status=1; }
+lg -c "$C" -min-rps 5000 -max-p99 50ms -range "$N" \
+  -url "$base/domains/d{i}.bench.test" \
+  -url "$base/api/v1/domains/d{i}.bench.test"
+lg -c "$C" -min-rps 5000 -max-p99 50ms -conditional -url "$base/policy-list.json"
+curl -s -o /dev/null -w 'full /policy-list.json: %{size_download} bytes in %{time_total} s\n' "$base/policy-list.json"
+lg -c "$C" -rate "$RATE" -from 127.0.0.3 -max-p99 50ms -range "$N" \
+  -url "$base/domains/d{i}.bench.test" \
+  -flood "$base/api/v1/check?domain=d{i}.bench.test" -flood-range "$N" -flood-from 127.0.0.2 -flood-c "$FLOOD_C"
+exit $status
