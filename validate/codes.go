@@ -35,15 +35,16 @@ const (
 	CodeCertHostnameMismatch = "cert.hostname_mismatch"
 	CodeCertExpiringSoon     = "cert.expiring_soon"
 
-	CodeMTASTSNotPublished  = "mta_sts.not_published"
-	CodeMTASTSLookupFailed  = "mta_sts.lookup_failed"
-	CodeMTASTSRecordInvalid = "mta_sts.record_invalid"
-	CodeMTASTSFetchFailed   = "mta_sts.policy_fetch_failed"
-	CodeMTASTSPolicyInvalid = "mta_sts.policy_invalid"
-	CodeMTASTSMXNotCovered  = "mta_sts.mx_not_covered"
-	CodeMTASTSModeTesting   = "mta_sts.mode_testing"
-	CodeMTASTSModeNone      = "mta_sts.mode_none"
-	CodeMTASTSEnforce       = "mta_sts.enforce"
+	CodeMTASTSNotPublished   = "mta_sts.not_published"
+	CodeMTASTSLookupFailed   = "mta_sts.lookup_failed"
+	CodeMTASTSRecordInvalid  = "mta_sts.record_invalid"
+	CodeMTASTSFetchFailed    = "mta_sts.policy_fetch_failed"
+	CodeMTASTSPolicyInvalid  = "mta_sts.policy_invalid"
+	CodeMTASTSMXNotCovered   = "mta_sts.mx_not_covered"
+	CodeMTASTSModeTesting    = "mta_sts.mode_testing"
+	CodeMTASTSModeNone       = "mta_sts.mode_none"
+	CodeMTASTSEnforce        = "mta_sts.enforce"
+	CodeMTASTSDuplicateField = "mta_sts.duplicate_field"
 
 	CodeTLSRPTNotPublished  = "tlsrpt.not_published"
 	CodeTLSRPTLookupFailed  = "tlsrpt.lookup_failed"
@@ -102,6 +103,8 @@ var codes = map[string]codeInfo{
 	CodeMTASTSModeTesting:   {SeverityInfo, "MTA-STS in testing mode", "Switch the policy to mode: enforce once reports show no failures."},
 	CodeMTASTSModeNone:      {SeverityInfo, "MTA-STS mode none", "The policy withdraws MTA-STS; publish mode: enforce to protect the domain."},
 	CodeMTASTSEnforce:       {SeverityInfo, "MTA-STS enforced", "Nothing to do."},
+
+	CodeMTASTSDuplicateField: {SeverityWarning, "MTA-STS field given twice", "RFC 8461 §3.2: senders use the first entry of a field that may appear once and ignore the others; remove the extra entries so that the record or policy says what you mean."},
 
 	CodeTLSRPTNotPublished:  {SeverityInfo, "No TLS-RPT record", "Publish a TLS-RPT record (RFC 8460) at _smtp._tls.<domain> to learn about TLS failures senders see."},
 	CodeTLSRPTLookupFailed:  {SeverityWarning, "TLS-RPT lookup failed", "Make sure the _smtp._tls TXT name answers."},

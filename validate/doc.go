@@ -66,6 +66,7 @@
 //	mta_sts.mode_testing      [info]    the policy is in testing mode
 //	mta_sts.mode_none         [info]    the policy has mode none
 //	mta_sts.enforce           [info]    the policy is in enforce mode
+//	mta_sts.duplicate_field   [warning] the record or the policy gives a field that may appear once (id, v; version, mode, max_age) more than once: senders use the first (RFC 8461 §3.2)
 //	tlsrpt.not_published      [info]    no _smtp._tls TXT record
 //	tlsrpt.lookup_failed      [warning] the _smtp._tls TXT look-up failed
 //	tlsrpt.record_invalid     [warning] the TLS-RPT record is malformed, or there is more than one

@@ -329,6 +329,20 @@ func TestCheckFindings(t *testing.T) {
 			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=2\"")
 			l.good("mx." + d)
 		}, codes: []string{CodeMTASTSRecordInvalid}, eligible: true},
+		// RFC 8461 §3.2: duplicated fields are ignored after the first (the
+		// policy is enforce, not testing), with a warning for the owner.
+		{name: "mta-sts duplicate fields", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1; id=2\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: enforce\nmode: testing\nmx: *." + d + "\nmax_age: 86400\n"})
+		}, codes: []string{CodeMTASTSDuplicateField, CodeMTASTSEnforce}, eligible: true},
+		// RFC 8461 §3.1: a TXT string that does not begin with "v=STSv1;" is
+		// discarded before the records are counted.
+		{name: "mta-sts one record beside a bare version", setup: func(d string) {
+			l.dns.Add(d+". 300 IN MX 10 mx."+d+".", "_mta-sts."+d+". 300 IN TXT \"v=STSv1; id=1\"", "_mta-sts."+d+". 300 IN TXT \"v=STSv1\"")
+			l.good("mx." + d)
+			l.servePolicy(d, policyResponse{200, "text/plain", "version: STSv1\nmode: enforce\nmx: *." + d + "\nmax_age: 86400\n"})
+		}, codes: []string{CodeMTASTSEnforce}, eligible: true},
 		{name: "mta-sts lookup fails", setup: func(d string) {
 			l.dns.Add(d + ". 300 IN MX 10 mx." + d + ".")
 			l.dns.SetRcode("_mta-sts."+d, dns.TypeTXT, dns.RcodeServerFailure)

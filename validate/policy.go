@@ -52,7 +52,24 @@ func (v *Validator) mtastsRecord(domain string, ans *answer, err error) (out pol
 		return out, false
 	}
 	out.record = rec
+	if len(rec.Duplicates) > 0 {
+		// RFC 8461 §3.2: all entries but the first are ignored.
+		out.found = append(out.found, finding(CodeMTASTSDuplicateField, "", "", "The _mta-sts.%s record gives %s more than once; senders use the first (id %s) and ignore the others.",
+			domain, quoteList(rec.Duplicates), rec.ID))
+	}
 	return out, true
+}
+
+// quoteList writes field names as "a", "b" and "c".
+func quoteList(names []string) string {
+	q := make([]string, len(names))
+	for i, n := range names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	if len(q) == 1 {
+		return q[0]
+	}
+	return strings.Join(q[:len(q)-1], ", ") + " and " + q[len(q)-1]
 }
 
 // fetchMTASTS fetches the policy of a domain that publishes an MTA-STS
@@ -70,6 +87,11 @@ func (v *Validator) fetchMTASTS(ctx context.Context, domain string, out policyOu
 		return out
 	}
 	out.policy = pol
+	if len(pol.Duplicates) > 0 {
+		// RFC 8461 §3.2: all entries but the first are ignored.
+		out.found = append(out.found, finding(CodeMTASTSDuplicateField, "", "", "The policy at %s gives %s more than once; senders use the first (mode %s, max_age %d) and ignore the others.",
+			mtasts.PolicyURL(domain), quoteList(pol.Duplicates), pol.Mode, pol.MaxAge))
+	}
 	return out
 }
 

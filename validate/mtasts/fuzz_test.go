@@ -14,6 +14,7 @@ func FuzzParseRecord(f *testing.F) {
 		"v=STSv1 ;\tid=abc ; ",
 		"v=STSv1; id=abc; ext=1",
 		"v=STSv1; id=a; id=b",
+		"v=STSv1; id=a; v=STSv2; id=!",
 		"v=STSv1",
 	} {
 		f.Add(s)
@@ -40,6 +41,7 @@ func FuzzParsePolicy(f *testing.F) {
 		"version: STSv1\nmode: none\nmax_age: 0",
 		"version: STSv1\nmode: testing\nmx: a.b\nmax_age: 31557600\nfoo: bar baz\n",
 		"version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 1\n",
+		"version: STSv1\nmode: enforce\nmode: testing\nmx: a.b\nmax_age: 1\nmax_age: x\nversion: STSv2\n",
 	} {
 		f.Add([]byte(s))
 	}
@@ -59,11 +61,21 @@ func FuzzParsePolicy(f *testing.F) {
 				t.Fatalf("accepted mx %q", mx)
 			}
 		}
-		// What was accepted reads back the same from its canonical form.
+		for _, d := range p.Duplicates {
+			if d != "version" && d != "mode" && d != "max_age" {
+				t.Fatalf("duplicate %q reported", d)
+			}
+		}
+		// What was accepted reads back the same from its canonical form,
+		// which has no duplicates.
 		q, err := ParsePolicy([]byte(p.String()))
 		if err != nil {
 			t.Fatalf("canonical form %q does not parse: %v", p.String(), err)
 		}
+		if q.Duplicates != nil {
+			t.Fatalf("canonical form %q has duplicates %q", p.String(), q.Duplicates)
+		}
+		q.Duplicates = p.Duplicates
 		if !reflect.DeepEqual(p, q) {
 			t.Fatalf("round trip: %+v != %+v", p, q)
 		}

@@ -14,6 +14,7 @@ package mtasts
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -51,11 +52,11 @@ var (
 	ErrTooLarge = errors.New("mtasts: policy larger than 64 KiB")
 )
 
-// recordGrammar: RFC 8461 §3.1 "Records that do not begin with "v=STSv1;"
-// are discarded" (a bare "v=STSv1", or one followed by white space, is kept
-// so that a malformed record is reported rather than ignored); the version
-// comes first, exactly "v=STSv1" (case-sensitive, %s); no field holds white
-// space.
+// recordGrammar: RFC 8461 §3.1 "records that do not begin with "v=STSv1;"
+// are discarded" (when only near misses such as a bare "v=STSv1" are
+// published, Select reports the first as malformed rather than absent); the
+// version comes first, exactly "v=STSv1" (case-sensitive, %s); no field
+// holds white space.
 var recordGrammar = txtrecord.Grammar{
 	Version:  "v=STSv1",
 	NoWSP:    true,
@@ -79,6 +80,11 @@ type Record struct {
 	// Extensions holds unknown fields in order, as the RFC says to ignore
 	// them; kept for display only.
 	Extensions []Pair
+	// Duplicates names the known fields ("v", "id") given more than once,
+	// each once, in the order their second entry came: RFC 8461 §3.2 says
+	// all entries but the first are ignored, and so they are; an owner
+	// should still be told.
+	Duplicates []string
 }
 
 // Pair is one extension field of a record or policy.
@@ -106,13 +112,19 @@ type Policy struct {
 	// Extensions holds unknown fields in order (RFC 8461 §3.2 says to ignore
 	// them).
 	Extensions []Pair
+	// Duplicates names the non-repeatable fields ("version", "mode",
+	// "max_age") given more than once, each once, in the order their second
+	// entry came; all entries but the first were ignored (RFC 8461 §3.2).
+	Duplicates []string
 }
 
 // SelectRecord picks the MTA-STS record among the strings of a TXT RRset
 // (each string being one record, its character-strings already joined).
-// RFC 8461 §3.1: records that do not begin with "v=STSv1" are discarded; if
-// none is left the result is ErrNoRecord, if more than one is left it is
-// ErrMultipleRecords, and the one left is parsed with ParseRecord.
+// RFC 8461 §3.1: records that do not begin with "v=STSv1;" are discarded
+// before counting; if none is left the result is ErrNoRecord (or
+// ErrRecordSyntax when a near miss such as "v=STSv1" alone was published),
+// if more than one is left it is ErrMultipleRecords, and the one left is
+// parsed with ParseRecord.
 func SelectRecord(txts []string) (*Record, error) {
 	return txtrecord.SelectParse(recordGrammar, txts, ParseRecord)
 }
@@ -125,23 +137,29 @@ func SelectRecord(txts []string) (*Record, error) {
 func ParseRecord(txt string) (*Record, error) {
 	r := &Record{}
 	haveID := false
+	seen := map[string]bool{"v": true}
 	err := recordGrammar.Parse(txt, func(k, v string) error {
 		// RFC 8461 §3.1: values exclude "=", ";", SP and control characters.
 		if !txtrecord.ValidExtValue(v) {
 			return fmt.Errorf("%w: bad value for %q", ErrRecordSyntax, k)
 		}
 		switch k {
-		case "id":
-			if haveID {
-				return fmt.Errorf("%w: \"id\" given twice", ErrRecordSyntax)
+		case "id", "v":
+			if seen[k] {
+				// RFC 8461 §3.2 (for records and policies): "If any
+				// non-repeated field ... is duplicated, all entries except
+				// for the first SHALL be ignored."
+				if !slices.Contains(r.Duplicates, k) {
+					r.Duplicates = append(r.Duplicates, k)
+				}
+				return nil
 			}
+			seen[k] = true
 			// RFC 8461 §3.1: id is 1 to 32 letters or digits.
 			if len(v) > 32 || !isAlnum(v) {
 				return fmt.Errorf("%w: id %q must be 1 to 32 letters or digits", ErrRecordSyntax, v)
 			}
 			r.ID, haveID = v, true
-		case "v":
-			return fmt.Errorf("%w: \"v\" given twice", ErrRecordSyntax)
 		default:
 			// RFC 8461 §3.1: unknown fields (sts-extension) are ignored.
 			r.Extensions = append(r.Extensions, Pair{k, v})
@@ -158,9 +176,11 @@ func ParseRecord(txt string) (*Record, error) {
 }
 
 // ParsePolicy parses a policy body strictly per RFC 8461 §3.2. Lines end in
-// LF or CRLF; each is "key: value". version, mode and max_age are required
-// exactly once; mx is required at least once unless mode is none; unknown
-// keys are ignored. The body must not exceed MaxPolicySize.
+// LF or CRLF; each is "key: value". version, mode and max_age are required;
+// when one is given more than once, the first is used and the others are
+// ignored (their values need only be field values), and Duplicates names
+// it. mx is required at least once unless mode is none; unknown keys are
+// ignored. The body must not exceed MaxPolicySize.
 func ParsePolicy(b []byte) (*Policy, error) {
 	if len(b) > MaxPolicySize {
 		return nil, ErrTooLarge
@@ -173,7 +193,8 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		return nil, fmt.Errorf("%w: empty policy", ErrPolicySyntax)
 	}
 	p := &Policy{}
-	var haveVersion, haveMode, haveMaxAge bool
+	// have holds the non-repeatable fields seen.
+	have := map[string]bool{}
 	for n, line := range strings.Split(s, "\n") {
 		n++
 		line = strings.TrimSuffix(line, "\r")
@@ -189,29 +210,37 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		// RFC 8461 §3.2: sts-policy-field-delim = ":" *WSP.
 		v = strings.TrimLeft(v, " \t")
 		switch k {
-		case "version":
-			if haveVersion {
-				return nil, fmt.Errorf("%w: line %d: version given twice", ErrPolicySyntax, n)
+		case "version", "mode", "max_age":
+			if have[k] {
+				// RFC 8461 §3.2: "If any non-repeated field -- i.e., all
+				// fields excepting "mx" -- is duplicated, all entries except
+				// for the first SHALL be ignored." An ignored entry still
+				// has to be a field: a value of visible characters.
+				if !validPolicyExtValue(v) {
+					return nil, fmt.Errorf("%w: line %d: bad value for %q", ErrPolicySyntax, n, k)
+				}
+				if !slices.Contains(p.Duplicates, k) {
+					p.Duplicates = append(p.Duplicates, k)
+				}
+				continue
 			}
+			have[k] = true
+		}
+		switch k {
+		case "version":
 			// RFC 8461 §3.2: sts-policy-version-value = %s"STSv1".
 			if v != "STSv1" {
 				return nil, fmt.Errorf("%w: line %d: version %q is not STSv1", ErrPolicySyntax, n, v)
 			}
-			p.Version, haveVersion = v, true
+			p.Version = v
 		case "mode":
-			if haveMode {
-				return nil, fmt.Errorf("%w: line %d: mode given twice", ErrPolicySyntax, n)
-			}
 			switch Mode(v) {
 			case ModeEnforce, ModeTesting, ModeNone:
 			default:
 				return nil, fmt.Errorf("%w: line %d: mode %q is not enforce, testing or none", ErrPolicySyntax, n, v)
 			}
-			p.Mode, haveMode = Mode(v), true
+			p.Mode = Mode(v)
 		case "max_age":
-			if haveMaxAge {
-				return nil, fmt.Errorf("%w: line %d: max_age given twice", ErrPolicySyntax, n)
-			}
 			// RFC 8461 §3.2: sts-policy-max-age-value = 1*10(DIGIT), at most 31557600.
 			if len(v) == 0 || len(v) > 10 || !isDigits(v) {
 				return nil, fmt.Errorf("%w: line %d: max_age %q is not 1 to 10 digits", ErrPolicySyntax, n, v)
@@ -220,7 +249,7 @@ func ParsePolicy(b []byte) (*Policy, error) {
 			if age > MaxMaxAge {
 				return nil, fmt.Errorf("%w: line %d: max_age %d exceeds %d", ErrPolicySyntax, n, age, MaxMaxAge)
 			}
-			p.MaxAge, haveMaxAge = age, true
+			p.MaxAge = age
 		case "mx":
 			// RFC 8461 §3.2: sts-policy-mx-value = ["*."] Domain.
 			pat := strings.ToLower(v)
@@ -242,11 +271,11 @@ func ParsePolicy(b []byte) (*Policy, error) {
 		}
 	}
 	switch {
-	case !haveVersion:
+	case !have["version"]:
 		return nil, fmt.Errorf("%w: no version field", ErrPolicySyntax)
-	case !haveMode:
+	case !have["mode"]:
 		return nil, fmt.Errorf("%w: no mode field", ErrPolicySyntax)
-	case !haveMaxAge:
+	case !have["max_age"]:
 		return nil, fmt.Errorf("%w: no max_age field", ErrPolicySyntax)
 	case len(p.MX) == 0 && p.Mode != ModeNone:
 		// RFC 8461 §3.2: mx is required at least once, except when mode is none.

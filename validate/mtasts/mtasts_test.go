@@ -12,6 +12,7 @@ func TestParseRecord(t *testing.T) {
 		in      string
 		wantID  string
 		wantExt []Pair
+		wantDup []string
 		wantErr error
 	}{
 		{in: "v=STSv1; id=20160831085700Z;", wantID: "20160831085700Z"},
@@ -25,8 +26,15 @@ func TestParseRecord(t *testing.T) {
 		{in: "v=STSv1", wantErr: ErrRecordSyntax},
 		{in: "v=STSv1; id=", wantErr: ErrRecordSyntax},
 		{in: "v=STSv1; id=ab-c", wantErr: ErrRecordSyntax},
-		{in: "v=STSv1; id=a; id=b", wantErr: ErrRecordSyntax},
-		{in: "v=STSv1; v=STSv1; id=a", wantErr: ErrRecordSyntax},
+		// RFC 8461 §3.2: a duplicated non-repeatable field is not an error;
+		// all entries but the first are ignored.
+		{in: "v=STSv1; id=a; id=b", wantID: "a", wantDup: []string{"id"}},
+		{in: "v=STSv1; id=a; id=b; id=c", wantID: "a", wantDup: []string{"id"}},
+		{in: "v=STSv1; id=a; id=!", wantID: "a", wantDup: []string{"id"}},
+		{in: "v=STSv1; v=STSv1; id=a", wantID: "a", wantDup: []string{"v"}},
+		{in: "v=STSv1; id=a; v=STSv2; id=b", wantID: "a", wantDup: []string{"v", "id"}},
+		{in: "v=STSv1; id=a; id=", wantErr: ErrRecordSyntax},
+		{in: "v=STSv1; id=!; id=a", wantErr: ErrRecordSyntax},
 		{in: "v=STSv1; id=a;;", wantErr: ErrRecordSyntax},
 		{in: "v=STSv1; ; id=a", wantErr: ErrRecordSyntax},
 		{in: "v=STSv1; id=a b", wantErr: ErrRecordSyntax},
@@ -52,8 +60,8 @@ func TestParseRecord(t *testing.T) {
 			t.Errorf("ParseRecord(%q): %v", tt.in, err)
 			continue
 		}
-		if r.ID != tt.wantID || !reflect.DeepEqual(r.Extensions, tt.wantExt) {
-			t.Errorf("ParseRecord(%q) = %+v; want id %q ext %v", tt.in, r, tt.wantID, tt.wantExt)
+		if r.ID != tt.wantID || !reflect.DeepEqual(r.Extensions, tt.wantExt) || !reflect.DeepEqual(r.Duplicates, tt.wantDup) {
+			t.Errorf("ParseRecord(%q) = %+v; want id %q ext %v duplicates %q", tt.in, r, tt.wantID, tt.wantExt, tt.wantDup)
 		}
 	}
 }
@@ -69,9 +77,14 @@ func TestSelectRecord(t *testing.T) {
 		{"others only", []string{"v=spf1 -all", "v=STSv10; id=1", "hello"}, "", ErrNoRecord},
 		{"one among others", []string{"v=spf1 -all", "v=STSv1; id=1"}, "1", nil},
 		{"two", []string{"v=STSv1; id=1", "v=STSv1; id=2"}, "", ErrMultipleRecords},
-		{"two, one broken", []string{"v=STSv1; id=1", "v=STSv1"}, "", ErrMultipleRecords},
+		// RFC 8461 §3.1: records that do not begin with "v=STSv1;" are
+		// discarded before counting.
+		{"one, and a bare version", []string{"v=STSv1; id=1", "v=STSv1"}, "1", nil},
+		{"one, and one without ;", []string{"v=STSv1 id=2", "v=STSv1;id=1"}, "1", nil},
+		{"two, and a bare version", []string{"v=STSv1; id=1", "v=STSv1", "v=STSv1;id=2"}, "", ErrMultipleRecords},
 		{"one broken", []string{"v=STSv1; id=!"}, "", ErrRecordSyntax},
 		{"bare version", []string{"v=STSv1"}, "", ErrRecordSyntax},
+		{"space before ;", []string{"v=STSv1 ; id=1"}, "", ErrRecordSyntax},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -126,7 +139,26 @@ func TestParsePolicy(t *testing.T) {
 		{name: "version wrong", in: "version: STSv2\nmode: enforce\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
 		{name: "mode missing", in: "version: STSv1\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
 		{name: "mode wrong", in: "version: STSv1\nmode: Enforce\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
-		{name: "mode twice", in: "version: STSv1\nmode: enforce\nmode: testing\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
+		// RFC 8461 §3.2: "If any non-repeated field -- i.e., all fields
+		// excepting "mx" -- is duplicated, all entries except for the first
+		// SHALL be ignored."
+		{
+			name: "mode twice: the first is used",
+			in:   "version: STSv1\nmode: enforce\nmode: testing\nmx: a.b\nmax_age: 1\n",
+			want: &Policy{Version: "STSv1", Mode: ModeEnforce, MX: []string{"a.b"}, MaxAge: 1, Duplicates: []string{"mode"}},
+		},
+		{
+			name: "every non-repeatable field twice",
+			in:   "version: STSv1\nmax_age: 60\nmode: testing\nmx: a.b\nmode: enforce\nmax_age: 99\nversion: STSv2\nmx: c.d\n",
+			want: &Policy{Version: "STSv1", Mode: ModeTesting, MX: []string{"a.b", "c.d"}, MaxAge: 60, Duplicates: []string{"mode", "max_age", "version"}},
+		},
+		{
+			name: "a duplicate with a value the field does not allow is still ignored",
+			in:   "version: STSv1\nmode: none\nmode: sometimes\nmax_age: 1\nmax_age: soon\n",
+			want: &Policy{Version: "STSv1", Mode: ModeNone, MaxAge: 1, Duplicates: []string{"mode", "max_age"}},
+		},
+		{name: "the first mode is invalid", in: "version: STSv1\nmode: sometimes\nmode: enforce\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
+		{name: "a duplicate that is not a field value", in: "version: STSv1\nmode: enforce\nmode: \x01\nmx: a.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
 		{name: "mx missing", in: "version: STSv1\nmode: enforce\nmax_age: 1\n", wantErr: ErrPolicySyntax},
 		{name: "mx bad", in: "version: STSv1\nmode: enforce\nmx: a..b\nmax_age: 1\n", wantErr: ErrPolicySyntax},
 		{name: "mx double wildcard", in: "version: STSv1\nmode: enforce\nmx: *.*.b\nmax_age: 1\n", wantErr: ErrPolicySyntax},

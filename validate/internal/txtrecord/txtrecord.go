@@ -28,33 +28,52 @@ type Grammar struct {
 
 // Select picks the record among the strings of a TXT RRset (each string one
 // record, its character-strings already joined). RFC 8461 §3.1 and RFC 8460
-// §3: records that do not begin with the version are discarded; none left is
-// g.NoRecord, more than one is g.Multiple (both RFCs then treat the policy
-// as absent).
+// §3: records that do not begin with the version followed by ";" are
+// discarded before counting; none left is g.NoRecord, more than one is
+// g.Multiple (both RFCs then treat the policy as absent).
 //
-// A bare version (or one followed by white space) is kept, so that a
-// malformed record is reported rather than ignored.
+// When nothing is left but near misses (the version alone, or followed by
+// white space), the result is a g.Syntax error naming the first of them:
+// senders discard it as they would no record, but its owner meant one.
 func (g Grammar) Select(txts []string) (string, error) {
-	var record string
-	n := 0
+	var record, nearMiss string
+	n, near := 0, 0
 	for _, t := range txts {
 		rest, ok := strings.CutPrefix(t, g.Version)
 		if !ok {
 			continue
 		}
-		if rest == "" || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t' {
+		switch {
+		case strings.HasPrefix(rest, ";"):
+			// RFC 8461 §3.1: "records that do not begin with "v=STSv1;" are
+			// discarded"; RFC 8460 §3 likewise with "v=TLSRPTv1;".
 			record = t
 			n++
+		case rest == "" || rest[0] == ' ' || rest[0] == '\t':
+			if near == 0 {
+				nearMiss = t
+			}
+			near++
 		}
 	}
-	switch n {
-	case 0:
-		return "", g.NoRecord
-	case 1:
+	switch {
+	case n == 1:
 		return record, nil
-	default:
+	case n > 1:
 		return "", fmt.Errorf("%w (%d records)", g.Multiple, n)
+	case near > 0:
+		return "", fmt.Errorf("%w: %q does not begin with \"%s;\", so senders discard it", g.Syntax, cut(nearMiss), g.Version)
+	default:
+		return "", g.NoRecord
 	}
+}
+
+// cut shortens a record quoted in an error.
+func cut(s string) string {
+	if len(s) > 100 {
+		return s[:100] + "..."
+	}
+	return s
 }
 
 // SelectParse is g.Select followed by parse on the record picked: the

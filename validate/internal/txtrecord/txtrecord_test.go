@@ -22,10 +22,18 @@ func TestSelect(t *testing.T) {
 		{nil, "", errNone},
 		{[]string{"v=spf1 -all", "v=STSv10; id=1"}, "", errNone},
 		{[]string{"v=spf1 -all", "v=STSv1; id=1"}, "v=STSv1; id=1", nil},
-		{[]string{"v=STSv1"}, "v=STSv1", nil},
-		{[]string{"v=STSv1 id=1"}, "v=STSv1 id=1", nil},
-		{[]string{"v=STSv1\tid=1"}, "v=STSv1\tid=1", nil},
+		// RFC 8461 §3.1, RFC 8460 §3: only records that begin with the
+		// version and ";" are counted; the others are discarded.
+		{[]string{"v=STSv1; id=1", "v=STSv1"}, "v=STSv1; id=1", nil},
+		{[]string{"v=STSv1 id=2", "v=STSv1;id=1", "v=STSv1 ;id=3"}, "v=STSv1;id=1", nil},
+		// Nothing left but near misses: a syntax error that says why
+		// senders discard the record, rather than "no record".
+		{[]string{"v=STSv1"}, "", errSyntax},
+		{[]string{"v=STSv1 id=1"}, "", errSyntax},
+		{[]string{"v=STSv1\tid=1"}, "", errSyntax},
+		{[]string{"v=STSv1 ; id=1"}, "", errSyntax},
 		{[]string{"v=STSv1;id=1", "v=STSv1;id=2"}, "", errMultiple},
+		{[]string{"v=STSv1;id=1", "v=STSv1;id=2", "v=STSv1"}, "", errMultiple},
 	} {
 		record, err := grammar.Select(tc.txts)
 		if record != tc.record || !errors.Is(err, tc.err) {
