@@ -279,10 +279,11 @@ func TestListSignerAnnouncesNextKey(t *testing.T) {
 	next, nextPub := keygenKeys(t, listgen.AlgEd25519)
 	dataDir := t.TempDir()
 	c := &Config{DataDir: dataDir}
-	signer, pemOne, _, err := listSigner(c)
+	k, err := listSigner(c)
 	if err != nil {
 		t.Fatal(err)
 	}
+	signer, pemOne := k.Signer, k.PubPEM
 	selfPub := writeTemp(t, "self.pem", pemOne)
 	tests := []struct {
 		name string
@@ -297,10 +298,11 @@ func TestListSignerAnnouncesNextKey(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c.List.NextPubKey = tt.next
-			_, pubPEM, allowed, err := listSigner(c)
+			k, err := listSigner(c)
 			if err != nil {
 				t.Fatal(err)
 			}
+			pubPEM, allowed := k.PubPEM, k.Allowed
 			for name, b := range map[string][]byte{"pubkey.pem": pubPEM, "allowed_signers": []byte(allowed)} {
 				keys, err := listgen.ParsePublicKeys(b)
 				if err != nil {
@@ -313,7 +315,7 @@ func TestListSignerAnnouncesNextKey(t *testing.T) {
 		})
 	}
 	c.List.NextPubKey = writeTemp(t, "garbage", []byte("not a key\n"))
-	if _, _, _, err := listSigner(c); err == nil {
+	if _, err := listSigner(c); err == nil {
 		t.Fatal("a next key file that does not parse was accepted")
 	} else if ee := (*exitError)(nil); !errors.As(err, &ee) || ee.code != exitUsage {
 		t.Fatalf("err = %v, want a usage error", err)
@@ -343,7 +345,7 @@ func TestServeStartSignsWithSwitchedKey(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer app.Close()
-		serial, err := app.publishStart(t.Context())
+		serial, err := app.PublishStart(t.Context())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,20 +2,21 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
 	"path/filepath"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/cobra"
 
 	"github.com/starttls-preload/starttls-preload/admission"
-	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/notify"
 	"github.com/starttls-preload/starttls-preload/publish"
+	"github.com/starttls-preload/starttls-preload/service"
 	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/validate"
 )
 
 func init() { register(newServeCmd) }
@@ -54,19 +55,42 @@ list.key has changed, serve signs a new list with it as it starts.`,
 	return cmd
 }
 
-// serveApp is the service's parts, built by newServeApp so that tests can
-// run them with an injected clock and a lab network.
+// serveApp is the service as serve wires it, built by newServeApp so that
+// tests can run it with an injected clock and a lab network.
 type serveApp struct {
+	*service.Service
 	store   store.Store
-	sched   *admission.Scheduler
 	builder *admission.ListBuilder
-	handler http.Handler
-	poll    time.Duration
-	now     func() time.Time
-	keep    time.Duration // check history kept
-	pruned  time.Time     // last pruning
 
 	closeNotify func() error // sends the mail still queued
+}
+
+// serveParts are the parts a door's routes and the periodic jobs are built
+// from (see doorRoutes and serviceJobs).
+type serveParts struct {
+	Config    *Config
+	Store     store.Store
+	Validator *validate.Validator // the checker (live checks, TXT look-ups)
+	Mailer    *notify.Mailer      // the one mail queue; nil without notify.smtp_relay
+	Rules     admission.Rules
+	Keys      service.Keys
+	Archive   *publish.Archive
+	Registry  *prometheus.Registry
+	Now       func() time.Time
+}
+
+// doorRoutes are the routes of the doors, mounted after the service's own
+// (the list at "/", the status API at "/api/v1/", "GET /metrics"): pages
+// at "GET /{$}", "/check", "/domains/", "/list", "/stats", "/confirm/" and
+// their JSON under "/api/v1/" (see package service for how patterns
+// combine).
+func doorRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
+	return nil, nil
+}
+
+// serviceJobs are the periodic jobs of serve beside the rounds.
+func serviceJobs(ctx context.Context, p serveParts) ([]service.Job, error) {
+	return nil, nil
 }
 
 func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp, error) {
@@ -84,18 +108,23 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 		return nil, err
 	}
 	reg, metrics := newRegistry()
+	var mailer *notify.Mailer
 	if deps.notifier == nil {
-		n, _, closeN, err := newNotifier(c, metrics)
+		n, m, closeN, err := newNotifier(c, metrics)
 		if err != nil {
 			return fail(err)
 		}
-		deps.notifier, closeNotify = n, closeN
+		deps.notifier, mailer, closeNotify = n, m, closeN
 	}
-	sched, err := newScheduler(c, st, metrics, workerName("serve"), deps)
+	v, err := newValidator(c, deps)
 	if err != nil {
 		return fail(err)
 	}
-	signer, pubPEM, allowed, err := listSigner(c)
+	sched, err := newScheduler(c, st, v, metrics, workerName("serve"), deps)
+	if err != nil {
+		return fail(err)
+	}
+	keys, err := listSigner(c)
 	if err != nil {
 		return fail(err)
 	}
@@ -111,66 +140,46 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	if now == nil {
 		now = time.Now
 	}
-	app := &serveApp{
-		store: st,
-		sched: sched,
-		builder: &admission.ListBuilder{
-			Store: st, Archive: arch, Signer: signer, Now: now,
-			Validity: c.List.Validity, Author: c.List.Author, Metrics: metrics, Log: slog.Default(),
-		},
-		handler: newMux(serviceRoutes(arch, pubPEM, allowed, st, rulesOf(c), reg)),
-		poll:    min(time.Minute, c.Admission.ListedInterval/4),
-		now:     now,
-		keep:    c.Admission.KeepHistory,
-
-		closeNotify: closeNotify,
+	parts := serveParts{Config: c, Store: st, Validator: v, Mailer: mailer, Rules: rulesOf(c), Keys: keys, Archive: arch, Registry: reg, Now: now}
+	routes, err := doorRoutes(ctx, parts)
+	if err != nil {
+		return fail(err)
 	}
-	return app, nil
+	jobs, err := serviceJobs(ctx, parts)
+	if err != nil {
+		return fail(err)
+	}
+	builder := &admission.ListBuilder{
+		Store: st, Archive: arch, Signer: keys.Signer, Now: now,
+		Validity: c.List.Validity, Author: c.List.Author, Metrics: metrics, Log: slog.Default(),
+	}
+	svc, err := service.New(service.Config{
+		Store:       st,
+		Scheduler:   sched,
+		Builder:     builder,
+		KeepHistory: c.Admission.KeepHistory,
+		Jobs:        jobs,
+		Archive:     arch,
+		Keys:        keys,
+		Rules:       parts.Rules,
+		Metrics:     reg,
+		Routes:      routes,
+		Now:         now,
+		Sleep:       deps.sleep,
+		MinWait:     minWait(c),
+		Log:         slog.Default(),
+	})
+	if err != nil {
+		return fail(failf("%v", err))
+	}
+	return &serveApp{Service: svc, store: st, builder: builder, closeNotify: closeNotify}, nil
 }
 
-// tick runs one round of checks and publishes a new list if needed.
-func (a *serveApp) tick(ctx context.Context) error {
-	stats, roundErr := a.sched.RunRound(ctx)
-	if roundErr != nil {
-		// Publish anyway: the current list must be signed again before
-		// it expires, whatever happens to the checks.
-		roundErr = fmt.Errorf("round: %w", roundErr)
-	} else if stats.Claimed > 0 {
-		slog.InfoContext(ctx, "round", "claimed", stats.Claimed, "checked", stats.Checked, "passed", stats.Passed,
-			"failed", stats.Failed, "errors", stats.Errors, "skipped", stats.Skipped, "transitions", stats.Transitions)
-	}
-	// Publish compares the policies with the current list itself: a
-	// domain removed by an operator between rounds is caught too.
-	if _, err := a.builder.Publish(ctx, false); err != nil {
-		return errors.Join(roundErr, err)
-	}
-	// Once a day, checks older than the history kept are deleted.
-	if now := a.now(); a.keep > 0 && now.Sub(a.pruned) >= 24*time.Hour {
-		n, err := a.store.PruneChecks(ctx, now.Add(-a.keep))
-		if err != nil {
-			return errors.Join(roundErr, err)
-		}
-		a.pruned = now
-		if n > 0 {
-			slog.InfoContext(ctx, "check history pruned", "checks", n, "before", now.Add(-a.keep))
-		}
-	}
-	return roundErr
-}
-
-// publishStart publishes the list serve starts with: a new one when the
-// policies changed or the current list nears its expiry, as every tick
-// does, and at once when the current list is not signed by list.key (the
-// operator just switched to the next key), so that the new key signs the
-// list that is served from the start.
-func (a *serveApp) publishStart(ctx context.Context) (int64, error) {
-	force := false
-	if cur, err := a.builder.Archive.Current(ctx); err == nil && listgen.VerifyBlob(a.builder.Signer.Public(), cur.List, cur.Sig) != nil {
-		slog.InfoContext(ctx, "the current list is not signed by the list signing key: signing a new one",
-			"serial", cur.Serial, "key", listgen.Fingerprint(a.builder.Signer.Public()))
-		force = true
-	}
-	return a.builder.Publish(ctx, force)
+// minWait is the shortest sleep of the service's loop: a tenth of the
+// shortest check interval, at most a second, so that a domain is checked
+// within a small fraction of its interval after it falls due.
+func minWait(c *Config) time.Duration {
+	return min(time.Second, max(time.Millisecond, min(c.Admission.CheckInterval, c.Admission.ListedInterval)/10))
 }
 
 // Close sends the notices still queued and closes the store.
@@ -187,52 +196,19 @@ func runServe(ctx context.Context, c *Config) error {
 		return err
 	}
 	defer app.Close()
-	if _, err := app.publishStart(ctx); err != nil {
+	if _, err := app.PublishStart(ctx); err != nil {
 		return failf("publishing the first list: %v", err)
 	}
 	ln, err := net.Listen("tcp", c.Listen)
 	if err != nil {
 		return usagef("listen: %v", err)
 	}
-	srv := newHTTPServer(app.handler)
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	slog.Info("serving", "listen", "http://"+ln.Addr().String(), "data_dir", c.DataDir, "store", c.Store.Driver)
 	if serveStarted != nil {
 		serveStarted(ln.Addr().String())
 	}
-
-	loopDone := make(chan struct{})
-	go func() {
-		defer close(loopDone)
-		t := time.NewTicker(app.poll)
-		defer t.Stop()
-		for {
-			if err := app.tick(ctx); err != nil && ctx.Err() == nil {
-				slog.Error("tick failed", "err", err)
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-	}()
-
-	select {
-	case err := <-served:
-		return failf("http server: %v", err)
-	case <-ctx.Done():
-	}
-	slog.Info("shutting down")
-	shCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shCtx); err != nil {
-		slog.Warn("shutdown", "err", err)
-	}
-	<-loopDone
-	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return failf("http server: %v", err)
+	if err := app.Serve(ctx, ln); err != nil {
+		return failf("%v", err)
 	}
 	return nil
 }
@@ -241,14 +217,4 @@ func runServe(ctx context.Context, c *Config) error {
 var serveStarted func(addr string)
 
 // newHTTPServer returns a server with timeouts on every phase.
-func newHTTPServer(h http.Handler) *http.Server {
-	return &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       30 * time.Second,
-		WriteTimeout:      5 * time.Minute, // a list of a million domains is 150 MB
-		IdleTimeout:       2 * time.Minute,
-		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          slog.NewLogLogger(slog.Default().Handler(), slog.LevelWarn),
-	}
-}
+func newHTTPServer(h http.Handler) *http.Server { return service.NewHTTPServer(h) }

@@ -6,19 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/starttls-preload/starttls-preload/admission"
-	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/notify"
-	"github.com/starttls-preload/starttls-preload/publish"
+	"github.com/starttls-preload/starttls-preload/service"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/backend"
 	"github.com/starttls-preload/starttls-preload/validate"
@@ -67,19 +64,17 @@ func checkRules(c *Config) error {
 	return nil
 }
 
-// schedulerDeps are the parts of a scheduler tests replace.
+// schedulerDeps are the parts of a scheduler and the service's loop that
+// tests replace.
 type schedulerDeps struct {
 	now      func() time.Time
+	sleep    func(ctx context.Context, d time.Duration) error // the loop's wait; nil: a timer
 	notifier admission.Notifier
 	dialer   admission.Dialer // under the polite dialer; nil: net.Dialer
 }
 
-// newScheduler builds the checker and the scheduler for worker.
-func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string, deps schedulerDeps) (*admission.Scheduler, error) {
-	now := deps.now
-	if now == nil {
-		now = time.Now
-	}
+// newValidator builds the checker, dialing through the polite dialer.
+func newValidator(c *Config, deps schedulerDeps) (*validate.Validator, error) {
 	polite := &admission.LimitDialer{
 		Dialer:    deps.dialer,
 		PerTarget: c.Admission.ConnectionsPerIP,
@@ -100,6 +95,15 @@ func newScheduler(c *Config, st store.Store, m *admission.Metrics, worker string
 	})
 	if err != nil {
 		return nil, usagef("validator: %v", err)
+	}
+	return v, nil
+}
+
+// newScheduler builds the scheduler of the rounds over the checker v.
+func newScheduler(c *Config, st store.Store, v *validate.Validator, m *admission.Metrics, worker string, deps schedulerDeps) (*admission.Scheduler, error) {
+	now := deps.now
+	if now == nil {
+		now = time.Now
 	}
 	return admission.NewScheduler(admission.Config{
 		Store:          st,
@@ -160,88 +164,34 @@ func newRegistry() (*prometheus.Registry, *admission.Metrics) {
 	return reg, admission.NewMetrics(reg)
 }
 
-// listSigner loads the list signing key, creating it on first run, and
-// returns the key files to publish: the signing key, then the next key(s)
-// announced with list.next_pubkey.
-func listSigner(c *Config) (key crypto.Signer, pubPEM []byte, allowed string, err error) {
+// listSigner loads the list signing key (list.key, by default under the
+// data directory), creating it on first run, and the key files to publish:
+// the signing key, then the next key(s) announced with list.next_pubkey.
+func listSigner(c *Config) (service.Keys, error) {
 	path := c.List.Key
 	if path == "" {
 		path = filepath.Join(c.DataDir, "list-signing.key")
 	}
-	signer, created, err := admission.LoadOrCreateKey(path, "")
-	if err != nil {
-		return nil, nil, "", failf("%v", err)
+	keys, created, err := service.LoadKeys(path, c.List.NextPubKey, slog.Default())
+	switch {
+	case errors.Is(err, service.ErrNextKey):
+		return service.Keys{}, usagef("%v", err)
+	case err != nil:
+		return service.Keys{}, failf("%v", err)
 	}
 	if created {
 		slog.Info("created the list signing key", "path", path)
 	}
-	keys, err := publishedKeys(signer.Public(), c.List.NextPubKey)
-	if err != nil {
-		return nil, nil, "", err
-	}
-	if pubPEM, err = listgen.MarshalPublicKeys(keys); err != nil {
-		return nil, nil, "", failf("signing key: %v", err)
-	}
-	if allowed, err = listgen.AllowedSigners(keys); err != nil {
-		return nil, nil, "", failf("signing key: %v", err)
-	}
-	return signer, pubPEM, allowed, nil
-}
-
-// publishedKeys is the signing key's public key followed by the keys of
-// the list.next_pubkey file, if one is named (without repeating the
-// signing key, so that the file may stay named after the switch).
-func publishedKeys(signing crypto.PublicKey, nextPath string) ([]crypto.PublicKey, error) {
-	keys := []crypto.PublicKey{signing}
-	if nextPath == "" {
-		return keys, nil
-	}
-	b, err := publish.ReadFileLimit(nextPath, maxKeyFileSize)
-	switch {
-	case errors.Is(err, publish.ErrTooLarge):
-		return nil, usagef("list.next_pubkey %v", err)
-	case err != nil:
-		return nil, usagef("list.next_pubkey: %v", err)
-	}
-	next, err := listgen.ParsePublicKeys(b)
-	if err != nil {
-		return nil, usagef("list.next_pubkey %s: %v", nextPath, err)
-	}
-	cur := listgen.Fingerprint(signing)
-	for _, k := range next {
-		if fp := listgen.Fingerprint(k); fp != cur {
-			keys = append(keys, k)
-			slog.Info("announcing the next list signing key", "key", fp, "file", nextPath)
-		}
-	}
-	if len(keys) > listgen.MaxKeys {
-		return nil, usagef("list.next_pubkey %s: the signing key and the next ones are more than %d keys", nextPath, listgen.MaxKeys)
-	}
 	return keys, nil
 }
 
-// route is one handler of the service's HTTP server. serve composes the
-// packages' handlers from a list of routes, so a new part (the web form)
-// is one more entry.
-type route struct {
-	pattern string
-	handler http.Handler
-}
-
-func newMux(routes []route) *http.ServeMux {
-	mux := http.NewServeMux()
-	for _, r := range routes {
-		mux.Handle(r.pattern, r.handler)
+// publishedKeys is the signing key's public key followed by the keys of
+// the list.next_pubkey file (service.PublishedKeys); a bad file is a
+// usage error.
+func publishedKeys(signing crypto.PublicKey, nextPath string) ([]crypto.PublicKey, error) {
+	keys, err := service.PublishedKeys(signing, nextPath, slog.Default())
+	if err != nil {
+		return nil, usagef("%v", err)
 	}
-	return mux
-}
-
-// serviceRoutes are the routes of `serve`: the signed list and its
-// renderings (publish), the domains' status (admission) and the metrics.
-func serviceRoutes(arch *publish.Archive, pubPEM []byte, allowed string, st store.Store, rules admission.Rules, reg *prometheus.Registry) []route {
-	return []route{
-		{"GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{})},
-		{"/api/v1/", admission.NewStatusHandler(st, rules)},
-		{"/", publish.NewHandler(arch, pubPEM, allowed)},
-	}
+	return keys, nil
 }

@@ -11,6 +11,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/spf13/cobra"
+
+	"github.com/starttls-preload/starttls-preload/service"
 )
 
 func init() { register(newWorkerCmd) }
@@ -67,38 +69,41 @@ func runWorker(ctx context.Context, c *Config, once bool) error {
 		}
 		defer stop()
 	}
-	sched, err := newScheduler(c, st, metrics, workerName("worker"), schedulerDeps{notifier: notifier})
+	deps := schedulerDeps{notifier: notifier}
+	v, err := newValidator(c, deps)
 	if err != nil {
 		return err
 	}
-	t := time.NewTicker(min(time.Minute, c.Admission.ListedInterval/4))
-	defer t.Stop()
-	for {
-		stats, err := sched.RunRound(ctx)
-		switch {
-		case err != nil && ctx.Err() != nil:
-			return nil
-		case err != nil:
-			slog.Error("round failed", "err", err)
-			if once {
-				return failf("round failed: %v", err)
+	sched, err := newScheduler(c, st, v, metrics, workerName("worker"), deps)
+	if err != nil {
+		return err
+	}
+	// Rounds only: the serve process publishes the list and prunes.
+	svc, err := service.New(service.Config{
+		Store:     st,
+		Scheduler: sched,
+		MinWait:   minWait(c),
+		AfterTick: func(error) {
+			if workerRoundDone != nil {
+				workerRoundDone()
 			}
-		case stats.Claimed > 0:
-			slog.Info("round", "claimed", stats.Claimed, "checked", stats.Checked, "passed", stats.Passed,
-				"failed", stats.Failed, "errors", stats.Errors, "transitions", stats.Transitions)
-		}
+		},
+		Log: slog.Default(),
+	})
+	if err != nil {
+		return failf("%v", err)
+	}
+	if once {
+		err := svc.Tick(ctx)
 		if workerRoundDone != nil {
 			workerRoundDone()
 		}
-		if once {
-			return nil
+		if err != nil && ctx.Err() == nil {
+			return failf("%v", err)
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
+		return nil
 	}
+	return svc.Run(ctx)
 }
 
 // serveMetrics serves reg at /metrics on addr until stop is called.
