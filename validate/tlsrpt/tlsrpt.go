@@ -27,8 +27,8 @@ var (
 )
 
 // recordGrammar: RFC 8460 §3, tlsrpt-version = %s"v=TLSRPTv1", first;
-// white space inside a field (after a comma in rua) is checked by
-// ParseRecord.
+// white space around ";" only, as in MTA-STS, except around the commas
+// between rua URIs, which ParseRecord checks.
 var recordGrammar = txtrecord.Grammar{
 	Version:  "v=TLSRPTv1",
 	NoRecord: ErrNoRecord,
@@ -50,8 +50,9 @@ type Pair struct{ Key, Value string }
 
 // SelectRecord picks the TLS-RPT record among the strings of a TXT RRset
 // (each string one record, its character-strings already joined). RFC 8460
-// §3: records not starting with "v=TLSRPTv1" are ignored; more than one
-// record means no reporting (ErrMultipleRecords).
+// §3: records not beginning with "v=TLSRPTv1;" are discarded before
+// counting; more than one record left means no reporting
+// (ErrMultipleRecords).
 func SelectRecord(txts []string) (*Record, error) {
 	return txtrecord.SelectParse(recordGrammar, txts, ParseRecord)
 }
@@ -61,19 +62,28 @@ func SelectRecord(txts []string) (*Record, error) {
 //	tlsrpt-record = tlsrpt-version 1*(field-delim tlsrpt-field) [field-delim]
 //	field-delim   = *WSP ";" *WSP
 //	tlsrpt-rua    = %s"rua=" tlsrpt-uri *(*WSP "," *WSP tlsrpt-uri)
+//
+// White space is allowed around ";" and around the commas between URIs,
+// nowhere else (not after "rua=", not at the end without ";"). rua may be
+// given more than once; the URIs of every rua field count, in order.
 func ParseRecord(txt string) (*Record, error) {
 	r := &Record{}
 	haveRUA := false
 	err := recordGrammar.Parse(txt, func(k, v string) error {
 		switch k {
 		case "rua":
-			if haveRUA {
-				return fmt.Errorf("%w: \"rua\" given twice", ErrSyntax)
-			}
+			// RFC 8460 §3 does not limit rua to one field.
 			haveRUA = true
-			for _, u := range strings.Split(v, ",") {
-				// RFC 8460 §3: *WSP "," *WSP between URIs.
-				u = strings.Trim(u, " \t")
+			uris := strings.Split(v, ",")
+			for i, u := range uris {
+				// RFC 8460 §3: *WSP "," *WSP between URIs, so white space
+				// only after a comma or before one.
+				if i > 0 {
+					u = strings.TrimLeft(u, " \t")
+				}
+				if i < len(uris)-1 {
+					u = strings.TrimRight(u, " \t")
+				}
 				parsed, err := parseURI(u)
 				if err != nil {
 					return fmt.Errorf("%w: rua %q: %s", ErrSyntax, u, err)

@@ -23,7 +23,21 @@ func TestParseRecord(t *testing.T) {
 		{in: "v=TLSRPTv1; rua=mailto:nobody", wantErr: ErrSyntax},
 		{in: "v=TLSRPTv1; rua=", wantErr: ErrSyntax},
 		{in: "v=TLSRPTv1; rua=mailto:a@b.c,", wantErr: ErrSyntax},
-		{in: "v=TLSRPTv1; rua=mailto:a@b.c; rua=mailto:d@e.f", wantErr: ErrSyntax},
+		// RFC 8460 §3: rua may be given more than once; every URI counts.
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c; rua=mailto:d@e.f", wantRUA: []string{"mailto:a@b.c", "mailto:d@e.f"}},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c,https://r.example.com/x; ext=1; rua=mailto:d@e.f", wantRUA: []string{"mailto:a@b.c", "https://r.example.com/x", "mailto:d@e.f"}},
+		// White space: around ";" (field-delim) as in MTA-STS, and around
+		// "," between rua URIs (RFC 8460 §3: *WSP "," *WSP); nowhere else.
+		{in: "v=TLSRPTv1 ;\trua=mailto:a@b.c\t; ", wantRUA: []string{"mailto:a@b.c"}},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c,\thttps://r.example.com/x", wantRUA: []string{"mailto:a@b.c", "https://r.example.com/x"}},
+		{in: "v=TLSRPTv1; rua= mailto:a@b.c", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=\tmailto:a@b.c", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c ", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c , ", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c x", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua =mailto:a@b.c", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c; ext= 1", wantErr: ErrSyntax},
+		{in: "v=TLSRPTv1; rua=mailto:a@b.c\r\n", wantErr: ErrSyntax},
 		{in: "v=TLSRPTv1;", wantErr: ErrSyntax},
 		{in: "v=TLSRPTv1", wantErr: ErrSyntax},
 		{in: "v=TLSRPTv1; ext=1", wantErr: ErrSyntax},
@@ -65,6 +79,10 @@ func TestSelectRecord(t *testing.T) {
 		{"one", []string{"v=spf1 -all", "v=TLSRPTv1; rua=mailto:a@b.c"}, nil},
 		{"two", []string{"v=TLSRPTv1; rua=mailto:a@b.c", "v=TLSRPTv1; rua=mailto:d@e.f"}, ErrMultipleRecords},
 		{"broken", []string{"v=TLSRPTv1"}, ErrSyntax},
+		// RFC 8460 §3: records not beginning with "v=TLSRPTv1;" are
+		// discarded before counting.
+		{"one, and a bare version", []string{"v=TLSRPTv1; rua=mailto:a@b.c", "v=TLSRPTv1"}, nil},
+		{"space before ;", []string{"v=TLSRPTv1 ; rua=mailto:a@b.c"}, ErrSyntax},
 	}
 	for _, tt := range tests {
 		_, err := SelectRecord(tt.txts)
@@ -80,6 +98,8 @@ func FuzzParseRecord(f *testing.F) {
 		"v=TLSRPTv1;rua=https://reporting.example.com/v1/tlsrpt;",
 		"v=TLSRPTv1; rua=mailto:a@example.com , https://r.example.com/x ; ext=1",
 		"v=TLSRPTv1; rua=mailto:a!b@example.com",
+		"v=TLSRPTv1; rua=mailto:a@b.c; rua=mailto:d@e.f",
+		"v=TLSRPTv1; rua= mailto:a@b.c ",
 	} {
 		f.Add(s)
 	}
@@ -92,6 +112,9 @@ func FuzzParseRecord(f *testing.F) {
 			t.Fatalf("ParseRecord(%q) accepted a record without rua", s)
 		}
 		for _, u := range r.RUA {
+			if strings.ContainsAny(u.String(), " \t") {
+				t.Fatalf("ParseRecord(%q) accepted a URI with white space: %q", s, u)
+			}
 			if sc := strings.ToLower(u.Scheme); sc != "mailto" && sc != "https" {
 				t.Fatalf("ParseRecord(%q) accepted scheme %q", s, u.Scheme)
 			}
