@@ -28,6 +28,23 @@ type Config struct {
 	List      ListConfig      `mapstructure:"list"`
 	Notify    NotifyConfig    `mapstructure:"notify"`
 	Worker    WorkerConfig    `mapstructure:"worker"`
+	GitHub    GitHubConfig    `mapstructure:"github"`
+}
+
+// GitHubConfig holds the GitHub pull-request door's settings (github.*).
+// With Repository and Token set, serve and worker watch the repository's
+// open pull requests.
+type GitHubConfig struct {
+	APIURL     string `mapstructure:"api_url"`    // REST API base; default GITHUB_API_URL or https://api.github.com
+	Repository string `mapstructure:"repository"` // OWNER/NAME; default GITHUB_REPOSITORY
+	Token      string `mapstructure:"token"`      // default GITHUB_TOKEN
+	// PollInterval is how often the watcher lists open pull requests.
+	PollInterval time.Duration `mapstructure:"poll_interval"`
+	// AutoMerge merges the list pull request of publish github.
+	AutoMerge bool `mapstructure:"auto_merge"`
+	// BotLogin is the account whose marked comment is the bot's (default:
+	// the token's own account).
+	BotLogin string `mapstructure:"bot_login"`
 }
 
 // WorkerConfig holds the worker command's settings (worker.*).
@@ -81,6 +98,14 @@ type ListConfig struct {
 	// are published after the signing key's in pubkey.pem and
 	// allowed_signers, to announce the next signing key before the switch.
 	NextPubKey string `mapstructure:"next_pubkey"`
+
+	// AllowTestTLD admits RFC 6761 ".test" names (labs and tests), as
+	// validate.allow_private admits loopback addresses.
+	AllowTestTLD bool `mapstructure:"allow_test_tld"`
+
+	// RemovalLabel is the pull-request label by which maintainers approve
+	// a removal without the owner's TXT proof.
+	RemovalLabel string `mapstructure:"removal_label"`
 }
 
 // DemotionConfig holds the demotion rules (demotion.*).
@@ -178,6 +203,14 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("publish.archive", "")
 	v.SetDefault("publish.pubkey", "")
 	v.SetDefault("worker.metrics_listen", "")
+	v.SetDefault("list.allow_test_tld", false)
+	v.SetDefault("list.removal_label", "removal-approved")
+	v.SetDefault("github.api_url", "")
+	v.SetDefault("github.repository", "")
+	v.SetDefault("github.token", "")
+	v.SetDefault("github.poll_interval", time.Minute)
+	v.SetDefault("github.auto_merge", false)
+	v.SetDefault("github.bot_login", "")
 }
 
 // loadConfig reads defaults, the config file, the environment and the
