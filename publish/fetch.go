@@ -16,7 +16,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -65,6 +64,10 @@ type FetchOptions struct {
 	Jitter time.Duration
 	// Timeout bounds the downloads (default DefaultTimeout).
 	Timeout time.Duration
+	// CommandTimeout bounds each run of postmap and of the reload command
+	// (default DefaultCommandTimeout): when it passes, the command and
+	// every process it started are killed.
+	CommandTimeout time.Duration
 	// MaxSize bounds the list's size (default DefaultMaxSize).
 	MaxSize int64
 	// Client is the HTTP client (default: one with connection timeouts).
@@ -194,6 +197,9 @@ func (o *FetchOptions) check() error {
 	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultTimeout
+	}
+	if o.CommandTimeout <= 0 {
+		o.CommandTimeout = DefaultCommandTimeout
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -761,7 +767,7 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool, why er
 	f.st.Installed = map[string]installRec{}
 	for _, o := range outs {
 		for _, p := range o.installedPaths() {
-			if st, err := os.Stat(p); err == nil {
+			if st, err := os.Lstat(p); err == nil && st.Mode().IsRegular() {
 				f.st.Installed[p] = installRec{Size: st.Size(), ModTime: st.ModTime().UnixNano()}
 			}
 		}
@@ -776,7 +782,7 @@ func (f *fetcher) finish(ctx context.Context, res *FetchResult, expired error) (
 		return res, err
 	}
 	if f.st.ReloadNeeded {
-		if err := runReload(ctx, f.o.Reload); err != nil {
+		if err := runReload(ctx, f.o.CommandTimeout, f.o.Reload); err != nil {
 			return res, errors.Join(err, expired)
 		}
 		res.Reloaded = true
@@ -794,8 +800,8 @@ func (f *fetcher) installedIntact() bool {
 		return false
 	}
 	for p, rec := range f.st.Installed {
-		st, err := os.Stat(p)
-		if err != nil || st.Size() != rec.Size || st.ModTime().UnixNano() != rec.ModTime {
+		st, err := os.Lstat(p)
+		if err != nil || !st.Mode().IsRegular() || st.Size() != rec.Size || st.ModTime().UnixNano() != rec.ModTime {
 			return false
 		}
 	}
@@ -883,9 +889,8 @@ func hasEntry(b []byte) bool {
 	return false
 }
 
-func runReload(ctx context.Context, command string) error {
-	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
-	out, err := cmd.CombinedOutput()
+func runReload(ctx context.Context, timeout time.Duration, command string) error {
+	out, err := runCommand(ctx, timeout, "/bin/sh", "-c", command)
 	if err != nil {
 		return fmt.Errorf("%w: %q: %w%s", ErrReload, command, err, firstLine(out))
 	}

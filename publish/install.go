@@ -5,10 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -27,18 +27,50 @@ func (o output) installedPaths() []string {
 	return []string{o.path, o.path + postmapSuffix[o.postmap]}
 }
 
-// upToDate reports whether the installed files already hold o.data.
+// upToDate reports whether the installed files already hold o.data. Only
+// regular files count, read no further than o.data's length.
 func (o output) upToDate() bool {
-	cur, err := os.ReadFile(o.path)
-	if err != nil || !bytes.Equal(cur, o.data) {
+	if !sameContent(o.path, o.data) {
 		return false
 	}
 	if o.postmap != "" {
-		if _, err := os.Stat(o.path + postmapSuffix[o.postmap]); err != nil {
+		if st, err := os.Lstat(o.path + postmapSuffix[o.postmap]); err != nil || !st.Mode().IsRegular() {
 			return false
 		}
 	}
 	return true
+}
+
+// sameContent reports whether path is a regular file (not a symbolic link,
+// a FIFO or a device) holding exactly data. It reads at most len(data)
+// bytes, a chunk at a time.
+func sameContent(path string, data []byte) bool {
+	f, err := openNoFollow(path)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() || st.Size() != int64(len(data)) {
+		return false
+	}
+	buf := make([]byte, 64<<10)
+	r := io.LimitReader(f, int64(len(data))+1)
+	for off := 0; ; {
+		n, err := r.Read(buf)
+		if n > 0 {
+			if off+n > len(data) || !bytes.Equal(buf[:n], data[off:off+n]) {
+				return false
+			}
+			off += n
+		}
+		if err == io.EOF {
+			return off == len(data)
+		}
+		if err != nil {
+			return false
+		}
+	}
 }
 
 type staged struct {
@@ -117,12 +149,11 @@ func (f *fetcher) writeOutputs(ctx context.Context, outs []output) ([]string, er
 // postmap compiles the temporary copy of the Postfix map.
 func (f *fetcher) postmap(ctx context.Context, typ, file string) error {
 	args := append(append([]string{}, f.o.PostmapCommand[1:]...), typ+":"+file)
-	cmd := exec.CommandContext(ctx, f.o.PostmapCommand[0], args...)
-	out, err := cmd.CombinedOutput()
+	out, err := runCommand(ctx, f.o.CommandTimeout, f.o.PostmapCommand[0], args...)
 	if err != nil {
 		return fmt.Errorf("%w: %w%s", ErrPostmap, err, firstLine(out))
 	}
-	if _, err := os.Stat(file + postmapSuffix[typ]); errors.Is(err, fs.ErrNotExist) {
+	if st, err := os.Lstat(file + postmapSuffix[typ]); errors.Is(err, fs.ErrNotExist) || err == nil && !st.Mode().IsRegular() {
 		return fmt.Errorf("%w: %s%s was not created", ErrPostmap, file, postmapSuffix[typ])
 	}
 	return nil

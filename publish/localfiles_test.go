@@ -3,11 +3,19 @@
 package publish
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The state directory is refused when someone else could write to it or
@@ -132,5 +140,212 @@ func TestFetchRemovesTemporaryFilesOfAKilledRun(t *testing.T) {
 		if _, err := os.Lstat(p); err != nil {
 			t.Errorf("%s removed: %v", p, err)
 		}
+	}
+}
+
+// mkfifo makes a named pipe nobody writes to: reading it blocks for ever.
+func mkfifo(t *testing.T, path string) {
+	t.Helper()
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// What sits at an installed path is read only if it is a regular file, and
+// only up to the size of what would replace it: a FIFO (which blocks a
+// reader for ever) or a link to /dev/zero (endless) is simply replaced.
+func TestFetchInstalledPathIsNotARegularFile(t *testing.T) {
+	key := newKey(t)
+	ts := newTestServer(t, key, testList(10, 1))
+	tests := []struct {
+		name  string
+		plant func(t *testing.T, path string)
+	}{
+		{"FIFO", func(t *testing.T, p string) { mkfifo(t, p) }},
+		{"link to /dev/zero", func(t *testing.T, p string) {
+			if err := os.Symlink("/dev/zero", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"link to a FIFO", func(t *testing.T, p string) {
+			mkfifo(t, p+".fifo")
+			if err := os.Symlink(p+".fifo", p); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		for _, when := range []string{"before the first run", "after an install"} {
+			t.Run(tt.name+" "+when, func(t *testing.T) {
+				c := newClient(t, ts.url(), key.Public())
+				c.opts.Postmap = "hash"
+				c.opts.PostmapCommand = []string{"sh", "-c", `cp "${1#hash:}" "${1#hash:}.db"`, "postmap"}
+				os.MkdirAll(filepath.Dir(c.opts.PostfixMap), 0o755)
+				os.MkdirAll(filepath.Dir(c.opts.EximFile), 0o755)
+				if when == "after an install" {
+					if _, err := c.fetch(t); err != nil {
+						t.Fatal(err)
+					}
+				}
+				for _, p := range []string{c.opts.PostfixMap, c.opts.PostfixMap + ".db", c.opts.EximFile} {
+					os.Remove(p)
+					tt.plant(t, p)
+				}
+				res, err := c.fetch(t)
+				if err != nil || !res.Changed {
+					t.Fatalf("res %+v, err %v", res, err)
+				}
+				for _, p := range []string{c.opts.PostfixMap, c.opts.PostfixMap + ".db", c.opts.EximFile} {
+					if st, err := os.Lstat(p); err != nil || !st.Mode().IsRegular() || st.Size() == 0 {
+						t.Errorf("%s: %v, %v; want the installed file", p, st.Mode(), err)
+					}
+				}
+			})
+		}
+	}
+}
+
+func TestSameContent(t *testing.T) {
+	dir := t.TempDir()
+	p := filepath.Join(dir, "f")
+	data := []byte(strings.Repeat("policy line\n", 20000))
+	os.WriteFile(p, data, 0o644)
+	if !sameContent(p, data) {
+		t.Error("same content not recognised")
+	}
+	other := append([]byte(nil), data...)
+	other[len(other)-2] = 'X'
+	for name, d := range map[string][]byte{"one byte differs": other, "shorter": data[:len(data)-1], "longer": append(data[:len(data):len(data)], 'x'), "empty": nil} {
+		if sameContent(p, d) {
+			t.Errorf("%s: reported the same", name)
+		}
+	}
+	os.Symlink(p, filepath.Join(dir, "link"))
+	if sameContent(filepath.Join(dir, "link"), data) {
+		t.Error("a symbolic link was followed")
+	}
+	if sameContent("/dev/null", nil) {
+		t.Error("a device was read")
+	}
+}
+
+// blockingScript is a shell command that records its process and that of
+// a child in pidfile, then blocks reading a pipe nobody writes to: it
+// never exits by itself.
+func blockingScript(t *testing.T, dir string) (script, pidfile string) {
+	t.Helper()
+	fifo := filepath.Join(dir, "never")
+	mkfifo(t, fifo)
+	pidfile = filepath.Join(dir, "pids")
+	return fmt.Sprintf(`cat %s & echo "$$ $!" > %s.tmp; mv %s.tmp %s; read x < %s`, fifo, pidfile, pidfile, pidfile, fifo), pidfile
+}
+
+// gone waits until every process named in pidfile has ended: it returns
+// at once for processes that were killed, and never (the test times out)
+// for one that was left running.
+func gone(t *testing.T, pidfile string) {
+	t.Helper()
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Logf("the command did not get to record its processes: %v", err)
+		return
+	}
+	for _, f := range strings.Fields(string(b)) {
+		pid, _ := strconv.Atoi(f)
+		fd, err := unix.PidfdOpen(pid, 0)
+		if err != nil {
+			continue // ended and reaped
+		}
+		// A pidfd polls readable once the process has ended.
+		for {
+			_, err := unix.Poll([]unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}, -1)
+			if err != unix.EINTR {
+				break
+			}
+		}
+		unix.Close(fd)
+	}
+}
+
+// A reload command or postmap that never exits is killed, with its
+// children, after the command timeout, and reported.
+func TestFetchCommandTimeout(t *testing.T) {
+	key := newKey(t)
+	ts := newTestServer(t, key, testList(10, 1))
+	for _, which := range []string{"reload", "postmap"} {
+		t.Run(which, func(t *testing.T) {
+			c := newClient(t, ts.url(), key.Public())
+			script, pidfile := blockingScript(t, c.dir)
+			c.opts.CommandTimeout = 500 * time.Millisecond
+			want := ErrReload
+			if which == "reload" {
+				c.opts.Reload = script
+			} else {
+				c.opts.Postmap = "hash"
+				c.opts.PostmapCommand = []string{"sh", "-c", script, "postmap"}
+				want = ErrPostmap
+			}
+			res, err := c.fetch(t)
+			if !errors.Is(err, want) || !strings.Contains(err.Error(), "killed after 500ms") {
+				t.Fatalf("res %+v, err %v; want %v saying it was killed", res, err, want)
+			}
+			gone(t, pidfile)
+			if which == "postmap" {
+				if _, err := os.Stat(c.opts.PostfixMap); !os.IsNotExist(err) {
+					t.Error("the map was installed although postmap did not finish")
+				}
+			}
+		})
+	}
+}
+
+// Cancelling the context (SIGTERM in the command) stops a fetch that waits
+// for a server or for the reload command.
+func TestFetchStopsWhenCancelled(t *testing.T) {
+	key := newKey(t)
+	snap := snapshot(t, key, testList(10, 1))
+	for _, which := range []string{"download", "reload"} {
+		t.Run(which, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			started := make(chan struct{})
+			url := badServer(t, func(w http.ResponseWriter, r *http.Request) {
+				if which == "download" {
+					w.Header().Set("Content-Length", strconv.Itoa(len(snap.List)))
+					w.Write(snap.List[:10])
+					w.(http.Flusher).Flush()
+					close(started)
+					<-r.Context().Done()
+					return
+				}
+				w.Write(snap.List)
+			}, bytesHandler(snap.Sig))
+			c := newClient(t, url, key.Public())
+			var pidfile string
+			if which == "reload" {
+				// The command says it started through a pipe the test reads.
+				ready := filepath.Join(c.dir, "ready")
+				mkfifo(t, ready)
+				var script string
+				script, pidfile = blockingScript(t, c.dir)
+				c.opts.Reload = "echo started > " + ready + "; " + script
+				go func() {
+					b, _ := os.ReadFile(ready)
+					if len(b) > 0 {
+						close(started)
+					}
+				}()
+			}
+			go func() { <-started; cancel() }()
+			os.MkdirAll(filepath.Dir(c.opts.PostfixMap), 0o755)
+			os.MkdirAll(filepath.Dir(c.opts.EximFile), 0o755)
+			_, err := Fetch(ctx, c.opts)
+			if !errors.Is(err, context.Canceled) {
+				t.Fatalf("err = %v, want context.Canceled", err)
+			}
+			if pidfile != "" {
+				gone(t, pidfile)
+			}
+		})
 	}
 }
