@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"sync"
 	"time"
+
+	"golang.org/x/time/rate"
 )
 
 // Dialer opens network connections; *net.Dialer is one, and so is
@@ -20,12 +22,20 @@ type Dialer interface {
 // is always 25 outside tests), and at most Rate new connections a second to
 // one provider, taken as the /24 (IPv4) or /48 (IPv6) network of the
 // address, with a random jitter added to every wait.
+//
+// Each provider's rate is a token bucket (golang.org/x/time/rate) kept in a
+// map of at most MaxProviders entries. A provider whose bucket is full again
+// (idle for Burst/Rate seconds) is forgotten: a new bucket for it would be
+// the same. When the map is full of busy providers, the one used least
+// recently is forgotten, so memory stays bounded whatever the number of
+// networks a round reaches.
 type LimitDialer struct {
-	Dialer    Dialer        // nil: a net.Dialer
-	PerTarget int           // ≤ 0: 2
-	Rate      float64       // new connections a second per provider; ≤ 0: no limit
-	Burst     int           // connections a provider may take at once before the rate applies; ≤ 0: 1
-	Jitter    time.Duration // up to this much is added to each rate wait
+	Dialer       Dialer        // nil: a net.Dialer
+	PerTarget    int           // ≤ 0: 2
+	Rate         float64       // new connections a second per provider; ≤ 0: no limit
+	Burst        int           // connections a provider may take at once before the rate applies; ≤ 0: 1
+	Jitter       time.Duration // up to this much is added to each rate wait
+	MaxProviders int           // providers remembered at once; ≤ 0: DefaultMaxProviders
 
 	// Now and Sleep are the clock (tests inject them); nil: the wall clock.
 	Now   func() time.Time
@@ -33,18 +43,22 @@ type LimitDialer struct {
 
 	mu      sync.Mutex
 	targets map[string]*target
-	prov    map[netip.Prefix]*bucket
+	prov    map[netip.Prefix]*provider
+	swept   time.Time // last sweep of idle providers
 }
+
+// DefaultMaxProviders bounds the providers a LimitDialer remembers.
+const DefaultMaxProviders = 4096
 
 type target struct {
 	slots chan struct{}
 	users int
 }
 
-// bucket is a token bucket for one provider.
-type bucket struct {
-	tokens float64
-	last   time.Time
+// provider is the rate of one provider's new connections.
+type provider struct {
+	lim  *rate.Limiter
+	last time.Time // of the latest reservation
 }
 
 func (d *LimitDialer) now() time.Time {
@@ -155,34 +169,88 @@ func (d *LimitDialer) wait(ctx context.Context, addr string) error {
 	if !ok {
 		return nil
 	}
-	burst := float64(max(d.Burst, 1))
 	d.mu.Lock()
-	if d.prov == nil {
-		d.prov = make(map[netip.Prefix]*bucket)
-	}
 	now := d.now()
-	b := d.prov[p]
-	if b == nil {
-		b = &bucket{tokens: burst, last: now}
-		d.prov[p] = b
-	}
-	b.tokens = min(burst, b.tokens+now.Sub(b.last).Seconds()*d.Rate)
-	b.last = now
-	// Take the token now (possibly going negative): later callers queue
+	lim := d.limiter(p, now)
+	// Take the token now (possibly going into debt): later callers queue
 	// behind this one.
-	b.tokens--
-	var wait time.Duration
-	if b.tokens < 0 {
-		wait = time.Duration(-b.tokens / d.Rate * float64(time.Second))
-	}
+	r := lim.ReserveN(now, 1)
 	d.mu.Unlock()
+	wait := r.DelayFrom(now)
 	if wait <= 0 {
 		return nil
 	}
 	if d.Jitter > 0 {
 		wait += rand.N(d.Jitter)
 	}
-	return d.sleep(ctx, wait)
+	if err := d.sleep(ctx, wait); err != nil {
+		// Not dialled: the token goes back to the provider.
+		r.CancelAt(d.now())
+		return err
+	}
+	return nil
+}
+
+// limiter returns p's limiter, creating it; d.mu is held. It forgets idle
+// providers first, at most once per refill time, and keeps the map within
+// MaxProviders.
+func (d *LimitDialer) limiter(p netip.Prefix, now time.Time) *rate.Limiter {
+	burst := max(d.Burst, 1)
+	if d.prov == nil {
+		d.prov = make(map[netip.Prefix]*provider)
+	}
+	if pv := d.prov[p]; pv != nil {
+		pv.last = now
+		return pv.lim
+	}
+	limit := d.MaxProviders
+	if limit <= 0 {
+		limit = DefaultMaxProviders
+	}
+	refill := time.Duration(float64(burst) / d.Rate * float64(time.Second))
+	if len(d.prov) >= limit || now.Sub(d.swept) >= refill {
+		d.forgetIdle(now, burst)
+	}
+	if len(d.prov) >= limit {
+		d.forgetOldest()
+	}
+	pv := &provider{lim: rate.NewLimiter(rate.Limit(d.Rate), burst), last: now}
+	d.prov[p] = pv
+	return pv.lim
+}
+
+// forgetIdle drops the providers whose bucket is full again.
+func (d *LimitDialer) forgetIdle(now time.Time, burst int) {
+	d.swept = now
+	for p, pv := range d.prov {
+		if pv.lim.TokensAt(now) >= float64(burst) {
+			delete(d.prov, p)
+		}
+	}
+}
+
+// forgetOldest drops the provider used least recently.
+func (d *LimitDialer) forgetOldest() {
+	var (
+		oldest netip.Prefix
+		at     time.Time
+		found  bool
+	)
+	for p, pv := range d.prov {
+		if !found || pv.last.Before(at) {
+			oldest, at, found = p, pv.last, true
+		}
+	}
+	if found {
+		delete(d.prov, oldest)
+	}
+}
+
+// providers returns how many providers are remembered.
+func (d *LimitDialer) providers() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.prov)
 }
 
 // limitedConn frees its slot once, when closed.

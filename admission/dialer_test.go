@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"testing"
@@ -153,5 +154,118 @@ func TestProviderOf(t *testing.T) {
 	}
 	if _, ok := providerOf("mx.example.test:25"); ok {
 		t.Error("a host name has a provider")
+	}
+}
+
+// TestLimitDialerForgetsIdleProviders: a provider whose bucket is full
+// again is forgotten, so the rate map shrinks back once a round's networks
+// are idle; a forgotten provider starts again with a full burst.
+func TestLimitDialerForgetsIdleProviders(t *testing.T) {
+	clock := testclock.New(t0)
+	var waits []time.Duration
+	d := &LimitDialer{
+		Dialer: &countingDialer{}, PerTarget: 100, Rate: 2, Burst: 2,
+		Now:   clock.Now,
+		Sleep: func(ctx context.Context, w time.Duration) error { waits = append(waits, w); return nil },
+	}
+	dial := func(addr string) {
+		t.Helper()
+		c, err := d.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for i := range 200 {
+		dial(fmt.Sprintf("10.%d.%d.1:25", i/256, i%256))
+	}
+	if n := d.providers(); n != 200 {
+		t.Fatalf("%d providers remembered after 200 networks at once, want 200", n)
+	}
+	// One second later (Burst/Rate), every bucket is full again: the next
+	// new provider sweeps them away.
+	clock.Add(time.Second)
+	dial("192.0.2.1:25")
+	if n := d.providers(); n != 1 {
+		t.Errorf("%d providers remembered after they went idle, want 1", n)
+	}
+	// The rate still applies to the one in use.
+	dial("192.0.2.2:25")
+	dial("192.0.2.3:25")
+	if len(waits) != 1 || waits[0] != 500*time.Millisecond {
+		t.Errorf("waits = %v, want one of 500ms", waits)
+	}
+}
+
+// TestLimitDialerProviderBound: however many busy networks a round
+// reaches, at most MaxProviders are remembered; the least recently used is
+// forgotten first, and the rate applies to those remembered.
+func TestLimitDialerProviderBound(t *testing.T) {
+	clock := testclock.New(t0)
+	var waits []time.Duration
+	d := &LimitDialer{
+		Dialer: &countingDialer{}, PerTarget: 100, Rate: 1, Burst: 1, MaxProviders: 8,
+		Now:   clock.Now,
+		Sleep: func(ctx context.Context, w time.Duration) error { waits = append(waits, w); return nil },
+	}
+	dial := func(addr string) {
+		t.Helper()
+		c, err := d.DialContext(context.Background(), "tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Close()
+	}
+	for i := range 100 {
+		dial(fmt.Sprintf("10.0.%d.1:25", i))
+		if n := d.providers(); n > 8 {
+			t.Fatalf("%d providers remembered, want at most 8", n)
+		}
+		clock.Add(time.Millisecond) // all still busy: buckets refill in 1s
+	}
+	if len(waits) != 0 {
+		t.Fatalf("first connections to new providers waited: %v", waits)
+	}
+	// The latest provider is remembered: a second connection waits.
+	dial("10.0.99.2:25")
+	if len(waits) != 1 || waits[0] <= 0 {
+		t.Errorf("second connection to a remembered busy provider: waits %v, want one", waits)
+	}
+	// The oldest was forgotten: it starts again with a full burst.
+	waits = nil
+	dial("10.0.0.2:25")
+	if len(waits) != 0 {
+		t.Errorf("a forgotten provider waited: %v", waits)
+	}
+}
+
+// TestLimitDialerCancelReturnsToken: a dial cancelled while it waits for
+// the provider's rate gives its token back, so the next caller does not
+// wait behind a connection that was never made.
+func TestLimitDialerCancelReturnsToken(t *testing.T) {
+	clock := testclock.New(t0)
+	var waits []time.Duration
+	d := &LimitDialer{
+		Dialer: &countingDialer{}, PerTarget: 100, Rate: 1, Burst: 1,
+		Now: clock.Now,
+		Sleep: func(ctx context.Context, w time.Duration) error {
+			waits = append(waits, w)
+			return context.Canceled
+		},
+	}
+	c, err := d.DialContext(context.Background(), "tcp", "192.0.2.1:25")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if _, err := d.DialContext(context.Background(), "tcp", "192.0.2.2:25"); err == nil {
+		t.Fatal("a dial whose wait was cancelled succeeded")
+	}
+	d.Sleep = func(ctx context.Context, w time.Duration) error { waits = append(waits, w); return nil }
+	if _, err := d.DialContext(context.Background(), "tcp", "192.0.2.3:25"); err != nil {
+		t.Fatal(err)
+	}
+	if len(waits) != 2 || waits[1] != waits[0] {
+		t.Errorf("waits = %v, want the second as long as the first (the cancelled token returned)", waits)
 	}
 }
