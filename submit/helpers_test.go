@@ -112,7 +112,7 @@ func (a *fakeArchive) Serials(ctx context.Context) ([]int64, error) {
 // publish adds a list of the given domains (name → mode).
 func (a *fakeArchive) publish(t *testing.T, serial int64, at time.Time, modes map[string]string) {
 	t.Helper()
-	l := &listgen.List{Version: "0.1", Serial: serial, Timestamp: at, Expires: at.Add(7 * 24 * time.Hour), Author: "test",
+	l := &listgen.List{Version: "1", Serial: serial, Timestamp: at, Expires: at.Add(7 * 24 * time.Hour), Author: "test",
 		PolicyAliases: map[string]listgen.Policy{}, Policies: map[string]listgen.Policy{}}
 	for d, m := range modes {
 		l.Policies[d] = listgen.Policy{Mode: m, MXs: []string{"mx." + d}}
@@ -260,4 +260,12 @@ func mustPrefixes(ss ...string) []netip.Prefix {
 		panic(err)
 	}
 	return ps
+}
+
+func mustJSON(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
 }
