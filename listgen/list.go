@@ -85,22 +85,22 @@ func (l *List) Resolve(domain string) (Policy, bool) {
 
 // Matches reports whether the MX host name matches pattern (see the package
 // documentation: an exact name, or "*.suffix" matching one more label).
-// Both are compared case-insensitively and without a trailing dot.
+// Both are compared as A-labels (a U-label is converted first, and one that
+// is not valid IDNA matches nothing), case-insensitively and without a
+// trailing dot.
 func Matches(pattern, host string) bool {
-	host = strings.TrimSuffix(strings.ToLower(host), ".")
-	pattern = strings.TrimSuffix(strings.ToLower(pattern), ".")
-	if suffix, ok := strings.CutPrefix(pattern, "*."); ok {
-		// RFC 8461 §4.1: "*" matches exactly one leftmost label.
-		label, rest, found := strings.Cut(host, ".")
-		return found && label != "" && rest == suffix
-	}
-	return host == pattern
+	h, ok := matchForm(host)
+	return ok && matchesForm(pattern, h)
 }
 
 // MatchesAny reports whether host matches one of the policy's patterns.
 func (p Policy) MatchesAny(host string) bool {
+	h, ok := matchForm(host)
+	if !ok {
+		return false
+	}
 	for _, m := range p.MXs {
-		if Matches(m, host) {
+		if matchesForm(m, h) {
 			return true
 		}
 	}

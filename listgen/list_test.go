@@ -306,10 +306,21 @@ func TestMatches(t *testing.T) {
 		{"*.mail.example.com", "a.b.mail.example.com", false},
 		{"*.mail.example.com", ".mail.example.com", false},
 		{"*.mail.example.com", "amail.example.com", false},
+		// Names are compared as A-labels, whichever form each is in.
+		{"*.xn--bcher-kva.example", "mx.bücher.example", true},
+		{"*.xn--bcher-kva.example", "MX.BÜCHER.example.", true},
+		{"mx.xn--bcher-kva.example", "mx.bücher.example", true},
+		{"mx.bücher.example", "mx.xn--bcher-kva.example", true},
+		{"*.bücher.example", "mx.xn--bcher-kva.example", true},
+		{"mx.xn--bcher-kva.example", "mx.bucher.example", false},
+		{"*.example", "bad\u00a0label.example", false},
 	}
 	for _, tt := range tests {
 		if got := Matches(tt.pattern, tt.host); got != tt.want {
 			t.Errorf("Matches(%q, %q) = %v", tt.pattern, tt.host, got)
+		}
+		if got := (Policy{MXs: []string{tt.pattern}}).MatchesAny(tt.host); got != tt.want {
+			t.Errorf("Policy{MXs: %q}.MatchesAny(%q) = %v", tt.pattern, tt.host, got)
 		}
 	}
 }

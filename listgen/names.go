@@ -129,3 +129,38 @@ func checkIDNA(s string) error {
 	}
 	return nil
 }
+
+// matchForm returns a host name in the form Matches compares: lower-case
+// A-labels without a trailing dot. ok is false when a U-label is not valid
+// IDNA. ASCII names are only lower-cased, whatever they hold.
+func matchForm(name string) (string, bool) {
+	name = strings.TrimSuffix(name, ".")
+	if isASCII(name) {
+		return strings.ToLower(name), true
+	}
+	// RFC 8461 §3.2: patterns name A-labels, not U-labels; a U-label is
+	// converted (RFC 5891 §5) before it is compared.
+	a, err := toASCII.ToASCII(name)
+	if err != nil {
+		return "", false
+	}
+	return strings.ToLower(a), true
+}
+
+// matchesForm matches pattern against a host already in matchForm.
+func matchesForm(pattern, host string) bool {
+	if host == "" {
+		return false
+	}
+	suffix, wild := strings.CutPrefix(pattern, "*.")
+	suffix, ok := matchForm(suffix)
+	if !ok || suffix == "" {
+		return false
+	}
+	if wild {
+		// RFC 8461 §4.1: "*" matches exactly one leftmost label.
+		label, rest, found := strings.Cut(host, ".")
+		return found && label != "" && rest == suffix
+	}
+	return host == suffix
+}

@@ -18,6 +18,8 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/net/idna"
+
 	"github.com/starttls-preload/starttls-preload/validate/internal/txtrecord"
 )
 
@@ -285,14 +287,15 @@ func ParsePolicy(b []byte) (*Policy, error) {
 }
 
 // Match reports whether the MX host name host matches one of the policy's
-// mx patterns (RFC 8461 §4.1). Comparison ignores case and a trailing dot.
+// mx patterns (RFC 8461 §4.1). Names are compared as A-labels, ignoring
+// case and a trailing dot.
 func (p *Policy) Match(host string) bool {
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
-	if host == "" {
+	host, ok := aLabels(host)
+	if !ok || host == "" {
 		return false
 	}
 	for _, pat := range p.MX {
-		if MatchPattern(pat, host) {
+		if matchALabels(pat, host) {
 			return true
 		}
 	}
@@ -300,18 +303,58 @@ func (p *Policy) Match(host string) bool {
 }
 
 // MatchPattern reports whether host matches one mx pattern (RFC 8461 §4.1).
+// Both are compared as A-labels: a U-label host (or pattern) is converted
+// first, so "mx.bücher.example" matches "*.xn--bcher-kva.example". A name
+// that is not valid IDNA matches nothing.
 func MatchPattern(pattern, host string) bool {
-	pattern = strings.ToLower(strings.TrimSuffix(pattern, "."))
-	host = strings.ToLower(strings.TrimSuffix(host, "."))
+	host, ok := aLabels(host)
+	return ok && host != "" && matchALabels(pattern, host)
+}
+
+// matchALabels matches a pattern against a host already in A-labels.
+func matchALabels(pattern, host string) bool {
+	wild := false
 	if rest, ok := strings.CutPrefix(pattern, "*."); ok {
+		pattern, wild = rest, true
+	}
+	pattern, ok := aLabels(pattern)
+	if !ok || pattern == "" {
+		return false
+	}
+	if wild {
 		// RFC 8461 §4.1: "*" matches exactly one leftmost label:
 		// "*.example.com" matches "mx.example.com", not "a.b.example.com"
 		// nor "example.com".
 		label, parent, ok := strings.Cut(host, ".")
-		return ok && label != "" && parent == rest
+		return ok && label != "" && parent == pattern
 	}
 	// RFC 8461 §4.1: otherwise the names must be identical.
 	return pattern == host
+}
+
+// toASCII converts U-labels as lookups do (UTS #46 mapping, IDNA2008,
+// non-transitional).
+var toASCII = idna.New(idna.MapForLookup(), idna.BidiRule(), idna.CheckJoiners(true),
+	idna.CheckHyphens(false), idna.Transitional(false))
+
+// aLabels returns name in lower-case A-labels without a trailing dot; ok is
+// false when a U-label is not valid IDNA. ASCII names are only
+// lower-cased, whatever they hold.
+func aLabels(name string) (string, bool) {
+	name = strings.TrimSuffix(name, ".")
+	for i := 0; i < len(name); i++ {
+		if name[i] >= 0x80 {
+			// RFC 8461 §3.2: mx patterns name A-labels, "not the
+			// Unicode-encoded U-label"; so a U-label is converted (RFC 5891
+			// §5) before it is compared.
+			a, err := toASCII.ToASCII(name)
+			if err != nil {
+				return "", false
+			}
+			return strings.ToLower(a), true
+		}
+	}
+	return strings.ToLower(name), true
 }
 
 func isAlnum(s string) bool {

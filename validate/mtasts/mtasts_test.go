@@ -227,3 +227,31 @@ func TestParsePolicySizeLimit(t *testing.T) {
 		t.Fatalf("policy of %d bytes: got %v; want %v", MaxPolicySize+1, err, ErrTooLarge)
 	}
 }
+
+// TestMatchALabels: names are compared as A-labels, whichever form the
+// pattern or the host is written in.
+func TestMatchALabels(t *testing.T) {
+	for _, tt := range []struct {
+		pattern, host string
+		want          bool
+	}{
+		{"*.xn--bcher-kva.example", "mx.bücher.example", true},
+		{"*.xn--bcher-kva.example", "MX.BÜCHER.example.", true},
+		{"*.bücher.example", "mx.xn--bcher-kva.example", true},
+		{"mx.bücher.example", "mx.xn--bcher-kva.example", true},
+		{"mx.xn--bcher-kva.example", "mx.bücher.example", true},
+		{"XN--BCHER-KVA.example", "bücher.example", true},
+		{"mx.xn--bcher-kva.example", "mx.bucher.example", false},
+		{"*.xn--bcher-kva.example", "a.b.bücher.example", false},
+		{"*.example", "bad\u00a0label.example", false},
+		{"*.example", "a..example", false},
+	} {
+		if got := MatchPattern(tt.pattern, tt.host); got != tt.want {
+			t.Errorf("MatchPattern(%q, %q) = %v; want %v", tt.pattern, tt.host, got, tt.want)
+		}
+		p := &Policy{MX: []string{tt.pattern}}
+		if got := p.Match(tt.host); got != tt.want {
+			t.Errorf("Policy{MX: %q}.Match(%q) = %v; want %v", tt.pattern, tt.host, got, tt.want)
+		}
+	}
+}
