@@ -399,3 +399,55 @@ func labWithDomain(t *testing.T) string {
 	}
 	return dataDir
 }
+
+// TestServeKeepsCheckInterval: with admission.check_interval 1s, serve's
+// loop checks a validating domain about once a second of (fake) time, not
+// once a minute: it sleeps until the next check falls due.
+func TestServeKeepsCheckInterval(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+	t.Setenv("STARTTLS_PRELOAD_ADMISSION_CHECK_INTERVAL", "1s")
+	t.Setenv("STARTTLS_PRELOAD_DATA_DIR", dataDir)
+	t.Chdir(t.TempDir())
+	if _, stderr, code := execute(t, "domains", "add", "good.test", "--mx", "mx.good.test", "--skip-ownership", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("domains add: %s", stderr)
+	}
+	c, err := loadConfig(newServeCmd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now().Add(time.Minute).UTC()
+	clock := testclock.New(start)
+	const span = 30 * time.Second
+	var longest time.Duration
+	sleep := func(ctx context.Context, d time.Duration) error {
+		longest = max(longest, d)
+		clock.Add(d)
+		if clock.Now().Sub(start) >= span {
+			cancel()
+		}
+		return ctx.Err()
+	}
+	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now, sleep: sleep})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	if err := app.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := app.store.Checks(context.Background(), "good.test", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// One check a second, give or take the scheduler's 10 % jitter.
+	if n := len(checks); n < 26 || n > 35 {
+		t.Errorf("%d checks in %v of check_interval 1s, want about 30", n, span)
+	}
+	if longest > 1100*time.Millisecond {
+		t.Errorf("the loop slept %v at once, longer than the check interval", longest)
+	}
+}
