@@ -73,6 +73,45 @@ func sameContent(path string, data []byte) bool {
 	}
 }
 
+// fileMeta is the owner, group and mode an installed file keeps.
+type fileMeta struct {
+	perm     os.FileMode
+	uid, gid int
+	owned    bool // uid and gid are known
+}
+
+// installedMeta returns the owner, group and mode of the regular file at
+// path, and whether there is one; else the mode of a new file, 0644.
+func installedMeta(path string) (fileMeta, bool) {
+	st, err := os.Lstat(path)
+	if err != nil || !st.Mode().IsRegular() {
+		return fileMeta{perm: 0o644}, false
+	}
+	m := fileMeta{perm: st.Mode().Perm()}
+	m.uid, m.gid, m.owned = owner(st)
+	return m, true
+}
+
+// apply gives the file at path (a temporary file of ours) the owner and
+// group of m, and, if mode, its mode.
+func (m fileMeta) apply(path string, mode bool) error {
+	st, err := os.Lstat(path)
+	if err != nil {
+		return err
+	}
+	if mode && st.Mode().Perm() != m.perm {
+		if err := os.Chmod(path, m.perm); err != nil {
+			return err
+		}
+	}
+	if uid, gid, ok := owner(st); m.owned && ok && (uid != m.uid || gid != m.gid) {
+		if err := os.Lchown(path, m.uid, m.gid); err != nil {
+			return fmt.Errorf("keeping the owner %d:%d of the installed file: %w", m.uid, m.gid, err)
+		}
+	}
+	return nil
+}
+
 type staged struct {
 	output
 	tmp string
@@ -102,7 +141,8 @@ func (f *fetcher) writeOutputs(ctx context.Context, outs []output) ([]string, er
 		if o.upToDate() {
 			continue
 		}
-		tmp, err := writeTemp(o.path, o.data, 0o644)
+		meta, had := installedMeta(o.path)
+		tmp, err := writeTemp(o.path, o.data, meta.perm)
 		if err != nil {
 			abort()
 			return nil, fmt.Errorf("%w: %w", ErrInstall, err)
@@ -110,9 +150,28 @@ func (f *fetcher) writeOutputs(ctx context.Context, outs []output) ([]string, er
 		s := staged{output: o, tmp: tmp}
 		ready = append(ready, s)
 		if o.postmap != "" {
+			// postmap runs on a file owned by us (it would switch to the
+			// file's owner); ownership is restored afterwards.
 			if err := f.postmap(ctx, o.postmap, tmp); err != nil {
 				abort()
 				return nil, err
+			}
+			compiled := postmapSuffix[o.postmap]
+			cmeta, chad := installedMeta(o.path + compiled)
+			if !chad && had {
+				cmeta, chad = meta, true
+			}
+			if chad {
+				if err := cmeta.apply(tmp+compiled, true); err != nil {
+					abort()
+					return nil, fmt.Errorf("%w: %w", ErrInstall, err)
+				}
+			}
+		}
+		if had {
+			if err := meta.apply(tmp, false); err != nil {
+				abort()
+				return nil, fmt.Errorf("%w: %w", ErrInstall, err)
 			}
 		}
 	}

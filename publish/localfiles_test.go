@@ -349,3 +349,49 @@ func TestFetchStopsWhenCancelled(t *testing.T) {
 		})
 	}
 }
+
+// An installed file keeps the owner, group and mode it had: an operator's
+// root:mail 0640 map stays so, and so does its compiled table. A file that
+// did not exist gets 0644.
+func TestFetchKeepsOwnerGroupAndMode(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to give files to another group")
+	}
+	const gid = 4243 // a test group; it need not exist
+	key := newKey(t)
+	ts := newTestServer(t, key, testList(10, 1))
+	c := newClient(t, ts.url(), key.Public())
+	c.opts.Postmap = "hash"
+	c.opts.PostmapCommand = []string{"sh", "-c", `cp "${1#hash:}" "${1#hash:}.db"; chmod 0644 "${1#hash:}.db"`, "postmap"}
+	if _, err := c.fetch(t); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{c.opts.PostfixMap, c.opts.PostfixMap + ".db"} {
+		if st, _ := os.Stat(p); st.Mode().Perm() != 0o644 {
+			t.Errorf("%s created with mode %v, want 0644", p, st.Mode())
+		}
+	}
+	modes := map[string]os.FileMode{c.opts.PostfixMap: 0o640, c.opts.PostfixMap + ".db": 0o600, c.opts.EximFile: 0o604}
+	for p, m := range modes {
+		if err := os.Chown(p, 0, gid); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ts.add(t, testList(11, 2))
+	if res, err := c.fetch(t); err != nil || !res.Changed {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	for p, m := range modes {
+		st, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, g, _ := owner(st)
+		if st.Mode().Perm() != m || uid != 0 || g != gid {
+			t.Errorf("%s: %v %d:%d, want %v 0:%d", p, st.Mode(), uid, g, m, gid)
+		}
+	}
+}
