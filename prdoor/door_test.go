@@ -242,4 +242,3 @@ func fmtInt(i int) string {
 		}
 	}
 }
-

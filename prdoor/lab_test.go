@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-
 	"github.com/starttls-preload/starttls-preload/internal/fakegithub"
 	"github.com/starttls-preload/starttls-preload/internal/lab"
 	"github.com/starttls-preload/starttls-preload/listgen"
@@ -146,4 +145,3 @@ func (e *env) finalStatus(t *testing.T, sha string) fakegithub.Status {
 	}
 	return last
 }
-
