@@ -73,6 +73,6 @@
 //	tlsrpt.published          [info]    a TLS-RPT record names where reports go
 //	dane.lookup_failed        [warning] the TLSA look-up of a DNSSEC-signed MX host failed
 //	dane.unusable             [warning] the TLSA set has no DANE-TA(2)/DANE-EE(3) record usable for SMTP
-//	dane.mismatch             [error]   the presented chain satisfies none of the authenticated TLSA records: DANE senders refuse it
+//	dane.mismatch             [error]   the presented chain satisfies none of the authenticated TLSA records: DANE senders refuse it (a DANE-TA record that matches the leaf itself is a mismatch, as in OpenSSL, Postfix and Exim: RFC 6698 §2.1.1, RFC 7671 §5.2.2)
 //	dane.valid                [info]    the presented certificates match the authenticated TLSA records
 package validate

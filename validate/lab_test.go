@@ -398,6 +398,9 @@ func TestCheckDANE(t *testing.T) {
 			return "2 0 1 " + hex.EncodeToString(sum[:])
 		}, []string{CodeDANEValid}, true},
 		{"mismatch", func(tls.Certificate) string { return "3 1 1 " + hex.EncodeToString(make([]byte, 32)) }, []string{CodeDANEMismatch}, false},
+		// RFC 6698 §2.1.1, RFC 7671 §5.2.2: DANE-TA names an issuer, never
+		// the leaf itself (OpenSSL, Postfix and Exim agree).
+		{"dane-ta matches the leaf itself", func(c tls.Certificate) string { return "2 1 1 " + spkiSHA256(c) }, []string{CodeDANEMismatch}, false},
 		{"tlsa lookup fails", func(tls.Certificate) string { return "servfail" }, []string{CodeDANELookupFailed}, true},
 		{"pkix usages only", func(c tls.Certificate) string { return "1 1 1 " + spkiSHA256(c) }, []string{CodeDANEUnusable}, true},
 		// RFC 7672 §3.1.2: "2 0 0" carries the anchor, so the server (leaf
@@ -443,6 +446,36 @@ func TestCheckDANE(t *testing.T) {
 			}
 			assertCodes(t, res, tt.codes, tt.eligible)
 		})
+	}
+}
+
+// TestDANETAOnTheLeafMessage: the finding says why a DANE-TA record for the
+// leaf does not match, and what to publish instead.
+func TestDANETAOnTheLeafMessage(t *testing.T) {
+	l := newTestLab(t)
+	l.dns.SetAD(true)
+	d := "dane-ta-leaf.test"
+	host := "mx." + d
+	c := l.pki.Leaf(host)
+	l.dns.Add(d+". 300 IN MX 10 "+host+".", host+". 300 IN A "+l.mx(lab.ModeGood, &c), "_25._tcp."+host+". 300 IN TLSA 2 1 1 "+spkiSHA256(c))
+	res, err := l.validator(nil).Check(t.Context(), d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, f := range res.Findings {
+		if f.Code != CodeDANEMismatch {
+			continue
+		}
+		n++
+		for _, want := range []string{"matches the leaf certificate itself", "RFC 6698 §2.1.1", "RFC 7671 §5.2.2", "Postfix and Exim", "DANE-EE(3)"} {
+			if !strings.Contains(f.Message, want) {
+				t.Errorf("message %q lacks %q", f.Message, want)
+			}
+		}
+	}
+	if n == 0 {
+		t.Fatalf("no %s finding: %+v", CodeDANEMismatch, res.Findings)
 	}
 }
 

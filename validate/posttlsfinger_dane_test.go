@@ -236,6 +236,15 @@ func TestPosttlsFingerAgreesOnDANE(t *testing.T) {
 			fingerSays: "CA certificate verification failed",
 		},
 		{
+			// RFC 6698 §2.1.1, RFC 7671 §5.2.2: a DANE-TA record names an
+			// issuer; OpenSSL, and so Postfix, does not take the leaf for
+			// its own trust anchor.
+			name: "dane-ta 2 1 1 on the leaf itself",
+			cert: good, tlsa: leafKey(2, 1),
+			wantCodes:  []string{validate.CodeDANEMismatch},
+			fingerSays: "num=65:no matching DANE TLSA records",
+		},
+		{
 			// RFC 7671 §9: the SHA2-512 record retires the SHA2-256 one.
 			name: "digest agility: 3 1 1 matches, 3 1 2 does not",
 			cert: good, tlsa: leafKey(3, 1, "3 1 2 "+zeros(64)),

@@ -38,8 +38,15 @@
 //     certificates sent. The key itself has no name and no dates.
 //
 // A digest ("2 x 1", "2 x 2") cannot stand in for an omitted anchor: such
-// a record matches only a certificate that was sent. A DANE-TA record that
-// matches the leaf itself is not a trust anchor for it.
+// a record matches only a certificate that was sent.
+//
+// A DANE-TA(2) record that matches the leaf itself (and no issuer) is a
+// mismatch: usage 2 names a trust anchor that issued the end-entity
+// certificate (RFC 6698 §2.1.1), and RFC 7671 §5.2.2 has servers send that
+// issuer after the leaf; OpenSSL's DANE verification, which Postfix and
+// Exim use, does not take the leaf for its own trust anchor either, so
+// DANE senders refuse such a server. The mismatch's reason says so and
+// points to usage DANE-EE(3), which is what a record for the leaf means.
 package dane
 
 import (
@@ -319,11 +326,23 @@ func VerifyHost(records []TLSA, chain []*x509.Certificate, now time.Time, names 
 		if err == nil {
 			return nil
 		}
+		if r.Matches(leaf) {
+			// RFC 6698 §2.1.1, RFC 7671 §5.2.2: a DANE-TA(2) record names a
+			// trust anchor that issued the leaf; OpenSSL's DANE (and so
+			// Postfix and Exim) never takes the leaf for one.
+			err = errTAIsLeaf
+		}
 		reasons = append(reasons, fmt.Sprintf("DANE-TA %d %d: %v", r.Selector, r.MatchingType, err))
 	}
 	reasons = append(reasons, notes...)
 	return fmt.Errorf("%w (%s)", ErrMismatch, strings.Join(reasons, "; "))
 }
+
+// errTAIsLeaf is why a DANE-TA(2) record that matches the leaf, and no
+// issuer, fails.
+var errTAIsLeaf = errors.New("matches the leaf certificate itself, which a DANE-TA(2) record cannot: " +
+	"it names a trust anchor that issued the leaf (RFC 6698 §2.1.1, RFC 7671 §5.2.2), and OpenSSL, and so Postfix and Exim, " +
+	"refuse it too; publish it with usage DANE-EE(3) (\"3 x y\") or make it match the issuing CA")
 
 // verifyTA checks one DANE-TA(2) record: RFC 7672 §3.1.2 and RFC 7671 §5.2.
 func verifyTA(r record, chain []*x509.Certificate, now time.Time, names []string) error {

@@ -325,3 +325,36 @@ func TestUsable(t *testing.T) {
 		}
 	}
 }
+
+// TestTrustAnchorIsTheLeaf: a DANE-TA(2) record names a trust anchor that
+// issued the leaf (RFC 6698 §2.1.1, RFC 7671 §5.2.2); one that matches the
+// leaf itself is a mismatch, as OpenSSL (and so Postfix and Exim) treats
+// it, and the reason says so.
+func TestTrustAnchorIsTheLeaf(t *testing.T) {
+	valid := [2]time.Time{now.Add(-24 * time.Hour), now.Add(90 * 24 * time.Hour)}
+	root := issue(t, nil, "Root", true, valid[0], valid[1])
+	inter := issue(t, root, "Intermediate", true, valid[0], valid[1])
+	leaf := issue(t, inter, "mx.example.test", false, valid[0], valid[1], "mx.example.test")
+	selfSigned := issue(t, nil, "mx.example.test", true, valid[0], valid[1], "mx.example.test")
+	names := []string{"mx.example.test"}
+	for _, sel := range []uint8{SelectorCert, SelectorSPKI} {
+		for _, mt := range []uint8{MatchFull, MatchSHA256, MatchSHA512} {
+			for _, chain := range [][]*x509.Certificate{{leaf.cert, inter.cert}, {leaf.cert}, {selfSigned.cert}} {
+				r := rec(UsageDANETA, sel, mt, chain[0])
+				err := verdict(t, []TLSA{r}, chain, names, ErrMismatch)
+				if msg := err.Error(); !strings.Contains(msg, "matches the leaf certificate itself") ||
+					!strings.Contains(msg, "RFC 6698 §2.1.1") || !strings.Contains(msg, "RFC 7671 §5.2.2") {
+					t.Errorf("%s, chain of %d: %v does not say the record is the leaf's", r, len(chain), err)
+				}
+			}
+		}
+	}
+	// A DANE-EE record for the same leaf is what the owner meant.
+	verdict(t, []TLSA{rec(UsageDANETA, SelectorSPKI, MatchSHA256, leaf.cert), rec(UsageDANEEE, SelectorSPKI, MatchSHA256, leaf.cert)},
+		[]*x509.Certificate{leaf.cert, inter.cert}, names, nil)
+	// A record that matches the issuer is not reported as the leaf's.
+	err := verdict(t, []TLSA{rec(UsageDANETA, SelectorCert, MatchSHA256, inter.cert)}, []*x509.Certificate{leaf.cert, inter.cert}, []string{"other.example.test"}, ErrMismatch)
+	if strings.Contains(err.Error(), "leaf certificate itself") {
+		t.Errorf("%v: an issuer's record reported as the leaf's", err)
+	}
+}
