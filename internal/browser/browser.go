@@ -232,6 +232,19 @@ func (p *Page) Text(sel string) string {
 	return s
 }
 
+// Attr returns the value of an attribute of the element matched by the CSS
+// selector (once the element is in the page), "" when it has none.
+func (p *Page) Attr(sel, name string) string {
+	p.t.Helper()
+	ctx, cancel := context.WithTimeout(p.ctx, p.Timeout)
+	defer cancel()
+	a, err := chromedp.Run(ctx, chromedp.AttributeValue(chromedp.CSS(sel), name, chromedp.NodeReady))
+	if err != nil {
+		p.fail("attribute "+name+" of "+sel, err)
+	}
+	return a.Value
+}
+
 // Value returns the value of the form field matched by the CSS selector.
 func (p *Page) Value(sel string) string {
 	p.t.Helper()

@@ -65,6 +65,12 @@ func TestFormPostsAndShowsResult(t *testing.T) {
 	if got := p.Text("#result"); got != "Hello, Ada <b>Lovelace</b>!" {
 		t.Errorf("result %q", got)
 	}
+	if got := p.Attr("#result", "id"); got != "result" {
+		t.Errorf("attribute id = %q", got)
+	}
+	if got := p.Attr("#name", "placeholder"); got != "" {
+		t.Errorf("absent attribute = %q", got)
+	}
 	if loc := p.Location(); loc != srv.URL+"/greet" {
 		t.Errorf("location %s, want %s/greet", loc, srv.URL)
 	}
