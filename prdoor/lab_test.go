@@ -35,7 +35,7 @@ func newEnv(t testing.TB, baseDomains ...string) *env {
 	t.Helper()
 	pki := lab.NewPKI(t)
 	d := lab.NewDNS(t, "127.0.0.1:0")
-	cert := pki.Leaf("mx.good.test")
+	cert := pki.Leaf("mx.good.test", "*.mx.good.test")
 	good := lab.NewMX(t, "127.0.0.2:0", lab.ModeGood, &cert)
 	_, port, _ := net.SplitHostPort(good.Addr())
 	lab.NewMX(t, "127.0.0.3:"+port, lab.ModeNoSTARTTLS, nil)
