@@ -29,6 +29,18 @@ type Config struct {
 	Notify    NotifyConfig    `mapstructure:"notify"`
 	Worker    WorkerConfig    `mapstructure:"worker"`
 	GitHub    GitHubConfig    `mapstructure:"github"`
+	Web       WebConfig       `mapstructure:"web"`
+}
+
+// WebConfig holds the web door's settings (web.*).
+type WebConfig struct {
+	// BaseURL is the service's absolute URL, used in mails and in the
+	// set-up instructions; empty: http:// and the listen address.
+	BaseURL string `mapstructure:"base_url"`
+	// TrustedProxies are the CIDR prefixes of the reverse proxies whose
+	// X-Forwarded-For is believed (comma-separated in
+	// STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES); empty: none.
+	TrustedProxies []string `mapstructure:"trusted_proxies"`
 }
 
 // GitHubConfig holds the GitHub pull-request door's settings (github.*).
@@ -203,6 +215,8 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("publish.archive", "")
 	v.SetDefault("publish.pubkey", "")
 	v.SetDefault("worker.metrics_listen", "")
+	v.SetDefault("web.base_url", "")
+	v.SetDefault("web.trusted_proxies", []string{})
 	v.SetDefault("list.allow_test_tld", false)
 	v.SetDefault("list.removal_label", "removal-approved")
 	v.SetDefault("github.api_url", "")

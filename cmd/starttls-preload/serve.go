@@ -85,7 +85,7 @@ type serveParts struct {
 // their JSON under "/api/v1/" (see package service for how patterns
 // combine).
 func doorRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
-	return nil, nil
+	return webRoutes(ctx, p)
 }
 
 // serviceJobs are the periodic jobs of serve beside the rounds.

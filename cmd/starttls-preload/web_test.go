@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
+)
+
+func TestBaseURLFromListen(t *testing.T) {
+	for listen, want := range map[string]string{
+		"127.0.0.1:8080": "http://127.0.0.1:8080",
+		":8080":          "http://localhost:8080",
+		"0.0.0.0:80":     "http://localhost:80",
+		"[::]:8080":      "http://localhost:8080",
+		"[::1]:8080":     "http://[::1]:8080",
+		"lists.test:80":  "http://lists.test:80",
+	} {
+		if got := baseURLFromListen(listen); got != want {
+			t.Errorf("%s: %s, want %s", listen, got, want)
+		}
+	}
+}
+
+// serve mounts the web door beside the list and the status API: the home
+// page names this instance's URL (web.base_url) and key fingerprint, the
+// list files and admission's paged status keep answering, and the door's
+// own routes answer.
+func TestServeMountsWebDoor(t *testing.T) {
+	t.Setenv("STARTTLS_PRELOAD_WEB_BASE_URL", "https://lists.example.org")
+	t.Setenv("STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1")
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Web.BaseURL != "https://lists.example.org" || len(c.Web.TrustedProxies) != 2 || !c.List.AllowTestTLD {
+		t.Fatalf("web config = %+v", c.Web)
+	}
+	ctx := context.Background()
+	app, err := newServeApp(ctx, c, schedulerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	if _, err := app.builder.Publish(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	get := func(path string) (int, string) {
+		rec := httptest.NewRecorder()
+		app.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code, rec.Body.String()
+	}
+	code, home := get("/")
+	fp := listgen.Fingerprint(app.builder.Signer.Public())
+	if code != 200 || !strings.Contains(home, `id="check-form"`) || !strings.Contains(home, "https://lists.example.org/policy-list.json") || !strings.Contains(home, fp) {
+		t.Errorf("home: %d %s", code, home)
+	}
+	if code, body := get("/policy-list.json"); code != 200 || !strings.Contains(body, `"serial"`) {
+		t.Errorf("list: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/domains"); code != 200 || strings.TrimSpace(body) != "[]" {
+		t.Errorf("status API: %d %s", code, body)
+	}
+	if code, body := get("/api/v1/domains?name=x.test"); code != 200 || !strings.Contains(body, `"not_found"`) {
+		t.Errorf("batch: %d %s", code, body)
+	}
+	if code, body := get("/check?domain=192.0.2.1"); code != 400 || !strings.Contains(body, "domain.ip_literal") {
+		t.Errorf("check: %d %s", code, body)
+	}
+	if code, body := get("/list"); code != 200 || !strings.Contains(body, `id="list-meta"`) {
+		t.Errorf("list page: %d %s", code, body)
+	}
+
+	t.Setenv("STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES", "10.0.0.0/33")
+	c, err = loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = newServeApp(ctx, c, schedulerDeps{})
+	var ee *exitError
+	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "web.trusted_proxies") {
+		t.Errorf("a bad proxy prefix: %v", err)
+	}
+}
