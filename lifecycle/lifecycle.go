@@ -11,7 +11,7 @@
 //	type TXTLookup interface{ LookupTXT(ctx, name string) ([]string, error) }
 //	type Request struct{ Domain, Contact string; WantEnforce, FollowMTASTS bool; MXPatterns []string; Source string }
 //	type Purpose string      // PurposeAdd, PurposeRemove
-//	type Proof struct{ Domain string; Purpose Purpose; DNSName, DNSValue, MailTo, Token string; Expires time.Time }
+//	type Proof struct{ Domain string; Purpose Purpose; DNSName, DNSValue, MailTo, Token string; Expires time.Time; Previous store.State }
 //	type Evidence struct{ By Voucher; Detail string }   // By: ByOperator, ByPullRequest
 //	type Change struct{ Domain string; From, To store.State }
 //
@@ -185,6 +185,9 @@ type Proof struct {
 	// RequestRemoval return it, once. Empty elsewhere.
 	Token   string
 	Expires time.Time
+	// Previous is, from Submit only, the domain's state before the
+	// submission ("" for a new domain).
+	Previous store.State
 }
 
 // Evidence is why ownership counts as proven by another door: who vouches

@@ -143,8 +143,8 @@ func TestSubmitByState(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := e.state(t, "d.test"); got != store.StatePending {
-				t.Errorf("state %s, want pending", got)
+			if got := e.state(t, "d.test"); got != store.StatePending || p.Previous != from {
+				t.Errorf("state %s, previous %q; want pending, previous %q", got, p.Previous, from)
 			}
 			if p.Purpose != lifecycle.PurposeAdd || p.DNSName != "_starttls-preload.d.test" || p.MailTo != "postmaster@d.test" ||
 				!strings.HasPrefix(p.DNSValue, lifecycle.DNSValuePrefix) || len(p.Token) != 26 || !p.Expires.Equal(t0.Add(72*time.Hour)) {

@@ -160,7 +160,7 @@ func (l *Lifecycle) Submit(ctx context.Context, r Request) (Proof, error) {
 	if err != nil {
 		return Proof{}, err
 	}
-	_, err = l.Store.Declare(ctx, store.Declaration{Domain: r.domain(), To: store.StatePending, Proof: &sp,
+	got, err := l.Store.Declare(ctx, store.Declaration{Domain: r.domain(), To: store.StatePending, Proof: &sp,
 		Reason: admission.CodeReopened + ": submitted again (" + sourceText(r.Source) + ")", At: now})
 	switch {
 	case errors.Is(err, store.ErrConflict):
@@ -168,6 +168,7 @@ func (l *Lifecycle) Submit(ctx context.Context, r Request) (Proof, error) {
 	case err != nil:
 		return Proof{}, fmt.Errorf("lifecycle: submitting %s: %w", r.Domain, err)
 	}
+	p.Previous = got.From
 	return p, nil
 }
 

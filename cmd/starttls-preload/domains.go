@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/mail"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -14,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/lifecycle"
 	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/store"
 )
@@ -66,9 +66,11 @@ func newDomainsAddCmd() *cobra.Command {
 		Long: `add puts a domain in the store with its MX patterns (a host name, or
 "*.example.net" for any one label under example.net, as MTA-STS writes
 them). Without --skip-ownership the domain waits in pending until its
-ownership is proven; with it, checks start at the next round. For a domain
-already in the store, add declares its patterns (and contact) again, as a
-domain demoted for an MX outside its patterns must.`,
+ownership is proven: add prints the TXT record to publish, which the
+service checks until the proof expires. With it, checks start at the next
+round. A pending or removed domain added again gets a new proof; a domain
+being checked or listed has its patterns (and contact) declared again with
+--skip-ownership, as a domain demoted for an MX outside its patterns must.`,
 		Example: `  starttls-preload domains add example.com --mx mx1.example.com --mx mx2.example.com --skip-ownership
   starttls-preload domains add example.org --mx '*.mail.protection.example.net' --contact postmaster@example.org --enforce`,
 		Args: cobra.ExactArgs(1),
@@ -78,42 +80,29 @@ domain demoted for an MX outside its patterns must.`,
 				return err
 			}
 			mxs, _ := cmd.Flags().GetStringSlice("mx")
-			if len(mxs) == 0 {
-				return usagef("at least one --mx PATTERN is needed")
-			}
-			patterns, err := admission.NormalizePatterns(mxs)
-			if err != nil {
-				return usagef("%v", err)
-			}
 			contact, _ := cmd.Flags().GetString("contact")
-			if contact != "" {
-				if _, err := mail.ParseAddress(contact); err != nil {
-					return usagef("--contact %q is not an e-mail address", contact)
-				}
-			}
 			skip, _ := cmd.Flags().GetBool("skip-ownership")
 			enforce, _ := cmd.Flags().GetBool("enforce")
 			follow, _ := cmd.Flags().GetBool("follow-mta-sts")
+			r := lifecycle.Request{Domain: name, Contact: contact, WantEnforce: enforce, FollowMTASTS: follow, MXPatterns: mxs, Source: "operator"}
 			return withStore(cmd, func(ctx context.Context, c *Config, st store.Store) error {
-				now := time.Now()
-				d := store.Domain{Name: name, State: admission.Pending, Contact: contact, MXPatterns: patterns,
-					WantEnforce: enforce, FollowMTASTS: follow, NextCheck: now, CreatedAt: now}
-				err := st.AddDomain(ctx, d)
-				if errors.Is(err, store.ErrAlreadyExists) {
-					return redeclare(ctx, cmd.OutOrStdout(), st, d, skip, now)
-				}
-				if err != nil {
-					return failf("adding %s: %v", name, err)
-				}
+				lc := &lifecycle.Lifecycle{Store: st}
+				w := cmd.OutOrStdout()
 				if skip {
-					if err := st.Transition(ctx, name, admission.Pending, admission.Validating,
-						admission.CodeAddedByOperator+": added by an operator; ownership not checked", now); err != nil {
-						return failf("adding %s: %v", name, err)
+					ch, err := lc.AdmitProven(ctx, r, lifecycle.Evidence{By: lifecycle.ByOperator, Detail: "added by an operator; ownership not checked"})
+					if err != nil {
+						return lifecycleErr(name, err)
 					}
-					fmt.Fprintf(cmd.OutOrStdout(), "%s added: validating (checks start at the next round)\n", name)
+					printAdded(w, name, ch.From, ch.To, mxs)
 					return nil
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "%s added: pending until its ownership is proven\n", name)
+				p, err := lc.Submit(ctx, r)
+				if err != nil {
+					return lifecycleErr(name, err)
+				}
+				printAdded(w, name, p.Previous, store.StatePending, mxs)
+				fmt.Fprintf(w, "  prove ownership: publish TXT %s %q (checked by the service until %s), or add it with --skip-ownership\n",
+					p.DNSName, p.DNSValue, p.Expires.UTC().Format(time.RFC3339))
 				return nil
 			})
 		},
@@ -126,38 +115,37 @@ domain demoted for an MX outside its patterns must.`,
 	return cmd
 }
 
-// redeclare updates an existing domain's patterns and contact; a removed
-// domain starts again.
-func redeclare(ctx context.Context, w io.Writer, st store.Store, d store.Domain, skip bool, now time.Time) error {
-	cur, err := st.GetDomain(ctx, d.Name)
-	if err != nil {
-		return failf("reading %s: %v", d.Name, err)
+// printAdded says what add did to a domain that was in state from ("":
+// new) and is now in state to.
+func printAdded(w io.Writer, name string, from, to store.State, mxs []string) {
+	switch {
+	case from == "" && to == admission.Validating:
+		fmt.Fprintf(w, "%s added: validating (checks start at the next round)\n", name)
+	case from == "":
+		fmt.Fprintf(w, "%s added: pending until its ownership is proven\n", name)
+	case from == admission.Removed || from == admission.RemovalRequested:
+		fmt.Fprintf(w, "%s added again: %s\n", name, to)
+	case from == to:
+		fmt.Fprintf(w, "%s: MX patterns declared again (%s); state %s\n", name, strings.Join(mxs, " "), to)
+	default:
+		fmt.Fprintf(w, "%s: MX patterns declared again (%s); %s → %s\n", name, strings.Join(mxs, " "), from, to)
 	}
-	cur.MXPatterns, cur.WantEnforce, cur.FollowMTASTS = d.MXPatterns, d.WantEnforce, d.FollowMTASTS
-	if d.Contact != "" {
-		cur.Contact = d.Contact
+}
+
+// lifecycleErr turns a lifecycle error into the command's exit: bad input
+// is a usage error, a refusal a failure.
+func lifecycleErr(name string, err error) error {
+	switch {
+	case errors.Is(err, lifecycle.ErrInvalidRequest):
+		return usagef("%v", err)
+	case errors.Is(err, lifecycle.ErrNotFound):
+		return failf("%s is not in the store", name)
+	case errors.Is(err, lifecycle.ErrAlreadyRemoved):
+		return failf("%s was already removed", name)
+	case errors.Is(err, lifecycle.ErrAlreadyActive):
+		return failf("%s is already being checked or listed; declare its patterns again with --skip-ownership", name)
 	}
-	cur.UpdatedAt = now
-	if cur.State == admission.Removed || cur.State == admission.RemovalRequested {
-		to := admission.Pending
-		if skip {
-			to = admission.Validating
-		}
-		cur.NextCheck, cur.ChecksPassed, cur.PassingSince, cur.FailingSince = now, 0, nil, nil
-		if err := st.UpdateDomain(ctx, cur); err != nil {
-			return failf("updating %s: %v", d.Name, err)
-		}
-		if err := st.Transition(ctx, d.Name, cur.State, to, admission.CodeAddedByOperator+": added again by an operator", now); err != nil {
-			return failf("adding %s again: %v", d.Name, err)
-		}
-		fmt.Fprintf(w, "%s added again: %s\n", d.Name, to)
-		return nil
-	}
-	if err := st.UpdateDomain(ctx, cur); err != nil {
-		return failf("updating %s: %v", d.Name, err)
-	}
-	fmt.Fprintf(w, "%s: MX patterns declared again (%s); state %s\n", d.Name, strings.Join(d.MXPatterns, " "), cur.State)
-	return nil
+	return failf("%s: %v", name, err)
 }
 
 func newDomainsRemoveCmd() *cobra.Command {
@@ -172,14 +160,9 @@ func newDomainsRemoveCmd() *cobra.Command {
 				return err
 			}
 			return withStore(cmd, func(ctx context.Context, c *Config, st store.Store) error {
-				err := st.RequestRemoval(ctx, name, admission.CodeRequested+": by an operator", time.Now())
-				switch {
-				case errors.Is(err, store.ErrNotFound):
-					return failf("%s is not in the store", name)
-				case errors.Is(err, store.ErrConflict):
-					return failf("%s was already removed", name)
-				case err != nil:
-					return failf("removing %s: %v", name, err)
+				lc := &lifecycle.Lifecycle{Store: st}
+				if _, err := lc.RemoveProven(ctx, name, lifecycle.Evidence{By: lifecycle.ByOperator, Detail: "by an operator"}); err != nil {
+					return lifecycleErr(name, err)
 				}
 				fmt.Fprintf(cmd.OutOrStdout(), "%s: removal requested; it leaves the next list\n", name)
 				return nil

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -42,4 +43,46 @@ func TestDomainsOutputGolden(t *testing.T) {
 	var show bytes.Buffer
 	printDetail(&show, detail)
 	golden(t, "domains-show.golden", show.Bytes())
+}
+
+// TestDomainsAddLifecycle: add and remove go through package lifecycle —
+// a pending domain gets its TXT proof, an active one is declared again
+// only with --skip-ownership, a removed one can be added again, and each
+// change is a decision with its reason code.
+func TestDomainsAddLifecycle(t *testing.T) {
+	dataDir := t.TempDir()
+	run := func(want int, args ...string) string {
+		t.Helper()
+		out, stderr, code := execute(t, append(append([]string{"domains"}, args...), "--data-dir", dataDir)...)
+		if code != want {
+			t.Fatalf("domains %v: exit %d (%s), want %d", args, code, stderr, want)
+		}
+		return out + stderr
+	}
+	out := run(exitOK, "add", "life.test", "--mx", "mx.life.test")
+	if !strings.Contains(out, "pending") || !strings.Contains(out, `TXT _starttls-preload.life.test "starttls-preload-verify=`) {
+		t.Errorf("add: %q", out)
+	}
+	if out := run(exitOK, "add", "life.test", "--mx", "mx.life.test", "--skip-ownership"); !strings.Contains(out, "pending → validating") {
+		t.Errorf("add --skip-ownership of a pending domain: %q", out)
+	}
+	if out := run(exitFindings, "add", "life.test", "--mx", "mx2.life.test"); !strings.Contains(out, "--skip-ownership") {
+		t.Errorf("add of a validating domain without --skip-ownership: %q", out)
+	}
+	if out := run(exitOK, "add", "life.test", "--mx", "mx2.life.test", "--skip-ownership"); !strings.Contains(out, "declared again (mx2.life.test); state validating") {
+		t.Errorf("add --skip-ownership of a validating domain: %q", out)
+	}
+	run(exitOK, "remove", "life.test")
+	if out := run(exitOK, "add", "life.test", "--mx", "mx.life.test"); !strings.Contains(out, "added again: pending") {
+		t.Errorf("add after remove: %q", out)
+	}
+	out = run(exitOK, "show", "life.test")
+	for _, code := range []string{admission.CodeAddedByOperator, admission.CodeRequested, admission.CodeReopened} {
+		if !strings.Contains(out, code+": ") {
+			t.Errorf("show lacks a %s decision:\n%s", code, out)
+		}
+	}
+	if out := run(exitUsage, "add", "life.test", "--mx", "mx.life.test", "--contact", "a@b.test\nBcc: c@d.test"); out == "" {
+		t.Error("no message for a bad contact")
+	}
 }
