@@ -3,13 +3,18 @@
 package publish
 
 import (
+	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -147,4 +152,128 @@ func BenchmarkHandlerConditionalGET(b *testing.B) {
 	if n304.Load() != int64(b.N) {
 		b.Fatalf("%d of %d answers were 304", n304.Load(), b.N)
 	}
+}
+
+// BenchmarkHandlerMillionSig is the list server, in a process of its own
+// (this test binary run as TestServeArchiveHelper), answering requests for
+// files of a 1,000,000-domain list over loopback TCP from one keep-alive
+// client: the signature of the current list and of the same list by
+// serial (no longer current), a HEAD and a 1 KiB range of the list by
+// serial. ns/op is the latency of one request. For the server process:
+// peak-rss-growth-MB is the high-water mark of its resident memory during
+// the requests above what it was before them (/proc/PID/status VmHWM, reset
+// through /proc/PID/clear_refs), rss-growth-MB its growth at the end, and
+// rss-MB its resident memory then (the current list, once asked for, is
+// held in memory).
+func BenchmarkHandlerMillionSig(b *testing.B) {
+	key := newKey(b)
+	ts := newTestServer(b, key, testList(10, 999_999), testList(11, 999_999))
+	ts.srv.Close()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestServeArchiveHelper$")
+	cmd.Env = append(os.Environ(), serveHelperEnv+"="+ts.archive.Dir())
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer cmd.Wait()
+	defer stdin.Close() // the server stops when its input ends
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		b.Fatalf("server: %v", err)
+	}
+	base := "http://" + strings.TrimSpace(line)
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	for _, bc := range []struct {
+		name, method, path, rng string
+		status                  int
+	}{
+		{"archived-sig", http.MethodGet, "/v/10/" + SigFile, "", http.StatusOK},
+		{"archived-list-head", http.MethodHead, "/v/10/" + ListFile, "", http.StatusOK},
+		{"archived-list-range", http.MethodGet, "/v/10/" + ListFile, "bytes=1000-2023", http.StatusPartialContent},
+		{"current-sig", http.MethodGet, "/" + SigFile, "", http.StatusOK},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true}}
+			defer client.CloseIdleConnections()
+			get := func() {
+				req, _ := http.NewRequest(bc.method, base+bc.path, nil)
+				if bc.rng != "" {
+					req.Header.Set("Range", bc.rng)
+				}
+				resp, err := client.Do(req)
+				if err != nil {
+					b.Fatal(err)
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != bc.status {
+					b.Fatalf("status %d", resp.StatusCode)
+				}
+			}
+			get() // connection and caches warm
+			rss0 := statusKB(b, status, "VmRSS")
+			os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", cmd.Process.Pid), []byte("5"), 0) // reset VmHWM
+			b.ResetTimer()
+			for b.Loop() {
+				get()
+			}
+			b.StopTimer()
+			rss := statusKB(b, status, "VmRSS")
+			b.ReportMetric(float64(statusKB(b, status, "VmHWM")-rss0)/1024, "peak-rss-growth-MB")
+			b.ReportMetric(float64(rss-rss0)/1024, "rss-growth-MB")
+			b.ReportMetric(float64(rss)/1024, "rss-MB")
+		})
+	}
+}
+
+const serveHelperEnv = "STARTTLS_PRELOAD_BENCH_SERVE_ARCHIVE"
+
+// TestServeArchiveHelper is BenchmarkHandlerMillionSig's server process:
+// it serves the archive named in its environment on a loopback port,
+// prints the address, and stops when its standard input ends.
+func TestServeArchiveHelper(t *testing.T) {
+	dir := os.Getenv(serveHelperEnv)
+	if dir == "" {
+		t.Skip("the server process of BenchmarkHandlerMillionSig")
+	}
+	a, err := OpenArchive(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: NewHandler(a, nil, ""), ReadHeaderTimeout: 10 * time.Second}
+	go srv.Serve(ln)
+	fmt.Println(ln.Addr())
+	io.Copy(io.Discard, os.Stdin)
+	srv.Close()
+}
+
+// statusKB reads one "Name: N kB" line of a /proc/PID/status file.
+func statusKB(b *testing.B, file, name string) int64 {
+	b.Helper()
+	st, err := os.ReadFile(file)
+	if err != nil {
+		b.Skipf("no %s: %v", file, err)
+	}
+	for line := range strings.Lines(string(st)) {
+		if v, ok := strings.CutPrefix(line, name+":"); ok {
+			n, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
+			if err == nil {
+				return n
+			}
+		}
+	}
+	b.Fatalf("no %s in %s", name, file)
+	return 0
 }
