@@ -67,6 +67,9 @@ type Scheduler struct {
 	// releases): on SQLite two writers would only wait for each other in
 	// the busy handler's sleeps.
 	writes sync.Mutex
+
+	statesMu sync.Mutex
+	counted  time.Time // when the states were last counted for the metrics
 }
 
 // NewScheduler checks cfg and fills in defaults.
@@ -229,11 +232,32 @@ func (s *Scheduler) RunRound(ctx context.Context) (RoundStats, error) {
 	if err != nil {
 		return st, err
 	}
-	if counts, err := s.cfg.Store.CountByState(ctx); err == nil {
-		s.cfg.Metrics.setStates(counts)
-	}
+	s.countStates(ctx, st)
 	s.cfg.Metrics.roundDone()
 	return st, nil
+}
+
+// statesEvery is how often the domains-by-state gauges are counted again
+// when no round changed a state: counting reads every domain, and rounds
+// come as often as checks fall due.
+const statesEvery = time.Minute
+
+// countStates sets the domains-by-state gauges after a round that changed
+// a state, and otherwise at most every statesEvery.
+func (s *Scheduler) countStates(ctx context.Context, st RoundStats) {
+	if s.cfg.Metrics == nil {
+		return
+	}
+	now := s.cfg.Now()
+	s.statesMu.Lock()
+	defer s.statesMu.Unlock()
+	if st.Transitions == 0 && !s.counted.IsZero() && now.Sub(s.counted) < statesEvery && !now.Before(s.counted) {
+		return
+	}
+	if counts, err := s.cfg.Store.CountByState(ctx); err == nil {
+		s.cfg.Metrics.setStates(counts)
+		s.counted = now
+	}
 }
 
 // record writes a batch of finished checks in one transaction, carries out

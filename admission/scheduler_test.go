@@ -231,3 +231,60 @@ func TestSchedulerEachDomainOncePerRound(t *testing.T) {
 		t.Errorf("second round claimed %d (%v), want 0", stats.Claimed, err)
 	}
 }
+
+// countsStore counts CountByState calls.
+type countsStore struct {
+	store.Store
+	mu     sync.Mutex
+	counts int
+}
+
+func (c *countsStore) CountByState(ctx context.Context) (map[State]int, error) {
+	c.mu.Lock()
+	c.counts++
+	c.mu.Unlock()
+	return c.Store.CountByState(ctx)
+}
+
+// TestRoundCountsStatesSparingly: rounds come as often as checks fall due,
+// so the domains-by-state gauges (which read every domain) are counted
+// again only after a state changed or once a minute.
+func TestRoundCountsStatesSparingly(t *testing.T) {
+	ctx := context.Background()
+	st := &countsStore{Store: memstore.New()}
+	clock := testclock.New(t0)
+	fc := &fakeChecker{answer: func(d string) *validate.Result { return okResult(d, "mx."+d) }}
+	s := newTestScheduler(t, st, fc, clock, nil)
+	addDomain(t, st, "listed.test", Testing, t0.Add(time.Hour), "mx.listed.test")
+	round := func() {
+		t.Helper()
+		if _, err := s.RunRound(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		round()
+		clock.Add(time.Second)
+	}
+	if st.counts != 1 {
+		t.Errorf("10 idle rounds in 10s counted the states %d times, want 1", st.counts)
+	}
+	clock.Add(time.Minute)
+	round()
+	if st.counts != 2 {
+		t.Errorf("a round a minute later: %d counts, want 2", st.counts)
+	}
+	// A removal is a transition: counted at once.
+	if err := st.RequestRemoval(ctx, "listed.test", "asked", clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	d, _ := st.GetDomain(ctx, "listed.test")
+	d.NextCheck = clock.Now()
+	if err := st.UpdateDomain(ctx, d); err != nil {
+		t.Fatal(err)
+	}
+	round()
+	if st.counts != 3 {
+		t.Errorf("a round with a transition: %d counts, want 3", st.counts)
+	}
+}

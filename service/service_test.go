@@ -50,7 +50,7 @@ func (c *checker) count(domain string) int {
 
 // newScheduler checks validating domains every interval (and listed ones
 // every hour), without jitter.
-func newScheduler(t *testing.T, st store.Store, fc *checker, clock *testclock.Clock, interval time.Duration) *admission.Scheduler {
+func newScheduler(t testing.TB, st store.Store, fc *checker, clock *testclock.Clock, interval time.Duration) *admission.Scheduler {
 	t.Helper()
 	s, err := admission.NewScheduler(admission.Config{
 		Store: st, NewRound: func() admission.Checker { return fc }, Now: clock.Now,
@@ -62,7 +62,7 @@ func newScheduler(t *testing.T, st store.Store, fc *checker, clock *testclock.Cl
 	return s
 }
 
-func addDomain(t *testing.T, st store.Store, name string, state store.State, next time.Time) {
+func addDomain(t testing.TB, st store.Store, name string, state store.State, next time.Time) {
 	t.Helper()
 	if err := st.AddDomain(context.Background(), store.Domain{Name: name, State: state, MXPatterns: []string{"mx." + name},
 		NextCheck: next, CreatedAt: t0}); err != nil {
