@@ -20,6 +20,7 @@ var (
 	ErrNotAList     = errors.New("publish: server did not return a policy list")
 	ErrBadSignature = errors.New("publish: list signature does not verify with the pinned key")
 	ErrBadList      = errors.New("publish: signed list does not parse")
+	ErrRefusedList  = errors.New("publish: signed list refused")
 	ErrRollback     = errors.New("publish: list is older than the installed one, refusing a rollback")
 	ErrSameSerial   = errors.New("publish: list has the installed serial but different content")
 	ErrExpired      = errors.New("publish: policy list has expired")

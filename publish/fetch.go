@@ -472,7 +472,7 @@ func (f *fetcher) run(ctx context.Context) (*FetchResult, error) {
 		// The operator no longer trusts the key that signed the installed
 		// list (dropped, perhaps compromised): its policies are not kept in
 		// force while no list by a pinned key can be had.
-		reason = fmt.Sprintf("policy list serial %d was signed by key %s, which is no longer pinned: TLS enforcement withdrawn until a list signed by a pinned key is installed",
+		reason = fmt.Sprintf("policy list serial %d was signed by key %s, which is no longer pinned",
 			f.st.Serial, f.st.SignedBy)
 	default:
 		return res, err
@@ -537,6 +537,9 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
+	if err := checkValidity(l); err != nil {
+		return nil, err
+	}
 	f.signedBy = signedBy
 	slog.Debug("verified and parsed", "serial", l.Serial, "domains", len(l.Policies), "key", listgen.Fingerprint(signedBy), "took", time.Since(start))
 	sum := sha256.Sum256(list)
@@ -555,7 +558,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 		defer f.dropPending()
 		return f.unchangedList(ctx, l)
 	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !unpinned && !f.expired():
-		return nil, fmt.Errorf("%w: downloaded serial %d expired at %s; keeping installed serial %d (valid until %s)",
+		return nil, fmt.Errorf("%w (downloaded serial %d, at %s); keeping installed serial %d, valid until %s",
 			ErrExpired, l.Serial, stamp(l.Expires), f.st.Serial, stamp(f.st.Expires))
 	}
 	prev := f.st
@@ -631,6 +634,28 @@ func (f *fetcher) dropPending() {
 
 func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339) }
 
+// MaxValidity is the longest validity (from timestamp to expires) of a list
+// Fetch accepts: a year, leap or not. A signed list valid for longer would
+// stay in force long after its signer could have corrected it.
+const MaxValidity = 366 * 24 * time.Hour
+
+// checkValidity refuses a verified list that no publisher of ours signs: a
+// serial of 0 (the archive numbers lists from 1), an expiry not after the
+// timestamp, or a validity longer than MaxValidity.
+func checkValidity(l *listgen.List) error {
+	switch valid := l.Expires.Sub(l.Timestamp); {
+	case l.Serial == 0:
+		return fmt.Errorf("%w: serial 0 is not a published list (published serials start at 1)", ErrRefusedList)
+	case valid <= 0:
+		return fmt.Errorf("%w: serial %d expires (%s) not after its timestamp (%s)",
+			ErrRefusedList, l.Serial, stamp(l.Expires), stamp(l.Timestamp))
+	case valid > MaxValidity:
+		return fmt.Errorf("%w: serial %d is valid for %d days (%s to %s), longer than %d days",
+			ErrRefusedList, l.Serial, valid/(24*time.Hour), stamp(l.Timestamp), stamp(l.Expires), MaxValidity/(24*time.Hour))
+	}
+	return nil
+}
+
 // unchanged handles a list that did not change on the server: it still
 // withdraws enforcement when the list expired meanwhile, repairs installed
 // files someone else changed, re-renders when the options changed, and
@@ -676,7 +701,7 @@ func (f *fetcher) unchangedList(ctx context.Context, l *listgen.List) (*FetchRes
 func (f *fetcher) expired() bool { return !f.o.Now().Before(f.st.Expires) }
 
 func (f *fetcher) expiredErr() error {
-	return fmt.Errorf("%w: serial %d expired at %s; TLS enforcement is withdrawn until a newer list is installed, operator action needed",
+	return fmt.Errorf("%w (serial %d, at %s): TLS enforcement withdrawn until a newer list is installed",
 		ErrExpired, f.st.Serial, stamp(f.st.Expires))
 }
 
@@ -715,8 +740,9 @@ func (f *fetcher) install(ctx context.Context, l *listgen.List) (*FetchResult, e
 // expiredReason is the comment of the policy installed when the list of
 // the state has expired.
 func (f *fetcher) expiredReason() string {
-	return fmt.Sprintf("policy list serial %d expired at %s: TLS enforcement withdrawn until a newer list is installed",
-		f.st.Serial, stamp(f.st.Expires))
+	// The empty policy's own text says that nothing is enforced until a
+	// valid list is installed.
+	return fmt.Sprintf("policy list serial %d expired at %s", f.st.Serial, stamp(f.st.Expires))
 }
 
 // withdraw installs the empty policy, saying why in reason (its comment);
@@ -724,11 +750,7 @@ func (f *fetcher) expiredReason() string {
 func (f *fetcher) withdraw(ctx context.Context, reason string, why error) (*FetchResult, error) {
 	pf, ex := listgen.EmptyPolicy(reason)
 	f.st.Enforcing = false
-	res, err := f.put(ctx, pf, ex, true, why)
-	if err != nil {
-		return res, errors.Join(why, err)
-	}
-	return res, err
+	return f.put(ctx, pf, ex, true, why)
 }
 
 // put installs the rendered files and records them in the state. A
@@ -743,6 +765,7 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool, why er
 		outs = append(outs, output{path: f.o.EximFile, data: ex})
 	}
 	files, err := f.writeOutputs(ctx, outs)
+	err = joinWhy(why, err)
 	res.Files = files
 	res.Changed = len(files) > 0
 	if res.Changed && f.o.Reload != "" {
@@ -760,7 +783,7 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool, why er
 		return res, err
 	}
 	if err := f.commitPending(); err != nil {
-		return res, err
+		return res, joinWhy(why, err)
 	}
 	f.st.Withdrawn = withdrawn
 	f.st.Options = f.o.optionsKey()
@@ -779,19 +802,28 @@ func (f *fetcher) put(ctx context.Context, pf, ex []byte, withdrawn bool, why er
 func (f *fetcher) finish(ctx context.Context, res *FetchResult, expired error) (*FetchResult, error) {
 	res.SignedBy = f.signedBy
 	if err := f.saveState(); err != nil {
-		return res, err
+		return res, joinWhy(expired, err)
 	}
 	if f.st.ReloadNeeded {
 		if err := runReload(ctx, f.o.CommandTimeout, f.o.Reload); err != nil {
-			return res, errors.Join(err, expired)
+			return res, joinWhy(expired, err)
 		}
 		res.Reloaded = true
 		f.st.ReloadNeeded = false
 		if err := f.saveState(); err != nil {
-			return res, err
+			return res, joinWhy(expired, err)
 		}
 	}
 	return res, expired
+}
+
+// joinWhy joins the reason of a withdrawal (nil: none) to an error of its
+// own (nil: none).
+func joinWhy(why, err error) error {
+	if err == nil || why == nil {
+		return err
+	}
+	return errors.Join(why, err)
 }
 
 // installedIntact reports whether every installed file is as Fetch left it.

@@ -149,6 +149,8 @@ type FetchConfig struct {
 	CAFile       string        `mapstructure:"ca_file"`
 	Timeout      time.Duration `mapstructure:"timeout"`
 	MaxSize      int64         `mapstructure:"max_size"`
+	// CommandTimeout bounds postmap and the reload command.
+	CommandTimeout time.Duration `mapstructure:"command_timeout"`
 }
 
 // NotifyConfig holds how contacts are told of failures (notify.*). An
@@ -207,6 +209,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("fetch.ca_file", "")
 	v.SetDefault("fetch.timeout", 2*time.Minute)
 	v.SetDefault("fetch.max_size", int64(256<<20))
+	v.SetDefault("fetch.command_timeout", 5*time.Minute)
 	v.SetDefault("notify.smtp_relay", "")
 	v.SetDefault("notify.from", "")
 	v.SetDefault("notify.starttls", true)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"log/slog"
 	"strings"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -58,20 +59,22 @@ Run it from cron or a systemd timer (see contrib/) with --jitter.`,
 	f.String("reload", "", "shell command run after a file changed, e.g. 'postfix reload'")
 	f.Bool("early-adopter", false, "enforce testing entries too")
 	f.Duration("jitter", 0, "wait a random time up to this long before fetching, e.g. 30m")
+	f.Duration("command-timeout", publish.DefaultCommandTimeout, "kill postmap or the --reload command (and what it started) after this long")
 	return cmd
 }
 
 func runFetch(cmd *cobra.Command, _ []string) error {
 	c, err := loadConfig(cmd, map[string]string{
-		"fetch.url":           "url",
-		"fetch.pubkey":        "pubkey",
-		"fetch.state_dir":     "state-dir",
-		"fetch.postfix_map":   "postfix-map",
-		"fetch.postmap":       "postmap",
-		"fetch.exim_file":     "exim-file",
-		"fetch.reload":        "reload",
-		"fetch.early_adopter": "early-adopter",
-		"fetch.jitter":        "jitter",
+		"fetch.url":             "url",
+		"fetch.pubkey":          "pubkey",
+		"fetch.state_dir":       "state-dir",
+		"fetch.postfix_map":     "postfix-map",
+		"fetch.postmap":         "postmap",
+		"fetch.exim_file":       "exim-file",
+		"fetch.reload":          "reload",
+		"fetch.early_adopter":   "early-adopter",
+		"fetch.jitter":          "jitter",
+		"fetch.command_timeout": "command-timeout",
 	})
 	if err != nil {
 		return err
@@ -99,21 +102,22 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 		return usagef("--pubkey %s: %v", fc.PubKey, err)
 	}
 	res, err := publish.Fetch(cmd.Context(), publish.FetchOptions{
-		URL:          fc.URL,
-		PublicKeys:   pubs,
-		StateDir:     fc.StateDir,
-		PostfixMap:   fc.PostfixMap,
-		Postmap:      fc.Postmap,
-		EximFile:     fc.EximFile,
-		Reload:       fc.Reload,
-		EarlyAdopter: fc.EarlyAdopter,
-		CAFile:       fc.CAFile,
-		Jitter:       fc.Jitter,
-		Timeout:      fc.Timeout,
-		MaxSize:      fc.MaxSize,
+		URL:            fc.URL,
+		PublicKeys:     pubs,
+		StateDir:       fc.StateDir,
+		PostfixMap:     fc.PostfixMap,
+		Postmap:        fc.Postmap,
+		EximFile:       fc.EximFile,
+		Reload:         fc.Reload,
+		EarlyAdopter:   fc.EarlyAdopter,
+		CAFile:         fc.CAFile,
+		Jitter:         fc.Jitter,
+		Timeout:        fc.Timeout,
+		CommandTimeout: fc.CommandTimeout,
+		MaxSize:        fc.MaxSize,
 	})
 	if errors.Is(err, publish.ErrExpired) && res != nil && res.Withdrawn {
-		return failf("%s: an empty policy is installed; check that %s is still published and current, then run fetch again", oneLine(err), fc.URL)
+		return failf("%s; check that %s is still published and current, then run fetch again", oneLine(err), fc.URL)
 	}
 	if err != nil {
 		return failf("fetch: %s", oneLine(err))
@@ -131,7 +135,14 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	return nil
 }
 
-// oneLine joins a multi-line error (errors.Join) into one line.
+// oneLine joins a multi-line error (errors.Join) into one line, without
+// control characters (publish already cleans the text servers send).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(strings.ReplaceAll(err.Error(), "\n", "; ")), " ")
+	s := strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) && r != '\n' && r != '\t' {
+			return -1
+		}
+		return r
+	}, err.Error())
+	return strings.Join(strings.Fields(strings.ReplaceAll(s, "\n", "; ")), " ")
 }
