@@ -307,3 +307,6 @@ func invalidUTF8At(b []byte) int {
 	}
 	return len(b)
 }
+
+// MaxListSizeOrDefault is MaxListSize or its default.
+func (o Options) MaxListSizeOrDefault() int64 { return o.withDefaults().MaxListSize }

@@ -232,7 +232,7 @@ func next(b *strings.Builder, r *Report, adm []Admission, o Options) {
 		b.WriteString("Fix what is marked ❌ above and push, or re-run the check once DNS has the records; the check runs again on every push. ")
 		b.WriteString("Only domains that pass and are proven are taken further.\n")
 		if r.Count(Removed) > 0 {
-			fmt.Fprintf(b, "\nA removal needs the TXT record above or the maintainers' label `%s`. If you did not mean to remove a domain, update your branch from the base branch.\n", esc(o.RemovalLabel))
+			fmt.Fprintf(b, "\nA removal needs the TXT record above or the maintainers' label `%s`. If you did not mean to remove a domain, update your branch from the base branch.\n", fence(o.RemovalLabel))
 		}
 	default:
 		b.WriteString("Every changed domain passes and is proven. Each added or changed domain is now a submission: " +
@@ -261,7 +261,11 @@ func admission(b *strings.Builder, adm []Admission) {
 		case len(a.Failures) > 0:
 			note = fmt.Sprintf("❌ latest check failed (%d %s)", len(a.Failures), plural(len(a.Failures), "error", "errors"))
 		}
-		fmt.Fprintf(b, "| `%s` | %s | %d of %d | %s | %s |\n", a.Domain, esc(a.State), a.Passes, a.Needed, earliest, note)
+		passes := fmt.Sprintf("%d of %d", a.Passes, a.Needed)
+		if a.State != "validating" {
+			passes = "—"
+		}
+		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", a.Domain, esc(a.State), passes, earliest, note)
 	}
 	b.WriteString("\n")
 	for _, a := range adm {

@@ -103,6 +103,7 @@ type Server struct {
 	limitN      int
 	limitStatus int
 	limitReset  time.Time
+	limitRetry  int
 	// RawCalls counts raw content downloads (to check bounded reads).
 	rawBytes int64
 }
@@ -305,11 +306,12 @@ func (s *Server) RawBytes() int64 {
 }
 
 // RateLimit makes the next n requests fail: status 403 with
-// X-RateLimit-Remaining: 0 and X-RateLimit-Reset, or 429 with Retry-After.
-func (s *Server) RateLimit(n, status int, reset time.Time) {
+// X-RateLimit-Remaining: 0 and X-RateLimit-Reset, or 429 with also
+// Retry-After: retryAfter seconds.
+func (s *Server) RateLimit(n, status int, reset time.Time, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limitN, s.limitStatus, s.limitReset = n, status, reset
+	s.limitN, s.limitStatus, s.limitReset, s.limitRetry = n, status, reset, retryAfter
 }
 
 type apiError struct {
@@ -349,13 +351,13 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	if s.limitN > 0 {
 		s.limitN--
-		st, reset := s.limitStatus, s.limitReset
+		st, reset, retry := s.limitStatus, s.limitReset, s.limitRetry
 		s.mu.Unlock()
 		w.Header().Set("X-RateLimit-Limit", "5000")
 		w.Header().Set("X-RateLimit-Remaining", "0")
 		w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 		if st == http.StatusTooManyRequests {
-			w.Header().Set("Retry-After", strconv.Itoa(max(1, int(time.Until(reset).Seconds()))))
+			w.Header().Set("Retry-After", strconv.Itoa(retry))
 		}
 		writeJSON(w, st, apiError{Message: "API rate limit exceeded", DocumentationURL: "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
 		return

@@ -1,0 +1,424 @@
+package prdoor
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/go-github/v60/github"
+
+	"github.com/starttls-preload/starttls-preload/lifecycle"
+	"github.com/starttls-preload/starttls-preload/prcheck"
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/validate"
+)
+
+// Admitter is the lifecycle as the watcher uses it.
+type Admitter interface {
+	AdmitProven(ctx context.Context, r lifecycle.Request, ev lifecycle.Evidence) (lifecycle.Change, error)
+	RemoveProven(ctx context.Context, domain string, ev lifecycle.Evidence) (lifecycle.Change, error)
+}
+
+var _ Admitter = (*lifecycle.Lifecycle)(nil)
+
+// ProgressStore is what the watcher reads to show admission progress.
+type ProgressStore interface {
+	GetDomain(ctx context.Context, name string) (store.Domain, error)
+	Checks(ctx context.Context, domain string, since time.Time, limit int) ([]store.CheckRecord, error)
+	Decisions(ctx context.Context, domain string) ([]store.Decision, error)
+	LatestList(ctx context.Context) (store.ListRecord, error)
+}
+
+var _ ProgressStore = store.Store(nil)
+
+// MaxWatched bounds the open pull requests one poll looks at.
+const MaxWatched = 500
+
+// Watcher polls a repository's open pull requests: each new head is
+// answered as pr-check answers it, each proven and passing added or changed
+// domain is submitted through the lifecycle (validating, source the pull
+// request's URL), each proven removal requested; and the comment shows the
+// submitted domains' progress from the store, edited when it changes. The
+// list of open pull requests is read with conditional requests (an
+// unchanged list costs a 304, which GitHub does not count against the rate
+// limit); a rate-limit answer (403 or 429) stops polling until the reset
+// time it gives.
+type Watcher struct {
+	Door      *Door
+	Lifecycle Admitter
+	Store     ProgressStore
+	Now       func() time.Time
+	// MinChecks and MinDays are the admission rules, for the progress
+	// shown (passes of MinChecks; earliest admission PassingSince+MinDays).
+	MinChecks int
+	MinDays   int
+
+	mu      sync.Mutex
+	etags   map[string]string
+	pages   map[string][]*github.PullRequest
+	backoff time.Time
+	prs     map[int]*watched
+}
+
+// watched is what the watcher remembers of one open pull request.
+type watched struct {
+	key       string // head SHA and labels: a new key is evaluated again
+	outcome   *Outcome
+	submitted []string // domains handed to the lifecycle
+	body      string   // the comment as last written
+}
+
+// ErrBackoff is returned by Poll while a rate limit holds.
+var ErrBackoff = errors.New("prdoor: rate limited; waiting for the reset")
+
+func (w *Watcher) now() time.Time {
+	if w.Now == nil {
+		return time.Now()
+	}
+	return w.Now()
+}
+
+// Backoff returns the time before which Poll sends nothing (zero: none).
+func (w *Watcher) Backoff() time.Time {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.backoff
+}
+
+// Poll looks at the open pull requests once (the service runs it as a
+// periodic job).
+func (w *Watcher) Poll(ctx context.Context) error {
+	w.mu.Lock()
+	if w.etags == nil {
+		w.etags, w.pages, w.prs = map[string]string{}, map[string][]*github.PullRequest{}, map[int]*watched{}
+	}
+	if w.now().Before(w.backoff) {
+		w.mu.Unlock()
+		return nil
+	}
+	w.mu.Unlock()
+	prs, err := w.openPRs(ctx)
+	if err != nil {
+		return w.limited(err)
+	}
+	open := map[int]bool{}
+	var errs []error
+	for _, pr := range prs {
+		n := pr.GetNumber()
+		open[n] = true
+		if err := w.one(ctx, pr); err != nil {
+			if lerr := w.limited(err); errors.Is(lerr, ErrBackoff) {
+				return lerr
+			}
+			errs = append(errs, err)
+		}
+	}
+	w.mu.Lock()
+	for n := range w.prs {
+		if !open[n] {
+			delete(w.prs, n)
+		}
+	}
+	w.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// limited turns a rate-limit answer into a back-off until its reset time
+// and returns ErrBackoff; other errors are returned as they are.
+func (w *Watcher) limited(err error) error {
+	until, ok := resetTime(err, w.now())
+	if !ok {
+		return err
+	}
+	w.mu.Lock()
+	w.backoff = until
+	w.mu.Unlock()
+	w.Door.log().Warn("GitHub rate limit; polling paused", "until", until, "err", err)
+	return fmt.Errorf("%w (%s): %v", ErrBackoff, until.UTC().Format(time.RFC3339), err)
+}
+
+// resetTime reads when a rate limit ends: Retry-After (seconds), else
+// X-RateLimit-Reset (epoch seconds), else a minute from now.
+func resetTime(err error, now time.Time) (time.Time, bool) {
+	var (
+		rl  *github.RateLimitError
+		ab  *github.AbuseRateLimitError
+		er  *github.ErrorResponse
+		hdr http.Header
+	)
+	switch {
+	case errors.As(err, &rl):
+		if rl.Response != nil {
+			hdr = rl.Response.Header
+		}
+		if hdr == nil && !rl.Rate.Reset.IsZero() {
+			return rl.Rate.Reset.Time, true
+		}
+	case errors.As(err, &ab):
+		if ab.Response != nil {
+			hdr = ab.Response.Header
+		}
+		if hdr == nil && ab.RetryAfter != nil {
+			return now.Add(*ab.RetryAfter), true
+		}
+	case errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode == http.StatusTooManyRequests ||
+		er.Response.StatusCode == http.StatusForbidden && er.Response.Header.Get("X-RateLimit-Remaining") == "0"):
+		hdr = er.Response.Header
+	default:
+		return time.Time{}, false
+	}
+	// Bounded: a server cannot stop the watcher for more than a day.
+	const maxWait = 24 * time.Hour
+	if s, err := strconv.Atoi(strings.TrimSpace(hdr.Get("Retry-After"))); err == nil && s >= 0 {
+		return now.Add(min(time.Duration(s)*time.Second, maxWait)), true
+	}
+	if s, err := strconv.ParseInt(strings.TrimSpace(hdr.Get("X-RateLimit-Reset")), 10, 64); err == nil {
+		t := time.Unix(s, 0)
+		if t.After(now.Add(maxWait)) {
+			t = now.Add(maxWait)
+		}
+		return t, true
+	}
+	return now.Add(time.Minute), true
+}
+
+// openPRs lists the open pull requests, page by page, each page with
+// If-None-Match: an unchanged page is a 304 and comes from the cache.
+func (w *Watcher) openPRs(ctx context.Context) ([]*github.PullRequest, error) {
+	d := w.Door
+	var all []*github.PullRequest
+	for page := 1; page <= MaxWatched/100; page++ {
+		u := fmt.Sprintf("repos/%s/%s/pulls?state=open&sort=created&direction=asc&per_page=100&page=%d", d.Owner, d.Repo, page)
+		req, err := d.GH.NewRequest(http.MethodGet, u, nil)
+		if err != nil {
+			return nil, err
+		}
+		w.mu.Lock()
+		etag := w.etags[u]
+		w.mu.Unlock()
+		if etag != "" {
+			req.Header.Set("If-None-Match", etag)
+		}
+		var prs []*github.PullRequest
+		resp, err := d.GH.Do(ctx, req, &prs)
+		switch {
+		case err == nil:
+			w.mu.Lock()
+			// An ETag is a short opaque string; a longer one is not kept.
+			if e := resp.Header.Get("ETag"); e != "" && len(e) <= 256 {
+				w.etags[u] = e
+				w.pages[u] = prs
+			} else {
+				delete(w.etags, u)
+				delete(w.pages, u)
+			}
+			w.mu.Unlock()
+		case isStatus(err, http.StatusNotModified):
+			w.mu.Lock()
+			prs = w.pages[u]
+			w.mu.Unlock()
+		default:
+			return nil, fmt.Errorf("prdoor: listing open pull requests: %w", err)
+		}
+		all = append(all, prs...)
+		if resp == nil || resp.NextPage == 0 {
+			break
+		}
+	}
+	return all, nil
+}
+
+// one handles one open pull request.
+func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
+	n := pr.GetNumber()
+	labels := make([]string, 0, len(pr.Labels))
+	for _, l := range pr.Labels {
+		labels = append(labels, l.GetName())
+	}
+	slices.Sort(labels)
+	key := pr.GetHead().GetSHA() + " " + strings.Join(labels, ",")
+	w.mu.Lock()
+	st := w.prs[n]
+	if st == nil {
+		st = &watched{}
+		w.prs[n] = st
+	}
+	w.mu.Unlock()
+
+	if st.key != key {
+		o, err := w.Door.evaluate(ctx, pr)
+		if err != nil {
+			return err
+		}
+		st.outcome, st.body = o, ""
+		if o.Report.NothingToCheck() {
+			// A pull request that does not touch the list is not
+			// answered, unless an earlier head did and has a comment.
+			c, err := w.Door.findComment(ctx, n)
+			if err != nil {
+				return err
+			}
+			if c == nil {
+				st.key, st.submitted = key, nil
+				return nil
+			}
+		}
+		st.submitted = w.submit(ctx, o)
+		adm, err := w.progress(ctx, st.submitted)
+		if err != nil {
+			return err
+		}
+		if err := w.Door.WriteComment(ctx, o, adm); err != nil {
+			return err
+		}
+		st.body = prcheck.Comment(o.Report, adm, w.Door.Options)
+		if err := w.Door.WriteStatus(ctx, o); err != nil {
+			return err
+		}
+		st.key = key
+		return nil
+	}
+	if len(st.submitted) == 0 {
+		return nil
+	}
+	adm, err := w.progress(ctx, st.submitted)
+	if err != nil {
+		return err
+	}
+	body := prcheck.Comment(st.outcome.Report, adm, w.Door.Options)
+	if body == st.body {
+		return nil
+	}
+	if err := w.Door.WriteComment(ctx, st.outcome, adm); err != nil {
+		return err
+	}
+	st.body = body
+	return nil
+}
+
+// submit hands each proven, passing added or changed domain to the
+// lifecycle, and requests each proven removal, when the whole pull request
+// passes. It returns the domains submitted for admission.
+func (w *Watcher) submit(ctx context.Context, o *Outcome) []string {
+	if !o.Success() {
+		return nil
+	}
+	var out []string
+	for _, d := range o.Report.Domains {
+		ev := lifecycle.Evidence{By: lifecycle.ByPullRequest, Detail: evidence(d, o.URL)}
+		if d.Kind == prcheck.Removed {
+			if _, err := w.Lifecycle.RemoveProven(ctx, d.Domain, ev); err != nil && !errors.Is(err, lifecycle.ErrNotFound) && !errors.Is(err, lifecycle.ErrAlreadyRemoved) {
+				w.Door.log().Error("requesting a removal from a pull request", "domain", d.Domain, "pr", o.URL, "err", err)
+			}
+			continue
+		}
+		r := lifecycle.Request{Domain: d.Domain, WantEnforce: d.Policy.Mode == "enforce", MXPatterns: d.Policy.MXs, Source: o.URL}
+		ch, err := w.Lifecycle.AdmitProven(ctx, r, ev)
+		if err != nil {
+			w.Door.log().Error("submitting a domain from a pull request", "domain", d.Domain, "pr", o.URL, "err", err)
+			continue
+		}
+		w.Door.log().Info("domain submitted by pull request", "domain", d.Domain, "pr", o.URL, "from", ch.From, "to", ch.To)
+		out = append(out, d.Domain)
+	}
+	return out
+}
+
+func evidence(d prcheck.DomainReport, prURL string) string {
+	if d.Proof.Code == prcheck.ProofLabel {
+		return "removal approved by label on " + prURL
+	}
+	return "TXT " + d.Proof.Name + " names " + prURL
+}
+
+// progress reads the submitted domains' admission progress from the store.
+func (w *Watcher) progress(ctx context.Context, domains []string) ([]prcheck.Admission, error) {
+	if len(domains) == 0 {
+		return nil, nil
+	}
+	now := w.now()
+	var latest *store.ListRecord
+	if l, err := w.Store.LatestList(ctx); err == nil {
+		latest = &l
+	} else if !errors.Is(err, store.ErrNotFound) {
+		return nil, fmt.Errorf("prdoor: reading the latest list: %w", err)
+	}
+	out := make([]prcheck.Admission, 0, len(domains))
+	for _, name := range domains {
+		d, err := w.Store.GetDomain(ctx, name)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prdoor: reading %s: %w", name, err)
+		}
+		a := prcheck.Admission{Domain: name, State: string(d.State), Passes: d.ChecksPassed, Needed: w.MinChecks}
+		days := time.Duration(w.MinDays) * 24 * time.Hour
+		switch {
+		case d.State != store.StateValidating:
+		case d.PassingSince != nil:
+			a.Earliest = d.PassingSince.Add(days)
+		default:
+			a.Earliest = now.Add(days)
+		}
+		if d.State == store.StateValidating && d.LastChecked != nil && d.FailingSince != nil {
+			a.Failures = w.latestFailures(ctx, name)
+		}
+		if listed(d.State) && latest != nil {
+			if at, ok := w.admittedAt(ctx, name); ok && !latest.Timestamp.Before(at) {
+				a.Serial = latest.Serial
+			}
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func listed(s store.State) bool {
+	return s == store.StateTesting || s == store.StateEnforce || s == store.StateDemoted
+}
+
+// admittedAt is the time of the domain's latest validating → listed decision.
+func (w *Watcher) admittedAt(ctx context.Context, name string) (time.Time, bool) {
+	ds, err := w.Store.Decisions(ctx, name)
+	if err != nil {
+		return time.Time{}, false
+	}
+	for i := len(ds) - 1; i >= 0; i-- {
+		if ds[i].From == store.StateValidating && listed(ds[i].To) {
+			return ds[i].At, true
+		}
+	}
+	return time.Time{}, false
+}
+
+// latestFailures returns the error findings of the domain's latest check.
+func (w *Watcher) latestFailures(ctx context.Context, name string) []validate.Finding {
+	cs, err := w.Store.Checks(ctx, name, time.Time{}, 1)
+	if err != nil || len(cs) == 0 || cs[0].Eligible {
+		return nil
+	}
+	var res struct {
+		Findings []validate.Finding `json:"findings"`
+	}
+	var fs []validate.Finding
+	if json.Unmarshal(cs[0].Findings, &res) == nil && res.Findings != nil {
+		fs = res.Findings
+	} else {
+		json.Unmarshal(cs[0].Findings, &fs)
+	}
+	var out []validate.Finding
+	for _, f := range fs {
+		if f.Severity == validate.SeverityError {
+			out = append(out, f)
+		}
+	}
+	return out
+}

@@ -1,0 +1,217 @@
+package prdoor
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
+	"github.com/starttls-preload/starttls-preload/lifecycle"
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/memstore"
+	"github.com/starttls-preload/starttls-preload/validate"
+)
+
+type watchEnv struct {
+	*env
+	st    *memstore.Store
+	clock *testclock.Clock
+	lc    *lifecycle.Lifecycle
+	w     *Watcher
+}
+
+func newWatchEnv(t *testing.T, base ...string) *watchEnv {
+	e := newEnv(t, base...)
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	// A clock two days behind the wall clock: a rate-limit reset the
+	// watcher waits for on it has passed for go-github's own check.
+	clock := testclock.New(time.Now().Add(-48 * time.Hour).Truncate(time.Second))
+	lc := &lifecycle.Lifecycle{Store: st, TXT: e.v, Now: clock.Now}
+	w := &Watcher{Door: e.door, Lifecycle: lc, Store: st, Now: clock.Now, MinChecks: 3, MinDays: 2}
+	return &watchEnv{env: e, st: st, clock: clock, lc: lc, w: w}
+}
+
+func (we *watchEnv) poll(t *testing.T) {
+	t.Helper()
+	if err := we.w.Poll(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (we *watchEnv) comment(t *testing.T, n int) string {
+	t.Helper()
+	cs := we.botComments(n)
+	if len(cs) != 1 {
+		t.Fatalf("%d bot comments on %d, want 1", len(cs), n)
+	}
+	return cs[0].Body
+}
+
+// TestWatcherAdmitsProvenPR: the watcher takes a proven, passing PR's
+// domain into validating (source: the PR), and edits the one comment as
+// checks pass, fail, and the domain is admitted and published.
+func TestWatcherAdmitsProvenPR(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	we.domain("new.test", "good", 7)
+	we.domain("unproven.test", "good", 0)
+	pr := we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	we.gh.OpenPR(8, "contributor/list", listFile(t, "listed.test", "unproven.test"))
+	we.gh.OpenPR(9, "example/list", map[string][]byte{"README.md": []byte("typo fixed\n")})
+	ctx := t.Context()
+
+	we.poll(t)
+	d, err := we.st.GetDomain(ctx, "new.test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.State != store.StateValidating || d.Source != we.gh.PRURL(7) || !d.WantEnforce || len(d.MXPatterns) != 1 || d.MXPatterns[0] != "mx.good.test" {
+		t.Fatalf("new.test in the store: %+v", d)
+	}
+	if _, err := we.st.GetDomain(ctx, "unproven.test"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("an unproven domain entered the store: %v", err)
+	}
+	if len(we.gh.Comments(9)) != 0 || len(we.gh.Statuses(we.gh.PR(9).HeadSHA)) != 0 {
+		t.Errorf("a PR that does not touch the list was answered")
+	}
+	body := we.comment(t, 7)
+	if !strings.Contains(body, "Admission progress") || !strings.Contains(body, "| `new.test` | validating | 0 of 3 |") {
+		t.Fatalf("first comment:\n%s", body)
+	}
+	if st := we.finalStatus(t, pr.HeadSHA); st.State != "success" {
+		t.Errorf("status %q", st.State)
+	}
+	if st := we.finalStatus(t, we.gh.PR(8).HeadSHA); st.State != "failure" {
+		t.Errorf("PR 8 status %q", st.State)
+	}
+	statuses := len(we.gh.Statuses(pr.HeadSHA))
+
+	// Nothing changed: the list of PRs is a 304 and nothing is written.
+	we.poll(t)
+	if n := countStatus(we, "/pulls", http.StatusNotModified); n != 1 {
+		t.Errorf("%d conditional 304s, want 1", n)
+	}
+	if n := we.gh.CallCount("PATCH", `/issues/comments/`); n != 0 {
+		t.Errorf("%d comment edits without a change", n)
+	}
+
+	// A passing check: the comment is edited with the progress.
+	since := we.clock.Now()
+	we.clock.Add(6 * time.Hour)
+	at := we.clock.Now()
+	if err := we.st.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "new.test", At: at, Eligible: true, MXHosts: []string{"mx.good.test"}},
+		NextCheck: at.Add(6 * time.Hour), ChecksPassed: 1, PassingSince: &since}); err != nil {
+		t.Fatal(err)
+	}
+	we.poll(t)
+	body = we.comment(t, 7)
+	if !strings.Contains(body, "| `new.test` | validating | 1 of 3 | "+since.Add(48*time.Hour).UTC().Format("2006-01-02")+" |") {
+		t.Fatalf("after a pass:\n%s", body)
+	}
+	// A failing check: its findings, with their fixes.
+	we.clock.Add(6 * time.Hour)
+	at = we.clock.Now()
+	res := validate.Result{Domain: "new.test", Findings: []validate.Finding{{Code: "cert.expired", Severity: validate.SeverityError,
+		Summary: "Certificate expired", Message: "Renew the certificate and reload the server."}}}
+	raw, _ := json.Marshal(res)
+	if err := we.st.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "new.test", At: at, Findings: raw, MXHosts: []string{"mx.good.test"}},
+		NextCheck: at.Add(6 * time.Hour), FailingSince: &at}); err != nil {
+		t.Fatal(err)
+	}
+	we.poll(t)
+	body = we.comment(t, 7)
+	if !strings.Contains(body, "latest check failed") || !strings.Contains(body, "cert.expired") || !strings.Contains(body, "Renew the certificate") {
+		t.Fatalf("after a failure:\n%s", body)
+	}
+	// Admitted and published.
+	we.clock.Add(72 * time.Hour)
+	if err := we.st.Transition(ctx, "new.test", store.StateValidating, store.StateTesting, "admission.admitted", we.clock.Now()); err != nil {
+		t.Fatal(err)
+	}
+	we.poll(t)
+	if body = we.comment(t, 7); !strings.Contains(body, "admitted, in the next list") {
+		t.Fatalf("after admission:\n%s", body)
+	}
+	we.clock.Add(time.Minute)
+	if err := we.st.SaveList(ctx, store.ListRecord{Serial: 5, Timestamp: we.clock.Now(), Expires: we.clock.Now().Add(7 * 24 * time.Hour), SHA256: strings.Repeat("0", 64), Entries: 1}); err != nil {
+		t.Fatal(err)
+	}
+	we.poll(t)
+	if body = we.comment(t, 7); !strings.Contains(body, "admitted, in list serial 5") {
+		t.Fatalf("after publication:\n%s", body)
+	}
+	if n := len(we.gh.Statuses(pr.HeadSHA)); n != statuses {
+		t.Errorf("statuses set again without a new head: %d, was %d", n, statuses)
+	}
+	we.golden(t, "watcher-admitted", body)
+}
+
+func countStatus(we *watchEnv, pathSuffix string, status int) int {
+	n := 0
+	for _, c := range we.gh.Calls() {
+		if c.Method == "GET" && strings.HasSuffix(c.Path, pathSuffix) && c.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+// TestWatcherOneDomainThroughTwoDoors: a domain submitted by the web form
+// (pending), then by a proven pull request, is one domain, validating.
+func TestWatcherOneDomainThroughTwoDoors(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	ctx := t.Context()
+	if _, err := we.lc.Submit(ctx, lifecycle.Request{Domain: "both.test", Contact: "postmaster@both.test", MXPatterns: []string{"mx.good.test"}, Source: "web"}); err != nil {
+		t.Fatal(err)
+	}
+	we.domain("both.test", "good", 7)
+	we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "both.test"))
+	we.poll(t)
+	ds, err := we.st.ListDomains(ctx, store.Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ds) != 1 || ds[0].Name != "both.test" || ds[0].State != store.StateValidating || ds[0].Contact != "postmaster@both.test" || ds[0].Source != we.gh.PRURL(7) {
+		t.Fatalf("store: %+v", ds)
+	}
+}
+
+// TestWatcherBacksOff: a 429 with Retry-After and a 403 with
+// X-RateLimit-Reset stop polling until then; nothing is sent meanwhile.
+func TestWatcherBacksOff(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		status int
+		wait   time.Duration
+	}{
+		{"429 Retry-After", http.StatusTooManyRequests, 120 * time.Second},
+		{"403 X-RateLimit-Reset", http.StatusForbidden, 30 * time.Minute},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			we := newWatchEnv(t, "listed.test")
+			we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test"))
+			reset := we.clock.Now().Add(c.wait)
+			we.gh.RateLimit(1, c.status, reset, int(c.wait/time.Second))
+			if err := we.w.Poll(t.Context()); !errors.Is(err, ErrBackoff) {
+				t.Fatalf("Poll: %v, want ErrBackoff", err)
+			}
+			if got := we.w.Backoff(); !got.Equal(reset) {
+				t.Fatalf("back-off until %v, want %v", got, reset)
+			}
+			calls := len(we.gh.Calls())
+			we.clock.Add(c.wait - time.Second)
+			we.poll(t)
+			if n := len(we.gh.Calls()); n != calls {
+				t.Fatalf("%d requests during the back-off", n-calls)
+			}
+			we.clock.Add(2 * time.Second)
+			we.poll(t)
+			if len(we.gh.Calls()) == calls {
+				t.Fatal("no request after the back-off")
+			}
+		})
+	}
+}
