@@ -18,7 +18,8 @@ for a in $areas; do
     listgen) COUNT=2 bash scripts/bench-listgen.sh ;;
     publish)
       go test -count=1 -run '^$' -bench 'NotModified|ConditionalGET' -benchtime 3s ./publish | grep '^Benchmark'
-      go test -count=1 -run '^$' -bench 'FetchMillion' -benchtime 1x -timeout 30m ./publish | grep '^Benchmark' ;;
+      go test -count=1 -run '^$' -bench 'FetchMillion' -benchtime 1x -timeout 30m ./publish | grep '^Benchmark'
+      go test -count=1 -run '^$' -bench 'MillionSig' -benchtime 3s -timeout 20m ./publish | grep '^Benchmark' ;;
     store) go test -count=1 -run '^$' -bench . -benchtime 2s ./store/sqlite ./store/postgres | grep '^Benchmark' ;;
     admission) go test -count=1 -run '^$' -bench Round -benchtime 1x -timeout 30m ./admission | grep -E '^Benchmark|round' ;;
     prdoor) go test -count=1 -run '^$' -bench 'PR100|Refuse10000' -benchtime 3x -count 3 ./prdoor | grep '^Benchmark' ;;
