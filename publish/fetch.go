@@ -515,26 +515,33 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 	dctx, cancel := context.WithTimeout(ctx, f.o.Timeout)
 	defer cancel()
 	start := time.Now()
-	list, hdr, err := f.get(dctx, f.o.URL, cond, f.o.MaxSize)
+	// The list goes to a temporary file beside the kept copy (memory does
+	// not follow what a server sends), then is read back at its size.
+	dl, hdr, err := f.getFile(dctx, f.o.URL, cond, f.o.MaxSize, f.path(ListFile))
 	if err != nil {
 		return nil, err
 	}
-	slog.Debug("downloaded", "url", f.o.URL, "bytes", len(list), "took", time.Since(start))
-	if list == nil { // 304 Not Modified
+	if dl == nil { // 304 Not Modified
 		return f.unchanged(ctx)
 	}
+	defer dl.drop() // unless it became the pending kept copy
+	list := dl.data
+	slog.Debug("downloaded", "url", f.o.URL, "bytes", len(list), "took", time.Since(start))
 	if looksLikeHTML(list) {
 		return nil, fmt.Errorf("%w: %s returned an HTML page", ErrNotAList, f.o.URL)
 	}
-	sig, _, err := f.get(dctx, f.o.URL+".sig", nil, maxSigSize)
+	sig, err := f.get(dctx, f.o.URL+".sig", maxSigSize)
 	if err != nil {
 		return nil, err
 	}
-	l, signedBy, err := listgen.VerifyParse(f.keys(), list, sig, nil)
-	switch {
-	case errors.Is(err, listgen.ErrBadSignature) || errors.Is(err, listgen.ErrBadKey):
+	// The signature is checked before the list is parsed: unsigned bytes
+	// are never parsed (nor cost the memory of a parsed list).
+	signedBy, err := listgen.Verify(f.keys(), list, sig, nil)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadSignature, err)
-	case err != nil:
+	}
+	l, err := listgen.Parse(list)
+	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadList, err)
 	}
 	if err := checkValidity(l); err != nil {
@@ -554,7 +561,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 		// this copy too, in case the kept one was damaged, and its signer.
 		f.keepValidators(hdr)
 		f.st.SignedBy = listgen.Fingerprint(signedBy)
-		f.pending = stageList(f.path(ListFile), list, sig)
+		f.pending = dl.stage(sig)
 		defer f.dropPending()
 		return f.unchangedList(ctx, l)
 	case !f.o.Now().Before(l.Expires) && f.st.Serial > 0 && !unpinned && !f.expired():
@@ -562,8 +569,8 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 			ErrExpired, l.Serial, stamp(l.Expires), f.st.Serial, stamp(f.st.Expires))
 	}
 	prev := f.st
-	// The copy kept in the state dir is written while the list renders.
-	f.pending = stageList(f.path(ListFile), list, sig)
+	// The copy kept in the state dir is synced while the list renders.
+	f.pending = dl.stage(sig)
 	defer f.dropPending()
 	f.st.Serial, f.st.ListSHA256, f.st.Expires = l.Serial, hash, l.Expires
 	f.st.SignedBy = listgen.Fingerprint(signedBy)
@@ -581,7 +588,7 @@ func (f *fetcher) fetch(ctx context.Context) (*FetchResult, error) {
 }
 
 // pendingList is a verified list on its way into the state directory:
-// written to a temporary file in the background, renamed by commit.
+// its temporary file synced in the background, renamed by commit.
 type pendingList struct {
 	sig  []byte
 	done chan struct{}
@@ -589,13 +596,36 @@ type pendingList struct {
 	err  error
 }
 
-func stageList(path string, list, sig []byte) *pendingList {
-	p := &pendingList{sig: sig, done: make(chan struct{})}
+// download is a list downloaded into a temporary file (tmp, still open)
+// and read back (data).
+type download struct {
+	file *os.File
+	data []byte
+}
+
+// stage hands the downloaded file over as the pending kept copy, with its
+// signature sig.
+func (d *download) stage(sig []byte) *pendingList {
+	file := d.file
+	d.file = nil
+	p := &pendingList{sig: sig, tmp: file.Name(), done: make(chan struct{})}
 	go func() {
 		defer close(p.done)
-		p.tmp, p.err = writeTemp(path, list, 0o600)
+		p.err = file.Sync()
+		if err := file.Close(); p.err == nil {
+			p.err = err
+		}
 	}()
 	return p
+}
+
+// drop removes the downloaded file unless stage took it.
+func (d *download) drop() {
+	if d.file != nil {
+		d.file.Close()
+		os.Remove(d.file.Name())
+		d.file = nil
+	}
 }
 
 // commitPending keeps the pending list as the last good one.
@@ -864,12 +894,62 @@ func (f *fetcher) loadList() (*listgen.List, error) {
 	return l, nil
 }
 
-// get downloads url with a size cap, adding the conditional headers cond.
-// A nil body with a nil error means 304 Not Modified.
-func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit int64) ([]byte, http.Header, error) {
+// getFile downloads url with a size cap, adding the conditional headers
+// cond, into a new temporary file beside dst, and reads it back into a
+// buffer of its size: the memory it takes is the size of the list, never
+// more, whatever the server sends (an endless body, a gzip bomb). A nil
+// download with a nil error means 304 Not Modified.
+func (f *fetcher) getFile(ctx context.Context, url string, cond http.Header, limit int64, dst string) (*download, http.Header, error) {
+	resp, err := f.request(ctx, url, cond, limit)
+	if resp == nil || err != nil {
+		return nil, nil, err
+	}
+	defer resp.Body.Close()
+	file, err := createTemp(dst, 0o600)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	d := &download{file: file}
+	n, err := copyAtMost(file, resp.Body, limit)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		d.drop()
+		return nil, nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, url, limit)
+	case err != nil:
+		d.drop()
+		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, serverError{err})
+	}
+	d.data = make([]byte, n)
+	if _, err := file.ReadAt(d.data, 0); err != nil {
+		d.drop()
+		return nil, nil, fmt.Errorf("%w: %w", ErrStateDir, err)
+	}
+	return d, resp.Header, nil
+}
+
+// copyAtMost copies src to dst up to limit bytes, and fails with
+// ErrTooLarge when src has more, having read at most limit+1 bytes of it.
+func copyAtMost(dst io.Writer, src io.Reader, limit int64) (int64, error) {
+	n, err := io.CopyBuffer(dst, io.LimitReader(src, limit), make([]byte, 64<<10))
+	if err != nil {
+		return n, err
+	}
+	if n == limit {
+		var one [1]byte
+		if m, _ := io.ReadFull(src, one[:]); m > 0 {
+			return n, ErrTooLarge
+		}
+	}
+	return n, nil
+}
+
+// request sends a GET for url with the conditional headers cond and checks
+// the answer: a nil response with a nil error means 304 Not Modified;
+// else the caller reads and closes the body.
+func (f *fetcher) request(ctx context.Context, url string, cond http.Header, limit int64) (*http.Response, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, err)
+		return nil, fmt.Errorf("%w: %w", ErrDownload, err)
 	}
 	req.Header.Set("User-Agent", "starttls-preload-fetch")
 	for k, v := range cond {
@@ -877,30 +957,48 @@ func (f *fetcher) get(ctx context.Context, url string, cond http.Header, limit i
 	}
 	resp, err := f.o.Client.Do(req)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, serverError{err})
+		return nil, fmt.Errorf("%w: %w", ErrDownload, serverError{err})
 	}
-	defer resp.Body.Close()
 	switch {
 	case req.URL.Scheme == "https" && resp.Request.URL.Scheme != "https":
-		return nil, nil, fmt.Errorf("%w: %w", ErrDownload, errPlainHTTP)
+		err = fmt.Errorf("%w: %w", ErrDownload, errPlainHTTP)
 	case resp.StatusCode == http.StatusNotModified && len(cond) > 0:
-		return nil, resp.Header, nil
+		err = errNotModified
 	case resp.StatusCode != http.StatusOK:
 		// The status line is the server's text: cleaned and cut short.
-		return nil, nil, fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, serverText(resp.Status))
+		err = fmt.Errorf("%w: %s: HTTP status %s", ErrDownload, url, serverText(resp.Status))
 	case resp.ContentLength > limit:
-		return nil, nil, fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, resp.ContentLength, limit)
+		err = fmt.Errorf("%w: %s is %d bytes, limit %d", ErrTooLarge, url, resp.ContentLength, limit)
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, max(0, min(resp.ContentLength, limit))+bytes.MinRead))
-	_, err = buf.ReadFrom(io.LimitReader(resp.Body, limit+1))
-	b := buf.Bytes()
 	if err != nil {
-		return nil, nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, serverError{err})
+		resp.Body.Close()
+		if err == errNotModified {
+			return nil, nil
+		}
+		return nil, err
 	}
-	if int64(len(b)) > limit {
-		return nil, nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, url, limit)
+	return resp, nil
+}
+
+var errNotModified = errors.New("not modified")
+
+// get downloads a small file (the signature, at most limit bytes) into
+// memory.
+func (f *fetcher) get(ctx context.Context, url string, limit int64) ([]byte, error) {
+	resp, err := f.request(ctx, url, nil, limit)
+	if err != nil {
+		return nil, err
 	}
-	return b, resp.Header, nil
+	defer resp.Body.Close()
+	var buf bytes.Buffer
+	_, err = copyAtMost(&buf, resp.Body, limit)
+	switch {
+	case errors.Is(err, ErrTooLarge):
+		return nil, fmt.Errorf("%w: %s is over %d bytes", ErrTooLarge, url, limit)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %s: %w", ErrDownload, url, serverError{err})
+	}
+	return buf.Bytes(), nil
 }
 
 // looksLikeHTML recognises an error page served with status 200.
