@@ -1,0 +1,107 @@
+package prdoor
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/memstore"
+)
+
+func publishedList(t *testing.T, serial int64, domains ...string) []byte {
+	t.Helper()
+	l, err := listgen.Parse(listBytes(t, domains...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l.Serial = serial
+	b, err := listgen.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestListPublisher: the first list opens the pull request, the next one
+// updates the same pull request (branch moved, body rewritten); a list
+// already on the base branch does nothing; with AutoMerge the base branch
+// gets the bytes.
+func TestListPublisher(t *testing.T) {
+	e := newEnv(t, "listed.test", "leaving.test")
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	at := time.Date(2026, 11, 20, 7, 0, 0, 0, time.UTC)
+	for _, d := range []store.Domain{{Name: "new.test", State: store.StateValidating, MXPatterns: []string{"mx.good.test"}}, {Name: "leaving.test", State: store.StateTesting}} {
+		if err := st.AddDomain(ctx, d); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.Transition(ctx, "new.test", store.StateValidating, store.StateTesting, "admission.admitted: 28 passing checks since 2026-11-13 | <b>", at); err != nil {
+		t.Fatal(err)
+	}
+	p := &ListPublisher{Door: e.door, Decisions: st}
+
+	first := publishedList(t, 2, "listed.test", "leaving.test", "new.test")
+	r1, err := p.Publish(ctx, first, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r1.Created || r1.Number == 0 || len(r1.Changes) != 1 {
+		t.Fatalf("first: %+v", r1)
+	}
+	if b, _ := e.gh.File(DefaultListBranch, "policy-list.json"); string(b) != string(first) {
+		t.Fatalf("branch holds %q", b)
+	}
+	pr := e.gh.PR(r1.Number)
+	if pr.HeadRef != DefaultListBranch || pr.BaseRef != "main" || !strings.Contains(pr.Title, "serial 2") ||
+		!strings.Contains(pr.Body, "`new.test` | added | enforce mx.good.test | admission.admitted: 28 passing checks since 2026-11-13 \\| &lt;b&gt; | 2026-11-20 |") {
+		t.Fatalf("PR: %+v", pr)
+	}
+	if c := e.gh.Commit(e.gh.Branch(DefaultListBranch)); len(c.Parents) != 1 || c.Parents[0] != e.gh.Branch("main") {
+		t.Errorf("the branch is not one commit on main: %+v", c)
+	}
+
+	if err := st.RequestRemoval(ctx, "leaving.test", "removal.requested: by owner", at.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	second := publishedList(t, 3, "listed.test", "new.test")
+	r2, err := p.Publish(ctx, second, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Created || r2.Number != r1.Number {
+		t.Fatalf("second: %+v, want the same PR %d updated", r2, r1.Number)
+	}
+	if n := len(e.gh.PRs()); n != 1 {
+		t.Fatalf("%d pull requests, want 1", n)
+	}
+	pr = e.gh.PR(r1.Number)
+	if !strings.Contains(pr.Title, "serial 3") || !strings.Contains(pr.Body, "`leaving.test` | removed") || !strings.Contains(pr.Body, "`new.test` | added") ||
+		!strings.Contains(pr.Body, "removal.requested: by owner") {
+		t.Fatalf("updated PR: %+v", pr)
+	}
+	if b, _ := e.gh.File(DefaultListBranch, "policy-list.json"); string(b) != string(second) {
+		t.Fatalf("branch not moved")
+	}
+
+	// Merged: the base branch holds the list, and the same bytes again
+	// are up to date.
+	p.AutoMerge = true
+	r3, err := p.Publish(ctx, second, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r3.Merged {
+		t.Fatalf("not merged: %+v", r3)
+	}
+	if b, _ := e.gh.File("main", "policy-list.json"); string(b) != string(second) {
+		t.Fatalf("main holds %q", b)
+	}
+	r4, err := p.Publish(ctx, second, 3)
+	if err != nil || !r4.UpToDate {
+		t.Fatalf("again: %+v %v", r4, err)
+	}
+}
