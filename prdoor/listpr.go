@@ -224,4 +224,3 @@ func mdText(s string) string {
 	}
 	return r.Replace(s)
 }
-
