@@ -21,6 +21,7 @@ func newPublishCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 	}
 	cmd.AddCommand(newPublishExportCmd())
+	cmd.AddCommand(newPublishGitHubCmd())
 	return cmd
 }
 

@@ -88,9 +88,10 @@ func doorRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	return webRoutes(ctx, p)
 }
 
-// serviceJobs are the periodic jobs of serve beside the rounds.
+// serviceJobs are the periodic jobs of serve beside the rounds: the
+// pull-request door's (githubJobs).
 func serviceJobs(ctx context.Context, p serveParts) ([]service.Job, error) {
-	return nil, nil
+	return githubJobs(p)
 }
 
 func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp, error) {
