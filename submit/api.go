@@ -151,7 +151,7 @@ func (s *Server) apiBatch(w http.ResponseWriter, r *http.Request) {
 	out := batchResponse{Domains: []admission.Status{}, NotFound: []string{}, Invalid: []batchInvalid{}}
 	seen := map[string]bool{}
 	for _, n := range names {
-		d, de := s.parseDomain(n)
+		d, de := s.knownDomain(r.Context(), n)
 		if de != nil {
 			out.Invalid = append(out.Invalid, batchInvalid{Name: cut(n, 260), Code: de.code, Error: de.msg})
 			continue

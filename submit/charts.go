@@ -2,6 +2,8 @@ package submit
 
 import (
 	"encoding/json"
+	"html"
+	"html/template"
 	"slices"
 	"strconv"
 	"strings"
@@ -24,6 +26,10 @@ type historyChart struct {
 	Marks         []chartMark
 	Checks        []admission.CheckEntry
 	From, To      time.Time
+	// SVG is the chart drawn, every text in it escaped here (the page
+	// shows hundreds of marks: built once, not through the template's
+	// per-attribute escapers).
+	SVG template.HTML
 }
 
 type chartRow struct {
@@ -91,9 +97,11 @@ func newHistoryChart(checks []admission.CheckEntry) historyChart {
 		x := c.Left + int(float64(k)*step)
 		failed := map[string]bool{}
 		domainFail := !ch.Eligible
-		for _, f := range decodeFindings(ch.Findings) {
-			if f.Severity == validate.SeverityError && f.Host != "" {
-				failed[strings.ToLower(f.Host)] = true
+		if domainFail { // an eligible check has no error finding
+			for _, f := range decodeFindings(ch.Findings) {
+				if f.Severity == validate.SeverityError && f.Host != "" {
+					failed[strings.ToLower(f.Host)] = true
+				}
 			}
 		}
 		for i, l := range labels {
@@ -111,7 +119,35 @@ func newHistoryChart(checks []admission.CheckEntry) historyChart {
 	c.Height = chartTop + len(labels)*chartRowH + 20
 	c.AxisY = c.Height - 5
 	c.From, c.To = checks[n-1].At, checks[0].At
+	c.SVG = c.draw()
 	return c
+}
+
+// draw writes the chart as SVG. Every text and attribute value from
+// outside (host names come from DNS) goes through html.EscapeString.
+func (c historyChart) draw() template.HTML {
+	var b strings.Builder
+	b.Grow(256 + 160*len(c.Marks))
+	itoa := strconv.Itoa
+	b.WriteString(`<svg id="history-chart" class="chart" xmlns="http://www.w3.org/2000/svg" width="` + itoa(c.Width) + `" height="` + itoa(c.Height) +
+		`" viewBox="0 0 ` + itoa(c.Width) + " " + itoa(c.Height) + `" role="img" aria-label="check history: one mark per check and MX host, pass or fail">` + "\n")
+	for _, r := range c.Rows {
+		l := html.EscapeString(r.Label)
+		b.WriteString(`<g class="row" data-host="` + l + `"><text class="label" x="4" y="` + itoa(r.TextY) + `">` + l + `</text><line class="rule" x1="` +
+			itoa(c.Left) + `" x2="` + itoa(c.Right) + `" y1="` + itoa(r.MidY) + `" y2="` + itoa(r.MidY) + `"/></g>` + "\n")
+	}
+	for _, m := range c.Marks {
+		class, word := "pass", "pass"
+		if !m.Pass {
+			class, word = "fail", "fail"
+		}
+		l := html.EscapeString(m.Label)
+		b.WriteString(`<rect class="mark ` + class + `" x="` + itoa(m.X) + `" y="` + itoa(m.Y) + `" width="` + itoa(m.W) + `" height="` + itoa(m.H) +
+			`" data-at="` + m.At.UTC().Format(time.RFC3339) + `" data-host="` + l + `"><title>` + m.At.UTC().Format("2006-01-02 15:04 UTC") + " " + l + ": " + word + "</title></rect>\n")
+	}
+	b.WriteString(`<text class="axis" x="` + itoa(c.Left) + `" y="` + itoa(c.AxisY) + `">` + c.From.UTC().Format("2006-01-02") + `</text><text class="axis" x="` +
+		itoa(c.Right) + `" y="` + itoa(c.AxisY) + `" text-anchor="end">` + c.To.UTC().Format("2006-01-02") + "</text>\n</svg>")
+	return template.HTML(b.String()) // every piece above is escaped or ours
 }
 
 func cut(s string, n int) string {

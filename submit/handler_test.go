@@ -77,18 +77,18 @@ func TestHandlerTable(t *testing.T) {
 		{"status page, pending", req{path: "/domains/pending.test"}, 200, html, nil, []string{`data-state="pending"`, `class="proof-dns-value"`, `id="verify-form"`, `value="0"`}, []string{contact, tok}},
 		{"status page, unknown", req{path: "/domains/absent.test"}, 404, html, nil, []string{`id="error"`}, nil},
 		{"status page, bad name", req{path: "/domains/co.uk"}, 400, html, nil, nil, nil},
-		{"status API", req{path: "/api/v1/domains/LISTED.test"}, 200, js, []string{"domain", "state", "listed_as", "mx_patterns", "want_enforce", "follow_mta_sts", "checks_passed", "checks_needed", "passing_since", "failing_since", "last_checked", "next_check", "checks", "decisions", "state_text", "progress", "listed", "pending_proofs", "status_url"}, []string{`"serial": 2`}, []string{"secret-contact"}},
+		{"status API", req{path: "/api/v1/domains/LISTED.test"}, 200, js, []string{"domain", "state", "listed_as", "mx_patterns", "want_enforce", "follow_mta_sts", "checks_passed", "checks_needed", "passing_since", "failing_since", "last_checked", "next_check", "checks", "decisions", "state_text", "progress", "listed", "pending_proofs", "status_url"}, []string{`"serial":2`}, []string{"secret-contact"}},
 		{"status API, unknown", req{path: "/api/v1/domains/absent.test"}, 404, js, []string{"error", "code"}, nil, nil},
 		{"status API, %2F", req{path: "/api/v1/domains/%2F"}, 404, js, []string{"error"}, nil, nil},
 		{"paged list API", req{path: "/api/v1/domains?limit=1"}, 200, js, nil, []string{`"domain": "listed.test"`}, []string{"pending.test", "secret-contact"}},
-		{"batch API", req{path: "/api/v1/domains?name=listed.test&name=Absent.test&name=co.uk&name=pending.test"}, 200, js, []string{"domains", "not_found", "invalid"}, []string{`"absent.test"`, `"domain.public_suffix"`, `"domain": "pending.test"`}, []string{"secret-contact", contact}},
+		{"batch API", req{path: "/api/v1/domains?name=listed.test&name=Absent.test&name=co.uk&name=pending.test"}, 200, js, []string{"domains", "not_found", "invalid"}, []string{`"absent.test"`, `"domain.public_suffix"`, `"domain":"pending.test"`}, []string{"secret-contact", contact}},
 		{"batch API, too many", req{path: "/api/v1/domains?" + strings.Repeat("name=a.test&", 101)}, 400, js, []string{"error"}, nil, nil},
 		{"unknown API path", req{path: "/api/v1/nope"}, 404, js, []string{"error"}, nil, nil},
 		{"list page", req{path: "/list"}, 200, html, nil, []string{`data-serial="2"`, `data-domain="listed.test"`, `data-mode="enforce"`, `data-domain="other.test"`}, nil},
 		{"list page, search", req{path: "/list?q=OTHER"}, 200, html, nil, []string{`data-domain="other.test"`}, []string{`data-domain="listed.test"`}},
-		{"list API", req{path: "/api/v1/list?q=listed"}, 200, js, []string{"serial", "total", "entries"}, []string{`"mode": "enforce"`}, []string{"other.test"}},
+		{"list API", req{path: "/api/v1/list?q=listed"}, 200, js, []string{"serial", "total", "entries"}, []string{`"mode":"enforce"`}, []string{"other.test"}},
 		{"stats page", req{path: "/stats"}, 200, html, nil, []string{`id="stats-chart"`, `data-serial="1"`, `data-serial="2"`, `data-state="pending"`}, nil},
-		{"stats API", req{path: "/api/v1/stats"}, 200, js, []string{"lists", "states"}, []string{`"enforce": 1`}, nil},
+		{"stats API", req{path: "/api/v1/stats"}, 200, js, []string{"lists", "states"}, []string{`"enforce":1`}, nil},
 		{"setup API", req{path: "/api/v1/setup"}, 200, js, []string{"list_url", "pubkey_url", "allowed_signers_url", "fingerprints", "fetch_yaml", "fetch_command", "cron", "systemd"}, nil, nil},
 		{"confirm page", req{path: "/domains/pending.test/confirm?token=" + tok}, 200, html, nil, []string{`id="confirm-button"`, `name="token"`}, nil},
 		{"confirm page, bad token", req{path: "/domains/pending.test/confirm?token=zzzz"}, 403, html, nil, []string{`id="error"`}, nil},
@@ -96,7 +96,7 @@ func TestHandlerTable(t *testing.T) {
 		{"submissions API, GET", req{path: "/api/v1/submissions"}, 404, js, nil, nil, nil},
 		{"verify API, unknown", req{method: "POST", path: "/api/v1/domains/absent.test/verify"}, 409, js, []string{"error", "code"}, []string{"no_pending_proof"}, nil},
 		{"removal API, unknown", req{method: "POST", path: "/api/v1/domains/absent.test/removal"}, 404, js, []string{"error", "code"}, nil, nil},
-		{"removal API", req{method: "POST", path: "/api/v1/domains/listed.test/removal"}, 202, js, []string{"domain", "state", "status_url", "proof"}, []string{`"state": "enforce"`, `"type": "TXT"`, `"to": "postmaster@listed.test"`}, nil},
+		{"removal API", req{method: "POST", path: "/api/v1/domains/listed.test/removal"}, 202, js, []string{"domain", "state", "status_url", "proof"}, []string{`"state":"enforce"`, `"type":"TXT"`, `"to":"postmaster@listed.test"`}, nil},
 		{"confirm API, wrong type", req{method: "POST", path: "/api/v1/domains/pending.test/confirm", body: `{"token":1}`, ctype: "application/json"}, 400, js, nil, nil, nil},
 		{"submit page without form", req{method: "POST", path: "/submit"}, 415, html, nil, nil, nil},
 		{"verify page without CSRF", req{method: "POST", path: "/domains/pending.test/verify", body: "x=1", ctype: "application/x-www-form-urlencoded"}, 403, html, nil, nil, nil},
@@ -193,5 +193,56 @@ func TestStatusProgress(t *testing.T) {
 	}
 	if strings.Contains(page, `id="removal-form"`) {
 		t.Errorf("removal offered without a lifecycle")
+	}
+}
+
+// A stored name that ParseDomain refuses (an operator's lab domain, an
+// old import) still has its status, in JSON and as a page; the door never
+// adds such a name.
+func TestStatusOfNameTheRulesRefuse(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.Names.AllowTestTLD = false })
+	if err := e.st.AddDomain(context.Background(), store.Domain{Name: "lab.test", State: store.StateValidating, MXPatterns: []string{"mx.lab.test"}, NextCheck: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/api/v1/domains/lab.test", "/domains/LAB.test.", "/api/v1/domains?name=lab.test"} {
+		if rec := e.get(path); rec.Code != 200 || !strings.Contains(rec.Body.String(), "lab.test") {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body.String())
+		}
+	}
+	if rec := e.get("/api/v1/domains/other.test"); rec.Code != 400 || decode[apiError](t, rec).Code != "domain.unknown_tld" {
+		t.Errorf("unknown .test name: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := e.get("/api/v1/check?domain=lab.test"); rec.Code != 400 {
+		t.Errorf("check of a refused name: %d", rec.Code)
+	}
+}
+
+// The check history chart is built outside the template: whatever host
+// names the checks recorded are escaped in it.
+func TestHistoryChartEscapes(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	if err := e.st.AddDomain(ctx, store.Domain{Name: "x.test", State: store.StateValidating, MXPatterns: []string{"mx.x.test"}, NextCheck: t0}); err != nil {
+		t.Fatal(err)
+	}
+	f := mustJSON([]map[string]string{{"code": "cert.expired", "severity": "error", "summary": "s", "message": "m", "host": `"><script>x</script>`}})
+	for i, ok := range []bool{true, false} {
+		if err := e.st.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "x.test", At: t0.Add(time.Duration(i) * time.Hour), Eligible: ok,
+			MXHosts: []string{`"><script>x</script>`, "mx.x.test"}, Findings: json.RawMessage(f)}, NextCheck: t0.Add(2 * time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	page := e.get("/domains/x.test").Body.String()
+	chart := page[strings.Index(page, `<svg id="history-chart"`):strings.Index(page, "</svg>")]
+	if strings.Contains(page, "<script") || !strings.Contains(chart, `data-host="&#34;&gt;&lt;script&gt;x&lt;/script&gt;"`) {
+		t.Errorf("chart: %s", chart)
+	}
+	// Three rows (the domain, two hosts) and a mark per check and row;
+	// the failing check fails the domain and the host its error names.
+	if n := strings.Count(chart, `<g class="row"`); n != 3 {
+		t.Errorf("%d rows", n)
+	}
+	if p, f := strings.Count(chart, `class="mark pass"`), strings.Count(chart, `class="mark fail"`); p != 4 || f != 2 {
+		t.Errorf("%d pass, %d fail marks, want 4 and 2", p, f)
 	}
 }

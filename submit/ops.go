@@ -388,8 +388,26 @@ var stateWords = map[store.State]string{
 // historyLimit is how many checks the status shows.
 const historyLimit = 100
 
-func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorError) {
+// knownDomain normalises a name to look up: through ParseDomain, or, for
+// a name it refuses that is in the store all the same (added before the
+// rules, or by an operator in a lab), as the store keeps names. Reading a
+// status never adds anything.
+func (s *Server) knownDomain(ctx context.Context, raw string) (string, *doorError) {
 	domain, de := s.parseDomain(raw)
+	if de == nil {
+		return domain, nil
+	}
+	n := strings.TrimSuffix(strings.ToLower(strings.TrimSpace(raw)), ".")
+	if store.ValidName(n) {
+		if _, err := s.c.Store.GetDomain(ctx, n); err == nil {
+			return n, nil
+		}
+	}
+	return "", de
+}
+
+func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorError) {
+	domain, de := s.knownDomain(ctx, raw)
 	if de != nil {
 		return statusView{}, de
 	}

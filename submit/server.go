@@ -365,7 +365,7 @@ type apiError struct {
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
-	b, err := json.MarshalIndent(v, "", "  ")
+	b, err := json.Marshal(v)
 	if err != nil {
 		http.Error(w, "encoding failed", http.StatusInternalServerError)
 		return
