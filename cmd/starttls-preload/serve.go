@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/lifecycle"
 	"github.com/starttls-preload/starttls-preload/notify"
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/service"
@@ -88,10 +89,27 @@ func doorRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	return webRoutes(ctx, p)
 }
 
-// serviceJobs are the periodic jobs of serve beside the rounds: the
-// pull-request door's (githubJobs).
+// dnsRetryEvery is how often serve looks up the TXT records of the open
+// DNS ownership proofs, so that a record published after a submission
+// proves it without a click, until the proof expires.
+const dnsRetryEvery = 5 * time.Minute
+
+// serviceJobs are the periodic jobs of serve beside the rounds: the DNS
+// ownership proofs retried, and the pull-request door's (githubJobs).
 func serviceJobs(ctx context.Context, p serveParts) ([]service.Job, error) {
-	return githubJobs(p)
+	lc := &lifecycle.Lifecycle{Store: p.Store, TXT: p.Validator, Now: p.Now}
+	retry := service.Job{Name: "dns proofs", Every: dnsRetryEvery, Run: func(ctx context.Context) error {
+		rep, err := lc.RetryPendingDNS(ctx)
+		if rep.Proven > 0 || rep.Failed > 0 {
+			slog.InfoContext(ctx, "dns proofs retried", "checked", rep.Checked, "proven", rep.Proven, "failed", rep.Failed)
+		}
+		return err
+	}}
+	gh, err := githubJobs(p)
+	if err != nil {
+		return nil, err
+	}
+	return append([]service.Job{retry}, gh...), nil
 }
 
 func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp, error) {

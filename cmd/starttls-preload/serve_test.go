@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,7 +16,9 @@ import (
 	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/internal/testclock"
+	"github.com/starttls-preload/starttls-preload/lifecycle"
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/store"
 )
 
 // serveEnv sets the configuration a lab service needs: the lab's DNS
@@ -449,5 +452,61 @@ func TestServeKeepsCheckInterval(t *testing.T) {
 	}
 	if longest > 1100*time.Millisecond {
 		t.Errorf("the loop slept %v at once, longer than the check interval", longest)
+	}
+}
+
+// TestServeRetriesDNSProofs: a domain submitted without a click is proven
+// by its TXT record once the owner publishes it: serve's loop looks the
+// open proofs up again every few minutes of (fake) time.
+func TestServeRetriesDNSProofs(t *testing.T) {
+	l := newCheckLab(t)
+	dataDir := t.TempDir()
+	serveEnv(t, l)
+	t.Setenv("STARTTLS_PRELOAD_DATA_DIR", dataDir)
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(newServeCmd(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	clock := testclock.New(time.Now().UTC())
+	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	lc := &lifecycle.Lifecycle{Store: app.store, Now: clock.Now}
+	proof, err := lc.Submit(ctx, lifecycle.Request{Domain: "good.test", Contact: "postmaster@good.test", MXPatterns: []string{"mx.good.test"}, Source: "web"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := func() store.State {
+		t.Helper()
+		d, err := app.store.GetDomain(ctx, "good.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.State
+	}
+	if err := app.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != store.StatePending {
+		t.Fatalf("state without the record: %s, want pending", s)
+	}
+	l.dns.Add(fmt.Sprintf("%s. 300 IN TXT %q", proof.DNSName, proof.DNSValue))
+	clock.Add(time.Minute)
+	if err := app.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != store.StatePending {
+		t.Fatalf("state a minute after the record: %s, want pending until the next retry", s)
+	}
+	clock.Add(dnsRetryEvery)
+	if err := app.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if s := state(); s != store.StateValidating {
+		t.Errorf("state after the retry: %s, want validating", s)
 	}
 }
