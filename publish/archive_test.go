@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -173,5 +174,44 @@ func TestArchiveAddMetadata(t *testing.T) {
 	}
 	if !bytes.Contains(sums, []byte("  "+ListFile+"\n")) {
 		t.Errorf("%s:\n%s", sumsFile, sums)
+	}
+}
+
+// Export copies the files of every list by serial from the archive as they
+// are, a list without an SSH signature included, and leaves identical
+// files alone.
+func TestExportStreamsArchivedFiles(t *testing.T) {
+	key := newKey(t)
+	ts := newTestServer(t, key)
+	s9 := snapshot(t, key, testList(9, 1))
+	s9.SSHSig = nil
+	if err := ts.archive.Add(context.Background(), s9); err != nil {
+		t.Fatal(err)
+	}
+	ts.add(t, testList(10, 1))
+	dir := t.TempDir()
+	for range 2 {
+		if err := Export(context.Background(), ts.archive, dir, ts.pubPEM, ts.signers); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ents, _ := os.ReadDir(filepath.Join(dir, "v", "9"))
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	if got := strings.Join(names, " "); got != ListFile+" "+SigFile {
+		t.Errorf("v/9 holds %s", got)
+	}
+	if b, _ := os.ReadFile(filepath.Join(dir, "v", "9", ListFile)); !bytes.Equal(b, s9.List) {
+		t.Error("v/9 list differs")
+	}
+	// A file cut short is a conflict, like any other difference.
+	p := filepath.Join(dir, "v", "9", SigFile)
+	if err := os.WriteFile(p, s9.Sig[:len(s9.Sig)-1], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Export(context.Background(), ts.archive, dir, ts.pubPEM, ts.signers); !errors.Is(err, ErrExportConflict) {
+		t.Errorf("err = %v", err)
 	}
 }
