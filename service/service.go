@@ -231,10 +231,9 @@ func (s *Service) Tick(ctx context.Context) error {
 		stats, err := s.cfg.Scheduler.RunRound(ctx)
 		switch {
 		case err != nil:
-			// Publish anyway: the current list must be signed again
-			// before it expires, whatever happens to the checks.
+			// The list is looked at below anyway: it must be signed
+			// again before it expires, whatever happens to the checks.
 			errs = append(errs, fmt.Errorf("round: %w", err))
-			changed = true
 		case stats.Claimed > 0:
 			s.log.InfoContext(ctx, "round", "claimed", stats.Claimed, "checked", stats.Checked, "passed", stats.Passed,
 				"failed", stats.Failed, "errors", stats.Errors, "skipped", stats.Skipped, "transitions", stats.Transitions)
