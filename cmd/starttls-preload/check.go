@@ -17,6 +17,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
 
@@ -43,7 +44,10 @@ The flags are also configuration keys (validate.resolver, validate.ca_file,
 validate.allow_private, validate.timeout, validate.greeting_timeout,
 validate.concurrency, validate.smtp_port, validate.helo_name), in
 starttls-preload.yaml or as
-STARTTLS_PRELOAD_VALIDATE_* environment variables. Every finding code is
+STARTTLS_PRELOAD_VALIDATE_* environment variables. Domain names are taken as
+the list takes them: no IP address, public suffix or unknown top-level
+domain; list.allow_test_tld (STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD) admits
+RFC 6761 ".test" names for labs. Every finding code is
 listed, one line each, in the validate package's documentation.
 
 Exit status: 0 every domain eligible, 1 some domain not eligible, 2 usage or
@@ -92,10 +96,15 @@ func runCheck(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 && file == "" {
 		return usagef("no domain given: pass DOMAIN... or --domains-file FILE (see %s --help)", cmd.CommandPath())
 	}
-	for _, a := range args {
-		if _, err := validate.NormalizeDomain(a); err != nil {
-			return usagef("%q is not a domain name", a)
+	// listgen.ParseDomain is the one normaliser: check refuses what the list
+	// would (list.allow_test_tld admits ".test").
+	names := listgen.NameOptions{AllowTestTLD: c.List.AllowTestTLD}
+	for i, a := range args {
+		n, err := parseDomainArg(a, names)
+		if err != nil {
+			return err
 		}
+		args[i] = n
 	}
 	vc := c.Validate
 	if vc.Concurrency < 1 {
@@ -150,7 +159,7 @@ func runCheck(cmd *cobra.Command, args []string) error {
 		prog.shared = isTerminal(cmd.OutOrStdout())
 		defer prog.finish()
 	}
-	r := &checkRun{round: v.NewRound(), concurrency: vc.Concurrency}
+	r := &checkRun{round: namedRound{v.NewRound(), names}, concurrency: vc.Concurrency}
 	var failed, invalid int
 	emit := func(j job) error {
 		if j.err != nil {

@@ -42,6 +42,7 @@ var benchDomains = flag.Int("check.domains", 100000, "domains in BenchmarkCheckC
 //	go test -run='^$' -bench=CheckCommandBulk -benchtime=1x ./cmd/starttls-preload
 func BenchmarkCheckCommandBulk(b *testing.B) {
 	const hosts = 50
+	b.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true") // the lab's ".test" names
 	pki := lab.NewPKI(b)
 	d := lab.NewDNS(b, "127.0.0.1:0")
 	ln, err := net.Listen("tcp", "127.0.1.1:0")

@@ -24,6 +24,8 @@ type checkLab struct {
 }
 
 func newCheckLab(t *testing.T) *checkLab {
+	// The lab's names are RFC 6761 ".test" names (list.allow_test_tld).
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
 	pki := lab.NewPKI(t)
 	d := lab.NewDNS(t, "127.0.0.1:0")
 	cert := pki.Leaf("mx.good.test")
@@ -50,6 +52,11 @@ func (l *checkLab) args(extra ...string) []string {
 func execute(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	t.Chdir(t.TempDir()) // no starttls-preload.yaml from the working directory
+	// Labs use RFC 6761 ".test" names: admit them (list.allow_test_tld)
+	// unless the test decided.
+	if _, ok := os.LookupEnv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD"); !ok {
+		t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+	}
 	root := newRootCmd()
 	var stdout, stderr bytes.Buffer
 	root.SetArgs(args)

@@ -51,10 +51,16 @@ func withStore(cmd *cobra.Command, f func(ctx context.Context, c *Config, st sto
 	return f(cmd.Context(), c, st)
 }
 
-func domainArg(s string) (string, error) {
-	name, err := listgen.NormalizeName(s)
+// domainArg normalises the DOMAIN argument with listgen.ParseDomain, the
+// one normaliser (list.allow_test_tld admits ".test").
+func domainArg(cmd *cobra.Command, s string) (string, error) {
+	o, err := nameOptions(cmd)
 	if err != nil {
-		return "", usagef("not a domain name: %v", err)
+		return "", err
+	}
+	name, err := listgen.ParseDomain(s, o)
+	if err != nil {
+		return "", nameUsageError(err)
 	}
 	return name, nil
 }
@@ -75,7 +81,7 @@ being checked or listed has its patterns (and contact) declared again with
   starttls-preload domains add example.org --mx '*.mail.protection.example.net' --contact postmaster@example.org --enforce`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := domainArg(args[0])
+			name, err := domainArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -155,7 +161,7 @@ func newDomainsRemoveCmd() *cobra.Command {
 		Example: `  starttls-preload domains remove example.com`,
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := domainArg(args[0])
+			name, err := domainArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -183,7 +189,7 @@ list.`,
   starttls-preload domains opt-out example.com --undo`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := domainArg(args[0])
+			name, err := domainArg(cmd, args[0])
 			if err != nil {
 				return err
 			}
@@ -259,7 +265,7 @@ func newDomainsShowCmd() *cobra.Command {
   starttls-preload domains show example.com --json --checks 100`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			name, err := domainArg(args[0])
+			name, err := domainArg(cmd, args[0])
 			if err != nil {
 				return err
 			}

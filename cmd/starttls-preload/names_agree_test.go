@@ -2,6 +2,8 @@ package main
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,4 +60,58 @@ func FuzzNamesAgree(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(checkNamesAgree)
+}
+
+// TestCommandsUseParseDomain: check and domains take names through
+// listgen.ParseDomain, with list.allow_test_tld deciding ".test".
+func TestCommandsUseParseDomain(t *testing.T) {
+	l := newCheckLab(t)
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "false")
+	for _, tt := range []struct {
+		args []string
+		says string
+	}{
+		{[]string{"check", "co.uk"}, "public suffix"},
+		{[]string{"check", "example.123"}, "top-level domain"},
+		{[]string{"check", "192.0.2.1"}, "IP address"},
+		{[]string{"check", "[2001:db8::1]"}, "IP address"},
+		{[]string{"check", "foo.invalidtld"}, "top-level domain"},
+		{[]string{"check", "good.test"}, "top-level domain"},
+		{[]string{"domains", "show", "co.uk"}, "public suffix"},
+		{[]string{"domains", "show", "example.test"}, "top-level domain"},
+		{[]string{"domains", "remove", "192.0.2.1"}, "IP address"},
+		{[]string{"domains", "add", "github.io", "--mx", "mx.example.com", "--skip-ownership"}, "public suffix"},
+	} {
+		args := tt.args
+		switch args[0] {
+		case "check":
+			args = l.args(args[1:]...) // the lab's resolver, were a name looked up
+		case "domains":
+			args = append(args, "--data-dir", t.TempDir())
+		}
+		_, stderr, code := execute(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, tt.says) || strings.Contains(strings.TrimSpace(stderr), "\n") {
+			t.Errorf("%q: exit %d, stderr %q; want exit %d, one line saying %q", tt.args, code, stderr, exitUsage, tt.says)
+		}
+	}
+}
+
+// TestCommandsAllowTestTLD: with list.allow_test_tld (here from the
+// environment), ".test" names are taken, in arguments and in a domains
+// file, and other refusals stand.
+func TestCommandsAllowTestTLD(t *testing.T) {
+	l := newCheckLab(t)
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+	if _, stderr, code := execute(t, l.args("--json", "Good.Test.")...); code != exitOK {
+		t.Errorf("check Good.Test.: exit %d, %s", code, stderr)
+	}
+	if _, stderr, code := execute(t, "domains", "show", "absent.test", "--data-dir", t.TempDir()); code == exitUsage {
+		t.Errorf("domains show absent.test: a usage error: %s", stderr)
+	}
+	file := filepath.Join(t.TempDir(), "domains.txt")
+	os.WriteFile(file, []byte("good.test\nco.uk\nexample.123\n"), 0o644)
+	out, stderr, code := execute(t, l.args("--json", "--domains-file", file)...)
+	if code != exitFindings || !strings.Contains(stderr, "2 invalid domain name") || strings.Count(out, "\n") != 1 {
+		t.Errorf("domains file: exit %d, stderr %q, output %q; want exit 1, two invalid names, one result", code, stderr, out)
+	}
 }
