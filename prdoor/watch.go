@@ -372,7 +372,8 @@ func (w *Watcher) progress(ctx context.Context, domains []string) ([]prcheck.Adm
 			a.Failures = w.latestFailures(ctx, name)
 		}
 		if listed(d.State) && latest != nil {
-			if at, ok := w.admittedAt(ctx, name); ok && !latest.Timestamp.Before(at) {
+			// List timestamps are whole seconds.
+			if at, ok := w.admittedAt(ctx, name); ok && !latest.Timestamp.Before(at.Truncate(time.Second)) {
 				a.Serial = latest.Serial
 			}
 		}

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/starttls-preload/starttls-preload/internal/fakegithub"
+	"github.com/starttls-preload/starttls-preload/internal/testclock"
+	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/prdoor"
+	"github.com/starttls-preload/starttls-preload/store"
+)
+
+// TestServeWatchesPullRequests runs serve's parts with github.* set: a
+// proven PR's domain enters validating from the watcher, rounds admit it,
+// the comment follows to the list serial, and the list pull request
+// carries the published list.
+func TestServeWatchesPullRequests(t *testing.T) {
+	l := newCheckLab(t)
+	serveEnv(t, l)
+	gh := fakegithub.New(t, "example", "list", map[string][]byte{"policy-list.json": prListBytes(t)})
+	l.dns.Add(fmt.Sprintf("_starttls-preload.good.test. 300 IN TXT %q", gh.PRURL(7)))
+	gh.OpenPR(7, "contributor/list", map[string][]byte{"policy-list.json": prListBytes(t, "good.test")})
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_REPOSITORY", "example/list")
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_TOKEN", "ghs_test")
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_API_URL", gh.APIURL())
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+
+	dataDir := t.TempDir()
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", "127.0.0.1:0"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := testclock.New(time.Now().Add(time.Minute).UTC())
+	ctx := context.Background()
+	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+
+	if err := app.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := app.store.GetDomain(ctx, "good.test")
+	if err != nil || d.State != store.StateValidating || d.Source != gh.PRURL(7) {
+		t.Fatalf("good.test after the first tick: %+v %v", d, err)
+	}
+	comment := func() string {
+		t.Helper()
+		cs := gh.Comments(7)
+		if len(cs) != 1 {
+			t.Fatalf("%d comments on PR 7, want 1", len(cs))
+		}
+		return cs[0].Body
+	}
+	if !strings.Contains(comment(), "Admission progress") {
+		t.Fatalf("comment:\n%s", comment())
+	}
+	for i := 0; i < 10 && !strings.Contains(comment(), "admitted, in list serial"); i++ {
+		clock.Add(6 * time.Hour)
+		if err := app.Tick(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !strings.Contains(comment(), "admitted, in list serial") {
+		t.Fatalf("never admitted:\n%s", comment())
+	}
+	// The list pull request holds the list with good.test.
+	var listPR *fakegithub.PR
+	for _, p := range gh.PRs() {
+		if p.HeadRef == prdoor.DefaultListBranch {
+			if listPR != nil {
+				t.Fatal("two list pull requests")
+			}
+			p := p
+			listPR = &p
+		}
+	}
+	if listPR == nil {
+		t.Fatal("no list pull request")
+	}
+	b, _ := gh.File(prdoor.DefaultListBranch, "policy-list.json")
+	lst, err := listgen.Parse(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := lst.Resolve("good.test"); !ok || !strings.Contains(listPR.Body, "`good.test` | added") {
+		t.Fatalf("list PR: %+v\n%s", listPR, b)
+	}
+}
