@@ -21,8 +21,11 @@
 // after another) and at most MaxWait. Tick runs one round of the due
 // checks, publishes a new list when the round changed the listed domains or
 // their policies or when the last look is MaxWait old, prunes the history
-// once a day and runs the jobs that are due, one after another. A failure
-// of one part is logged and does not stop the others or the loop.
+// once a day, and meanwhile runs the jobs that are due, one after another.
+// A failure of one part is logged and does not stop the others or the
+// loop. A job runs at the first tick, then at the first tick at least Every
+// after its last start; it must be safe to run beside a round (the store
+// is, with its compare-and-set transitions).
 //
 // # Routes
 //
@@ -222,9 +225,30 @@ func handle(mux *http.ServeMux, r Route) (err error) {
 func (s *Service) Handler() http.Handler { return s.handler }
 
 // Tick runs one round of the due checks, publishes a new list when needed,
-// prunes the history once a day and runs the jobs that are due. The
-// errors of the parts are joined; each part runs whatever the others did.
+// prunes the history once a day and runs the jobs that are due: the jobs
+// one after another in their order, beside the round, so that neither
+// waits for the other within a tick. The errors of the parts are joined;
+// each part runs whatever the others did.
 func (s *Service) Tick(ctx context.Context) error {
+	now := s.cfg.Now()
+	var jobErrs []error
+	jobsDone := make(chan struct{})
+	var due []Job
+	for i, j := range s.cfg.Jobs {
+		if !now.Before(s.jobNext[i]) {
+			s.jobNext[i] = now.Add(j.Every)
+			due = append(due, j)
+		}
+	}
+	go func() {
+		defer close(jobsDone)
+		for _, j := range due {
+			if err := j.Run(ctx); err != nil {
+				jobErrs = append(jobErrs, fmt.Errorf("%s: %w", j.Name, err))
+			}
+		}
+	}()
+
 	var errs []error
 	changed := false
 	if s.cfg.Scheduler != nil {
@@ -238,9 +262,9 @@ func (s *Service) Tick(ctx context.Context) error {
 			s.log.InfoContext(ctx, "round", "claimed", stats.Claimed, "checked", stats.Checked, "passed", stats.Passed,
 				"failed", stats.Failed, "errors", stats.Errors, "skipped", stats.Skipped, "transitions", stats.Transitions)
 		}
-		changed = changed || stats.ListChanged
+		changed = stats.ListChanged
 	}
-	now := s.cfg.Now()
+	now = s.cfg.Now()
 	if s.cfg.Builder != nil && (changed || !now.Before(s.nextPublish)) {
 		// Publish compares the policies with the current list itself:
 		// a domain removed by an operator between rounds is caught too.
@@ -262,16 +286,8 @@ func (s *Service) Tick(ctx context.Context) error {
 			}
 		}
 	}
-	for i, j := range s.cfg.Jobs {
-		if now.Before(s.jobNext[i]) {
-			continue
-		}
-		s.jobNext[i] = now.Add(j.Every)
-		if err := j.Run(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", j.Name, err))
-		}
-	}
-	return errors.Join(errs...)
+	<-jobsDone
+	return errors.Join(append(errs, jobErrs...)...)
 }
 
 // NextWait is how long Run sleeps after a tick: until the next domain

@@ -311,3 +311,50 @@ func TestRoutes(t *testing.T) {
 		}
 	}
 }
+
+// blockingChecker's checks wait for release.
+type blockingChecker struct {
+	started chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (c *blockingChecker) Check(ctx context.Context, domain string) (*validate.Result, error) {
+	c.once.Do(func() { close(c.started) })
+	select {
+	case <-c.release:
+	case <-time.After(10 * time.Second): // a guard against a deadlock, not a timing
+		return nil, errors.New("the job never ran beside the round")
+	}
+	return (&checker{}).Check(ctx, domain)
+}
+
+// TestJobsRunBesideTheRound: a job due at a tick runs while the round's
+// checks are under way, not after them: here the check waits for the job.
+func TestJobsRunBesideTheRound(t *testing.T) {
+	ctx := context.Background()
+	st := memstore.New()
+	clock := testclock.New(t0)
+	addDomain(t, st, "a.test", store.StateValidating, t0)
+	bc := &blockingChecker{started: make(chan struct{}), release: make(chan struct{})}
+	sched, err := admission.NewScheduler(admission.Config{Store: st, NewRound: func() admission.Checker { return bc }, Now: clock.Now, Log: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := New(Config{Store: st, Scheduler: sched, Now: clock.Now, Log: quiet,
+		Jobs: []Job{{Name: "j", Every: time.Minute, Run: func(context.Context) error {
+			<-bc.started
+			close(bc.release)
+			return nil
+		}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Tick(ctx); err != nil {
+		t.Fatal(err)
+	}
+	checks, err := st.Checks(ctx, "a.test", time.Time{}, 0)
+	if err != nil || len(checks) != 1 || !checks[0].Eligible {
+		t.Errorf("checks = %+v, %v; want one passed", checks, err)
+	}
+}
