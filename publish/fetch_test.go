@@ -96,7 +96,7 @@ func assertSame(t *testing.T, before, after map[string]string, ignore ...string)
 }
 
 // badServer serves one response for the list and another for its signature.
-func badServer(t *testing.T, list, sig http.HandlerFunc) string {
+func badServer(t testing.TB, list, sig http.HandlerFunc) string {
 	t.Helper()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/"+ListFile, list)
