@@ -127,14 +127,22 @@ func TestParseDomain(t *testing.T) {
 }
 
 // TestParseDomainLintAgree: a name ParseDomain accepts lints clean, with
-// the same option.
+// the same option, and a domain that lints clean is one ParseDomain
+// accepts as it is.
 func TestParseDomainLintAgree(t *testing.T) {
 	for _, tt := range nameCases {
+		l := &List{Version: FormatVersion, Serial: 1, Author: "a", Timestamp: lintTS, Expires: lintTS.AddDate(0, 0, 1),
+			Policies: map[string]Policy{tt.in: {Mode: ModeEnforce, MXs: []string{"mx.example.com"}}}, PolicyAliases: map[string]Policy{}}
+		if ps := LintWith(l, LintOptions{AllowTestTLD: tt.allowTT}); len(ps) == 0 {
+			if got, err := ParseDomain(tt.in, NameOptions{AllowTestTLD: tt.allowTT}); err != nil || got != tt.in {
+				t.Errorf("%q lints clean, but ParseDomain = %q, %v", tt.in, got, err)
+			}
+		}
 		got, err := ParseDomain(tt.in, NameOptions{AllowTestTLD: tt.allowTT})
 		if err != nil {
 			continue
 		}
-		l := &List{Version: FormatVersion, Serial: 1, Author: "a", Timestamp: lintTS, Expires: lintTS.AddDate(0, 0, 1),
+		l = &List{Version: FormatVersion, Serial: 1, Author: "a", Timestamp: lintTS, Expires: lintTS.AddDate(0, 0, 1),
 			Policies: map[string]Policy{got: {Mode: ModeEnforce, MXs: []string{"mx.example.com"}}}, PolicyAliases: map[string]Policy{}}
 		if ps := LintWith(l, LintOptions{AllowTestTLD: tt.allowTT}); len(ps) > 0 {
 			t.Errorf("ParseDomain(%q) = %q, which lints with %v", tt.in, got, ps)
