@@ -119,6 +119,22 @@ func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+func (s *Server) apiWithdraw(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Token string `json:"token"`
+	}
+	if de := decodeJSON(r, &in); de != nil {
+		writeDoorError(w, de)
+		return
+	}
+	resp, de := s.withdraw(r.Context(), r, r.PathValue("domain"), in.Token)
+	if de != nil {
+		writeDoorError(w, de)
+		return
+	}
+	writeJSON(w, http.StatusOK, resp)
+}
+
 func (s *Server) apiStatus(w http.ResponseWriter, r *http.Request) {
 	v, de := s.statusOf(r.Context(), r.PathValue("domain"))
 	if de != nil {

@@ -14,6 +14,7 @@
 //	POST /domains/{domain}/removal          ask for removal (a new proof to give)
 //	GET  /domains/{domain}/confirm?token=T  the mailed link: a page with a button, consumes nothing
 //	POST /domains/{domain}/confirm          the button: proves ownership with the token
+//	POST /domains/{domain}/withdraw         the other button: drops a pending submission (add token)
 //	GET  /list[?q=TEXT]                     the current list, searchable
 //	GET  /stats                             list size by mode over time
 //	GET  /static/...                        the style sheet
@@ -25,6 +26,8 @@
 //	POST /api/v1/domains/{domain}/verify    checks the pending DNS proof
 //	POST /api/v1/domains/{domain}/removal   → 202 with the removal proof
 //	POST /api/v1/domains/{domain}/confirm   {"token"} proves with the mailed token
+//	POST /api/v1/domains/{domain}/withdraw  {"token"} drops a pending submission
+//	GET  /api/v1/setup                      the MTA operators' set-up of this instance
 //	GET  /api/v1/domains/{domain}           status (admission's fields plus progress and the serial listing it)
 //	GET  /api/v1/domains?name=A&name=B      batch status; without name, admission's paged list
 //	GET  /api/v1/list[?q=TEXT]              the current list

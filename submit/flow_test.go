@@ -336,3 +336,39 @@ func TestMailResendLimited(t *testing.T) {
 		t.Errorf("another domain: %d", rec.Code)
 	}
 }
+
+// The mailed link's page lets postmaster@ withdraw a submission they did
+// not make: the domain is removed, the token used; a removal token cannot
+// withdraw.
+func TestWithdraw(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails))
+	e.postJSON("/api/v1/submissions", submitJSON("example.test"))
+	tok := tokenOf(mails.all()[0].Body)
+	link := "/domains/example.test/confirm?token=" + tok
+	if page := e.get(link).Body.String(); !strings.Contains(page, `id="withdraw-button"`) {
+		t.Fatalf("no withdraw button: %s", page)
+	}
+	f := e.formFrom(link)
+	rec := e.postForm(f, "/domains/example.test/withdraw", url.Values{"token": {tok}})
+	if rec.Code != 200 || !strings.Contains(rec.Body.String(), `data-state="removed"`) {
+		t.Fatalf("withdraw: %d %s", rec.Code, rec.Body.String())
+	}
+	if rec := e.postJSON("/api/v1/domains/example.test/confirm", `{"token":"`+tok+`"}`); rec.Code != http.StatusConflict {
+		t.Errorf("the token after withdrawal: %d %s", rec.Code, rec.Body.String())
+	}
+	// A removal link offers no withdrawal and its token withdraws nothing.
+	e.postJSON("/api/v1/submissions", submitJSON("other.test"))
+	e.postJSON("/api/v1/domains/other.test/confirm", `{"token":"`+tokenOf(mails.all()[1].Body)+`"}`)
+	e.postJSON("/api/v1/domains/other.test/removal", "")
+	rtok := tokenOf(mails.all()[2].Body)
+	if page := e.get("/domains/other.test/confirm?token=" + rtok).Body.String(); strings.Contains(page, "withdraw-button") || !strings.Contains(page, `data-purpose="remove"`) {
+		t.Errorf("removal link page: %s", page)
+	}
+	if rec := e.postJSON("/api/v1/domains/other.test/withdraw", `{"token":"`+rtok+`"}`); rec.Code != http.StatusForbidden {
+		t.Errorf("withdraw with a removal token: %d %s", rec.Code, rec.Body.String())
+	}
+	if d, _ := e.st.GetDomain(context.Background(), "other.test"); d.State != store.StateValidating {
+		t.Errorf("other.test is %s", d.State)
+	}
+}

@@ -97,6 +97,8 @@ func TestHandlerTable(t *testing.T) {
 		{"verify API, unknown", req{method: "POST", path: "/api/v1/domains/absent.test/verify"}, 409, js, []string{"error", "code"}, []string{"no_pending_proof"}, nil},
 		{"removal API, unknown", req{method: "POST", path: "/api/v1/domains/absent.test/removal"}, 404, js, []string{"error", "code"}, nil, nil},
 		{"removal API", req{method: "POST", path: "/api/v1/domains/listed.test/removal"}, 202, js, []string{"domain", "state", "status_url", "proof"}, []string{`"state":"enforce"`, `"type":"TXT"`, `"to":"postmaster@listed.test"`}, nil},
+		{"withdraw API, bad token", req{method: "POST", path: "/api/v1/domains/pending.test/withdraw", body: `{"token":"zzzz"}`, ctype: "application/json"}, 403, js, []string{"error", "code"}, []string{"token_invalid"}, nil},
+		{"withdraw page without CSRF", req{method: "POST", path: "/domains/pending.test/withdraw", body: "token=" + tok, ctype: "application/x-www-form-urlencoded"}, 403, html, nil, nil, nil},
 		{"confirm API, wrong type", req{method: "POST", path: "/api/v1/domains/pending.test/confirm", body: `{"token":1}`, ctype: "application/json"}, 400, js, nil, nil, nil},
 		{"submit page without form", req{method: "POST", path: "/submit"}, 415, html, nil, nil, nil},
 		{"verify page without CSRF", req{method: "POST", path: "/domains/pending.test/verify", body: "x=1", ctype: "application/x-www-form-urlencoded"}, 403, html, nil, nil, nil},

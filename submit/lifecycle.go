@@ -21,6 +21,7 @@ type Lifecycle interface {
 	PendingProofs(ctx context.Context, domain string) ([]lifecycle.Proof, error)
 	PeekToken(ctx context.Context, domain, token string) (lifecycle.Purpose, error)
 	ConfirmToken(ctx context.Context, domain, token string) (lifecycle.Change, error)
+	Withdraw(ctx context.Context, domain, token string) (lifecycle.Change, error)
 	VerifyDNS(ctx context.Context, domain string) (lifecycle.Change, error)
 }
 

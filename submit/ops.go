@@ -350,6 +350,29 @@ func (s *Server) confirm(ctx context.Context, r *http.Request, raw, token string
 	return s.changeResponse(c), nil
 }
 
+// withdraw uses a mailed add token to drop a pending submission (POST
+// only): the mailbox's owner says it was not them.
+func (s *Server) withdraw(ctx context.Context, r *http.Request, raw, token string) (changeResponse, *doorError) {
+	if s.c.Lifecycle == nil {
+		return changeResponse{}, &doorError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Proofs are not checked on this instance."}
+	}
+	domain, de := s.parseDomain(raw)
+	if de != nil {
+		return changeResponse{}, de
+	}
+	if token == "" || len(token) > maxToken {
+		return changeResponse{}, &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
+	}
+	if de := s.verifyLimits(r, domain); de != nil {
+		return changeResponse{}, de
+	}
+	c, err := s.c.Lifecycle.Withdraw(ctx, domain, token)
+	if err != nil {
+		return changeResponse{}, s.lifecycleFailure(ctx, "withdraw", domain, err)
+	}
+	return s.changeResponse(c), nil
+}
+
 // statusView is a domain's status: admission's fields (kept as they were),
 // then what the pages add.
 type statusView struct {

@@ -328,10 +328,11 @@ func (s *Server) verifyPage(w http.ResponseWriter, r *http.Request) {
 
 type confirmData struct {
 	Page
-	Domain      string
-	Purpose     lifecycle.Purpose
-	Token       string
-	ConfirmPath string
+	Domain       string
+	Purpose      lifecycle.Purpose
+	Token        string
+	ConfirmPath  string
+	WithdrawPath string
 }
 
 // confirmGetPage is the mailed link: it shows a button and consumes
@@ -346,7 +347,7 @@ func (s *Server) confirmGetPage(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, r, http.StatusOK, "confirm", confirmData{
 		Page: Page{Title: "Confirm", CSRF: s.csrfToken(w, r)}, Domain: domain, Purpose: purpose, Token: token,
-		ConfirmPath: "/domains/" + domain + "/confirm",
+		ConfirmPath: "/domains/" + domain + "/confirm", WithdrawPath: "/domains/" + domain + "/withdraw",
 	})
 }
 
@@ -360,6 +361,19 @@ func (s *Server) confirmPostPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.donePage(w, r, c)
+}
+
+func (s *Server) withdrawPage(w http.ResponseWriter, r *http.Request) {
+	if !s.formOK(w, r) {
+		return
+	}
+	c, de := s.withdraw(r.Context(), r, r.PathValue("domain"), r.PostForm.Get("token"))
+	if de != nil {
+		s.doorErrorPage(w, r, de)
+		return
+	}
+	s.render(w, r, http.StatusOK, "done", doneData{Page: Page{Title: "Withdrawn"}, Domain: c.Domain, State: c.State,
+		Message: "The request to add " + c.Domain + " is withdrawn. Nothing more happens unless someone submits it again.", StatusPath: "/domains/" + c.Domain})
 }
 
 type statusData struct {

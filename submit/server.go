@@ -183,6 +183,7 @@ func (s *Server) buildRoutes() {
 	add("POST /domains/{domain}/removal", s.removalPage)
 	add("GET /domains/{domain}/confirm", s.confirmGetPage)
 	add("POST /domains/{domain}/confirm", s.confirmPostPage)
+	add("POST /domains/{domain}/withdraw", s.withdrawPage)
 	add("GET /list", s.listPage)
 	add("GET /stats", s.statsPage)
 	add("GET /static/", s.static)
@@ -192,6 +193,7 @@ func (s *Server) buildRoutes() {
 	add("POST /api/v1/domains/{domain}/verify", s.apiVerify)
 	add("POST /api/v1/domains/{domain}/removal", s.apiRemoval)
 	add("POST /api/v1/domains/{domain}/confirm", s.apiConfirm)
+	add("POST /api/v1/domains/{domain}/withdraw", s.apiWithdraw)
 	add("GET /api/v1/domains/{domain}", s.apiStatus)
 	add("GET /api/v1/domains", func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Query().Has("name") {
