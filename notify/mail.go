@@ -24,6 +24,7 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -319,8 +320,7 @@ func (m *Mailer) Compose(msg Message) ([]byte, error) {
 	hdr := func(k, v string) { fmt.Fprintf(&b, "%s: %s\r\n", k, v) }
 	hdr("From", m.from.String())
 	hdr("To", msg.To)
-	// RFC 2047 §5: a subject that is not ASCII is an encoded-word.
-	hdr("Subject", mime.QEncoding.Encode("utf-8", msg.Subject))
+	hdr("Subject", encodeSubject(msg.Subject))
 	// RFC 5322 §3.3: date-time, e.g. "Mon, 23 Nov 2026 08:00:00 +0000".
 	hdr("Date", m.cfg.Now().Format(time.RFC1123Z))
 	// RFC 5322 §3.6.4: msg-id = "<" id-left "@" id-right ">".
@@ -335,6 +335,30 @@ func (m *Mailer) Compose(msg Message) ([]byte, error) {
 	body = strings.ReplaceAll(body, "\r", "\n")
 	b.WriteString(strings.ReplaceAll(body, "\n", "\r\n"))
 	return b.Bytes(), nil
+}
+
+// encodeSubject returns the subject as header text: trimmed, and as RFC
+// 2047 encoded-words when it is not ASCII or holds "=?", so that text a
+// visitor typed is shown as typed and never decoded as an encoded-word
+// of its own.
+func encodeSubject(s string) string {
+	s = strings.TrimSpace(s)
+	if !strings.Contains(s, "=?") {
+		// RFC 2047 §5: a subject that is not ASCII is an encoded-word.
+		return mime.QEncoding.Encode("utf-8", s)
+	}
+	// RFC 2047 §2: an encoded-word is at most 75 characters; 45 bytes
+	// are 60 in base64, cut at character boundaries.
+	var words []string
+	for len(s) > 0 {
+		n := min(len(s), 45)
+		for n < len(s) && !utf8.RuneStart(s[n]) {
+			n--
+		}
+		words = append(words, "=?utf-8?b?"+base64.StdEncoding.EncodeToString([]byte(s[:n]))+"?=")
+		s = s[n:]
+	}
+	return strings.Join(words, " ")
 }
 
 // limitConn fails reads once left bytes have been read.
