@@ -125,6 +125,10 @@ type Report struct {
 	// Problems are the head list's lint problems (nothing is checked then).
 	Problems []listgen.Problem `json:"problems"`
 	Domains  []DomainReport    `json:"domains"`
+	// ServiceList marks the service's own list pull request (publish
+	// github): the list it published, every domain admitted by its
+	// repeated checks. Nothing is checked.
+	ServiceList bool `json:"service_list,omitempty"`
 }
 
 // NothingToCheck reports whether the pull request leaves every policy as

@@ -43,6 +43,10 @@ func Comment(r *Report, adm []Admission, o Options) string {
 	var b strings.Builder
 	b.WriteString(Marker + "\n")
 	switch {
+	case r.ServiceList && r.NothingToCheck():
+		b.WriteString("### starttls-preload: the service's list\n\n")
+		b.WriteString("This pull request carries the list the service published (`starttls-preload publish github`): every domain in it was admitted after the service's repeated checks. Nothing to check.\n")
+		return b.String()
 	case r.NothingToCheck():
 		b.WriteString("### starttls-preload: nothing to check\n\n")
 		fmt.Fprintf(&b, "This pull request changes no domain's policy in `policy-list.json` (head %s).\n", shortSHA(r.HeadSHA))

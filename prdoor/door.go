@@ -40,6 +40,9 @@ type Door struct {
 	Options prcheck.Options
 	// ListPath is the list file (default policy-list.json).
 	ListPath string
+	// ListBranch is the branch of the service's list pull request
+	// (DefaultListBranch), which is not checked.
+	ListBranch string
 	// BotLogin, when set, is the login whose comment carrying the marker
 	// is the bot's; otherwise the token's own login (GET /user), or any
 	// Bot account when the token cannot read it (an Actions token).
@@ -70,6 +73,13 @@ func (d *Door) listPath() string {
 		return DefaultListPath
 	}
 	return d.ListPath
+}
+
+func (d *Door) listBranch() string {
+	if d.ListBranch == "" {
+		return DefaultListBranch
+	}
+	return d.ListBranch
 }
 
 func (d *Door) log() *slog.Logger {
@@ -162,7 +172,13 @@ func (d *Door) evaluate(ctx context.Context, pr *github.PullRequest) (*Outcome, 
 	for _, l := range pr.Labels {
 		in.Labels = append(in.Labels, l.GetName())
 	}
-	touched, err := d.touchesList(ctx, n)
+	// The service's own list pull request: a branch of this repository
+	// (only its writers can push one), not a fork's branch of that name.
+	if pr.GetHead().GetRef() == d.listBranch() && pr.GetHead().GetRepo().GetFullName() == d.Owner+"/"+d.Repo {
+		o.Report = &prcheck.Report{URL: prURL, HeadSHA: o.HeadSHA, ServiceList: true}
+		return o, nil
+	}
+		touched, err := d.touchesList(ctx, n)
 	if err != nil {
 		return nil, err
 	}
@@ -372,6 +388,8 @@ func (d *Door) setStatus(ctx context.Context, sha, state, desc, target string) e
 // statusDescription sums the report up in at most 140 characters.
 func statusDescription(r *prcheck.Report) string {
 	switch {
+	case r.ServiceList:
+		return "The service's published list: nothing to check"
 	case r.NothingToCheck():
 		return "Nothing to check: no policy changed"
 	case r.Refusal != nil:

@@ -57,7 +57,7 @@ const maxBody = 60000
 
 func (p *ListPublisher) branch() string {
 	if p.Branch == "" {
-		return DefaultListBranch
+		return p.Door.listBranch()
 	}
 	return p.Branch
 }

@@ -105,3 +105,34 @@ func TestListPublisher(t *testing.T) {
 		t.Fatalf("again: %+v %v", r4, err)
 	}
 }
+
+// TestListPRIsNotChecked: pr-check answers the service's list pull
+// request without checking it, and a fork's branch of the same name is
+// checked like any other.
+func TestListPRIsNotChecked(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	p := &ListPublisher{Door: e.door}
+	r, err := p.Publish(t.Context(), publishedList(t, 2, "listed.test", "admitted.test"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := e.door.CheckPR(t.Context(), r.Number)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !o.Success() || !o.Report.ServiceList || e.dns.Queries() != 0 {
+		t.Fatalf("list PR: success %v, report %+v, %d DNS queries", o.Success(), o.Report, e.dns.Queries())
+	}
+	if st := e.finalStatus(t, e.gh.PR(r.Number).HeadSHA); st.State != "success" {
+		t.Errorf("status %+v", st)
+	}
+	e.gh.OpenPR(50, "mallory/list", listFile(t, "listed.test", "sneaky.test"))
+	e.gh.SetHeadRef(50, DefaultListBranch)
+	o, err = e.door.Evaluate(t.Context(), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Report.ServiceList || o.Success() {
+		t.Fatalf("a fork's PR passed as the list PR: %+v", o.Report)
+	}
+}

@@ -258,6 +258,10 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 			return err
 		}
 		st.outcome, st.body = o, ""
+		if o.Report.ServiceList {
+			st.key, st.submitted = key, nil
+			return nil
+		}
 		if o.Report.NothingToCheck() {
 			// A pull request that does not touch the list is not
 			// answered, unless an earlier head did and has a comment.

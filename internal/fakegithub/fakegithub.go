@@ -221,6 +221,13 @@ func (s *Server) PushPR(n int, files map[string][]byte) string {
 	return pr.HeadSHA
 }
 
+// SetHeadRef names the branch a pull request comes from.
+func (s *Server) SetHeadRef(n int, ref string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prs[n].HeadRef = ref
+}
+
 // PR returns a copy of pull request n (nil if none).
 func (s *Server) PR(n int) *PR {
 	s.mu.Lock()
