@@ -178,7 +178,7 @@ func (d *Door) evaluate(ctx context.Context, pr *github.PullRequest) (*Outcome, 
 		o.Report = &prcheck.Report{URL: prURL, HeadSHA: o.HeadSHA, ServiceList: true}
 		return o, nil
 	}
-		touched, err := d.touchesList(ctx, n)
+	touched, err := d.touchesList(ctx, n)
 	if err != nil {
 		return nil, err
 	}
