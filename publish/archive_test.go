@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -214,4 +216,43 @@ func TestExportStreamsArchivedFiles(t *testing.T) {
 	if err := Export(context.Background(), ts.archive, dir, ts.pubPEM, ts.signers); !errors.Is(err, ErrExportConflict) {
 		t.Errorf("err = %v", err)
 	}
+}
+
+// Requests for lists by serial at once, some for an archive without
+// SHA256SUMS (each file hashed once, by whichever request comes first),
+// all get the file and the same ETag.
+func TestHandlerArchivedConcurrent(t *testing.T) {
+	key := newKey(t)
+	ts := newTestServer(t, key)
+	var snaps []*Snapshot
+	for n := range int64(4) {
+		snaps = append(snaps, ts.add(t, testList(n+1, 50)))
+	}
+	os.Remove(filepath.Join(ts.archive.Dir(), "v", "2", sumsFile))
+	a, err := OpenArchive(ts.archive.Dir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := NewHandler(a, ts.pubPEM, ts.signers)
+	want := map[string]string{}
+	for _, s := range snaps {
+		for _, f := range []string{ListFile, SigFile} {
+			p := fmt.Sprintf("/v/%d/%s", s.Serial, f)
+			want[p] = do(t, NewHandler(ts.archive, ts.pubPEM, ts.signers), "GET", p).Header.Get("ETag")
+		}
+	}
+	var wg sync.WaitGroup
+	for i := range 32 {
+		wg.Go(func() {
+			s := snaps[i%len(snaps)]
+			for _, f := range []string{ListFile, SigFile} {
+				p := fmt.Sprintf("/v/%d/%s", s.Serial, f)
+				r := do(t, h, "GET", p)
+				if got := r.Header.Get("ETag"); r.StatusCode != 200 || got != want[p] {
+					t.Errorf("%s: status %d, ETag %s, want %s", p, r.StatusCode, got, want[p])
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
