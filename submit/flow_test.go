@@ -2,8 +2,11 @@ package submit
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -370,5 +373,33 @@ func TestWithdraw(t *testing.T) {
 	}
 	if d, _ := e.st.GetDomain(context.Background(), "other.test"); d.State != store.StateValidating {
 		t.Errorf("other.test is %s", d.State)
+	}
+}
+
+// The web door's checks keep the validator's private-address guard: an MX
+// that resolves to loopback is reported, never contacted.
+func TestWebCheckKeepsPrivateGuard(t *testing.T) {
+	pki := lab.NewPKI(t)
+	cert := pki.Leaf("mx.private.test")
+	mx := lab.NewMX(t, "127.0.0.2:0", lab.ModeGood, &cert)
+	_, port, _ := strings.Cut(mx.Addr(), ":")
+	d := lab.NewDNS(t, "127.0.0.1:0")
+	d.Add("private.test. 60 IN MX 10 mx.private.test.", "mx.private.test. 60 IN A 127.0.0.2")
+	smtpPort, _ := strconv.Atoi(port)
+	v, err := validate.New(validate.Config{Resolver: d.Addr(), Roots: pki.RootPool(), SMTPPort: smtpPort, Timeout: 5 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(c *Config) { c.Checker = v })
+	rec := e.get("/api/v1/check?domain=private.test")
+	var res validate.Result
+	if err := json.Unmarshal(rec.Body.Bytes(), &res); err != nil || rec.Code != 200 {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+	if res.Eligible || !slices.Contains(res.Codes(), "mx.private_address") {
+		t.Errorf("result %s", rec.Body.String())
+	}
+	if n := mx.Count(); n != 0 {
+		t.Errorf("the private MX was contacted %d times", n)
 	}
 }
