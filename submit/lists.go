@@ -57,6 +57,10 @@ type listCache struct {
 	mu     sync.Mutex
 	cur    *currentList
 	points map[int64]StatsPoint // per serial; a serial never changes
+
+	// statsMu makes concurrent first readers of the statistics wait for
+	// one reading of the archive instead of each reading every list.
+	statsMu sync.Mutex
 }
 
 func newListCache(a ListArchive) *listCache {
@@ -163,6 +167,8 @@ func (lc *listCache) stats(ctx context.Context) ([]StatsPoint, error) {
 	if _, err := lc.a.Current(ctx); errors.Is(err, publish.ErrNotFound) {
 		return out, nil
 	}
+	lc.statsMu.Lock()
+	defer lc.statsMu.Unlock()
 	serials, err := lc.a.Serials(ctx)
 	if err != nil {
 		return nil, err
