@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +12,7 @@ import (
 	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/prdoor"
+	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store"
 )
 
@@ -95,5 +97,51 @@ func TestServeWatchesPullRequests(t *testing.T) {
 	}
 	if _, ok := lst.Resolve("good.test"); !ok || !strings.Contains(listPR.Body, "`good.test` | added") {
 		t.Fatalf("list PR: %+v\n%s", listPR, b)
+	}
+}
+
+// TestPublishGitHubCommand: publish github proposes the archive's latest
+// list as the one list pull request, then finds it up to date once merged.
+func TestPublishGitHubCommand(t *testing.T) {
+	gh := fakegithub.New(t, "example", "list", map[string][]byte{"policy-list.json": prListBytes(t)})
+	dataDir := t.TempDir()
+	key, err := listgen.GenerateKey("ed25519")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := prListBytes(t, "admitted.test")
+	sig, err := listgen.SignBlob(key, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := publish.OpenArchive(filepath.Join(dataDir, "archive"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Add(t.Context(), &publish.Snapshot{Serial: 1, List: b, Sig: sig}); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_TOKEN", "ghs_test")
+	t.Setenv("GITHUB_API_URL", gh.APIURL())
+	args := []string{"publish", "github", "--repo", "example/list", "--data-dir", dataDir}
+	out, errOut, code := execute(t, args...)
+	if code != exitOK || !strings.Contains(out, "opened") {
+		t.Fatalf("exit %d: %s %s", code, out, errOut)
+	}
+	if got, _ := gh.File(prdoor.DefaultListBranch, "policy-list.json"); string(got) != string(b) {
+		t.Fatalf("branch holds %q", got)
+	}
+	out, errOut, code = execute(t, append(args, "--auto-merge")...)
+	if code != exitOK || !strings.Contains(out, "merged") || len(gh.PRs()) != 1 {
+		t.Fatalf("exit %d: %s %s; %d PRs", code, out, errOut, len(gh.PRs()))
+	}
+	if got, _ := gh.File("main", "policy-list.json"); string(got) != string(b) {
+		t.Fatalf("main holds %q", got)
+	}
+	if out, _, code = execute(t, args...); code != exitOK || !strings.Contains(out, "already") {
+		t.Fatalf("again: exit %d: %s", code, out)
+	}
+	if _, errOut, code := execute(t, "publish", "github", "--data-dir", dataDir); code != exitUsage || !strings.Contains(errOut, "repository") {
+		t.Errorf("no repository: exit %d: %s", code, errOut)
 	}
 }
