@@ -251,8 +251,10 @@ type Store interface {
 	// NextDue returns the earliest time at which ClaimDue would hand out a
 	// domain: the earliest NextCheck of the domains not removed, or, for a
 	// domain under a lease, the later of its NextCheck and the lease's end.
-	// It may lie in the past (a domain is due now). ErrNotFound when no
-	// domain will ever be due. The service sleeps until then.
+	// It may lie in the past (a domain is due now), and it may be earlier
+	// than that when many of the earliest domains are leased (a bounded
+	// read), never later. ErrNotFound when no domain will ever be due. The
+	// service sleeps until then.
 	NextDue(ctx context.Context) (time.Time, error)
 	// Release drops worker's claims on the named domains without
 	// recording a check, setting their NextCheck to next (zero: unchanged).

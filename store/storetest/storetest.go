@@ -58,6 +58,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ClaimDueConcurrent", testClaimDueConcurrent},
 		{"Release", testRelease},
 		{"NextDue", testNextDue},
+		{"NextDueManyLeased", testNextDueManyLeased},
 		{"Serials", testSerials},
 		{"OptOut", testOptOut},
 		{"DeclareNew", testDeclareNew},
@@ -930,6 +931,32 @@ func testNextDue(t *testing.T, s store.Store) {
 	next, err = s.NextDue(ctx)
 	must(t, err)
 	same(t, "next due after release", next, store.Time(at(time.Hour)))
+}
+
+// testNextDueManyLeased: with more of the earliest domains under leases
+// than a store reads at once, NextDue may answer early, never late.
+func testNextDueManyLeased(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	ds := make([]store.Domain, 0, 2001)
+	for i := range 2000 {
+		ds = append(ds, store.Domain{Name: fmt.Sprintf("d%04d.example", i), State: store.StateTesting, NextCheck: at(time.Duration(i) * time.Second)})
+	}
+	ds = append(ds, store.Domain{Name: "free.example", State: store.StateTesting, NextCheck: at(50 * time.Minute)})
+	errs, err := s.AddDomains(ctx, ds)
+	must(t, err)
+	for _, err := range errs {
+		must(t, err)
+	}
+	got, err := s.ClaimDue(ctx, "w1", at(40*time.Minute), 5000, 2*time.Hour)
+	must(t, err)
+	if len(got) != 2000 {
+		t.Fatalf("claimed %d, want 2000", len(got))
+	}
+	next, err := s.NextDue(ctx)
+	must(t, err)
+	if next.After(store.Time(at(50 * time.Minute))) {
+		t.Errorf("NextDue = %v, after free.example falls due (%v)", next, store.Time(at(50*time.Minute)))
+	}
 }
 
 func testRelease(t *testing.T, s store.Store) {

@@ -834,17 +834,24 @@ func (s *Store) ClaimDue(ctx context.Context, worker string, now time.Time, limi
 	return out, nil
 }
 
+// nextDueScan bounds the rows NextDue reads.
+const nextDueScan = 1000
+
 // NextDue implements store.Store. It walks the domains_due index in
 // NextCheck order and stops at the first row whose NextCheck is not before
-// the earliest due time found so far: usually the first unclaimed row.
+// the earliest due time found so far: usually the first unclaimed row. At
+// most nextDueScan rows are read (a driver may read the whole result
+// before Close): when all of them are leased, the last one's NextCheck is
+// an early enough answer.
 func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT next_check, claimed_until FROM domains
-		WHERE state <> 'removed' ORDER BY next_check, name`)
+	rows, err := s.db.QueryContext(ctx, s.q(`SELECT next_check, claimed_until FROM domains
+		WHERE state <> 'removed' ORDER BY next_check, name LIMIT ?`), nextDueScan)
 	if err != nil {
 		return time.Time{}, s.wrap(err)
 	}
 	defer rows.Close()
-	var next time.Time
+	var next, last time.Time
+	read := 0
 	for rows.Next() {
 		var nc time.Time
 		var until *time.Time
@@ -854,6 +861,7 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 		if !next.IsZero() && !nc.Before(next) {
 			break
 		}
+		read, last = read+1, nc
 		due := nc
 		if until != nil && until.After(due) {
 			due = *until
@@ -864,6 +872,9 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, error) {
 	}
 	if err := rows.Err(); err != nil {
 		return time.Time{}, s.wrap(err)
+	}
+	if read == nextDueScan && last.Before(next) {
+		next = last // rows beyond the limit may be due before next
 	}
 	if next.IsZero() {
 		return time.Time{}, store.ErrNotFound
