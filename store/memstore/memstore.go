@@ -25,7 +25,9 @@ type Store struct {
 	lists     map[int64]store.ListRecord
 	serial    int64
 	optOut    map[string]bool
-	proofs    []*store.Proof // by ID
+	proofs    []*store.Proof            // by ID
+	byHash    map[string]*store.Proof   // by token hash
+	proofsOf  map[string][]*store.Proof // by domain, by ID
 	nextID    int64
 	closed    bool
 }
@@ -40,6 +42,8 @@ func New() *Store {
 		decisions: map[string][]store.Decision{},
 		lists:     map[int64]store.ListRecord{},
 		optOut:    map[string]bool{},
+		byHash:    map[string]*store.Proof{},
+		proofsOf:  map[string][]*store.Proof{},
 	}
 }
 

@@ -17,8 +17,8 @@ func copyProof(p *store.Proof) store.Proof {
 // supersede marks the open proofs of the domain (of purpose p, or of any
 // purpose when p is empty) as superseded at `at`.
 func (s *Store) supersede(domain string, p store.Purpose, at time.Time) {
-	for _, pr := range s.proofs {
-		if pr.Domain == domain && (p == "" || pr.Purpose == p) && pr.UsedAt == nil && pr.SupersededAt == nil {
+	for _, pr := range s.proofsOf[domain] {
+		if (p == "" || pr.Purpose == p) && pr.UsedAt == nil && pr.SupersededAt == nil {
 			t := at
 			pr.SupersededAt = &t
 		}
@@ -27,10 +27,8 @@ func (s *Store) supersede(domain string, p store.Purpose, at time.Time) {
 
 // insertProof stores p (validated by the caller) and returns its ID.
 func (s *Store) insertProof(p store.Proof) (int64, error) {
-	for _, pr := range s.proofs {
-		if pr.TokenHash == p.TokenHash {
-			return 0, store.ErrAlreadyExists
-		}
+	if _, dup := s.byHash[p.TokenHash]; dup {
+		return 0, store.ErrAlreadyExists
 	}
 	s.nextID++
 	p.ID = s.nextID
@@ -38,6 +36,8 @@ func (s *Store) insertProof(p store.Proof) (int64, error) {
 	p.UsedAt, p.UsedBy, p.SupersededAt = nil, "", nil
 	c := copyProof(&p)
 	s.proofs = append(s.proofs, &c)
+	s.byHash[c.TokenHash] = &c
+	s.proofsOf[c.Domain] = append(s.proofsOf[c.Domain], &c)
 	return p.ID, nil
 }
 
@@ -55,10 +55,8 @@ func (s *Store) Declare(ctx context.Context, dc store.Declaration) (store.Declar
 			return store.ErrConflict
 		}
 		if dc.Proof != nil {
-			for _, pr := range s.proofs {
-				if pr.TokenHash == dc.Proof.TokenHash {
-					return store.ErrAlreadyExists
-				}
+			if _, dup := s.byHash[dc.Proof.TokenHash]; dup {
+				return store.ErrAlreadyExists
 			}
 		}
 		if !exists {
@@ -119,10 +117,8 @@ func (s *Store) AddProof(ctx context.Context, p store.Proof) (int64, error) {
 		if d.State == store.StateRemoved {
 			return store.ErrConflict
 		}
-		for _, pr := range s.proofs {
-			if pr.TokenHash == p.TokenHash {
-				return store.ErrAlreadyExists
-			}
+		if _, dup := s.byHash[p.TokenHash]; dup {
+			return store.ErrAlreadyExists
 		}
 		s.supersede(d.Name, p.Purpose, store.Time(p.CreatedAt))
 		var err error
@@ -137,8 +133,8 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.UsedProof
 	var out store.UsedProof
 	err := one(ctx, s, u, func(u store.ProofUse) error {
 		var p *store.Proof
-		for _, pr := range s.proofs {
-			if pr.Domain == u.Domain && (u.ID != 0 && pr.ID == u.ID || u.ID == 0 && u.TokenHash != "" && pr.TokenHash == u.TokenHash) {
+		for _, pr := range s.proofsOf[u.Domain] {
+			if u.ID != 0 && pr.ID == u.ID || u.ID == 0 && u.TokenHash != "" && pr.TokenHash == u.TokenHash {
 				p = pr
 				break
 			}
@@ -173,11 +169,9 @@ func (s *Store) UseProof(ctx context.Context, u store.ProofUse) (store.UsedProof
 func (s *Store) ProofByToken(ctx context.Context, tokenHash string) (store.Proof, error) {
 	var out store.Proof
 	err := one(ctx, s, tokenHash, func(h string) error {
-		for _, pr := range s.proofs {
-			if h != "" && pr.TokenHash == h {
-				out = copyProof(pr)
-				return nil
-			}
+		if pr, ok := s.byHash[h]; ok && h != "" {
+			out = copyProof(pr)
+			return nil
 		}
 		return store.ErrNotFound
 	})
@@ -191,10 +185,9 @@ func (s *Store) Proofs(ctx context.Context, domain string) ([]store.Proof, error
 	}
 	defer s.mu.Unlock()
 	out := []store.Proof{}
-	for i := len(s.proofs) - 1; i >= 0; i-- {
-		if s.proofs[i].Domain == domain {
-			out = append(out, copyProof(s.proofs[i]))
-		}
+	ps := s.proofsOf[domain]
+	for i := len(ps) - 1; i >= 0; i-- {
+		out = append(out, copyProof(ps[i]))
 	}
 	return out, nil
 }
