@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 	"time"
 
@@ -293,24 +292,8 @@ func ipKey(a netip.Addr) string {
 	return a.String()
 }
 
-// limited takes a token from each limiter (the key of each in order) and
-// answers 429 with Retry-After when one is empty. It returns false then.
-func (s *Server) limited(w http.ResponseWriter, r *http.Request, checks ...limitCheck) bool {
-	for _, c := range checks {
-		if ok, retry := c.l.allow(c.key); !ok {
-			w.Header().Set("Retry-After", strconv.Itoa(retryAfter(retry)))
-			msg := "Too many requests " + c.what + "; try again in " + strconv.Itoa(retryAfter(retry)) + " seconds."
-			if isAPI(r) {
-				writeError(w, http.StatusTooManyRequests, "rate_limited", msg)
-			} else {
-				s.errorPage(w, r, http.StatusTooManyRequests, msg)
-			}
-			return true
-		}
-	}
-	return false
-}
-
+// limitCheck is one limiter and the key a request takes a token for;
+// what says whose limit it is in the refusal.
 type limitCheck struct {
 	l    *keyLimiter
 	key  string
