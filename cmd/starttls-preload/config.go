@@ -57,6 +57,9 @@ type GitHubConfig struct {
 	// BotLogin is the account whose marked comment is the bot's (default:
 	// the token's own account).
 	BotLogin string `mapstructure:"bot_login"`
+	// Watcher is the process that watches the pull requests: "serve"
+	// (default), "worker" (every worker process: run one) or "off".
+	Watcher string `mapstructure:"watcher"`
 }
 
 // WorkerConfig holds the worker command's settings (worker.*).
@@ -228,6 +231,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("github.poll_interval", time.Minute)
 	v.SetDefault("github.auto_merge", false)
 	v.SetDefault("github.bot_login", "")
+	v.SetDefault("github.watcher", "serve")
 }
 
 // loadConfig reads defaults, the config file, the environment and the

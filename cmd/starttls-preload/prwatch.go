@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -20,9 +21,21 @@ import (
 // github.repository and github.token are set: the watcher of open pull
 // requests, and the list pull request after each published list.
 func githubJobs(p serveParts) ([]service.Job, error) {
+	return githubJobsFor("serve", p)
+}
+
+// githubJobsFor returns the jobs of process ("serve" or "worker"): the
+// watcher where github.watcher names the process, the list pull request
+// where the lists are published (p.Archive set).
+func githubJobsFor(process string, p serveParts) ([]service.Job, error) {
 	c := p.Config
 	if c.GitHub.Repository == "" || c.GitHub.Token == "" {
 		return nil, nil
+	}
+	switch c.GitHub.Watcher {
+	case "serve", "worker", "off":
+	default:
+		return nil, usagef("github.watcher must be serve, worker or off, not %q", c.GitHub.Watcher)
 	}
 	if c.GitHub.PollInterval <= 0 {
 		return nil, usagef("github.poll_interval must be positive")
@@ -36,16 +49,22 @@ func githubJobs(p serveParts) ([]service.Job, error) {
 		return nil, err
 	}
 	door.Log = slog.Default()
-	w := &prdoor.Watcher{
-		Door:      door,
-		Lifecycle: &lifecycle.Lifecycle{Store: p.Store, TXT: p.Validator, Now: p.Now},
-		Store:     p.Store,
-		Now:       p.Now,
-		MinChecks: c.Admission.MinChecks,
-		MinDays:   c.Admission.MinDays,
+	var jobs []service.Job
+	if c.GitHub.Watcher == process {
+		now := p.Now
+		if now == nil {
+			now = time.Now
+		}
+		w := &prdoor.Watcher{
+			Door:      door,
+			Lifecycle: &lifecycle.Lifecycle{Store: p.Store, TXT: p.Validator, Now: now},
+			Store:     p.Store,
+			Now:       now,
+			MinChecks: c.Admission.MinChecks,
+			MinDays:   c.Admission.MinDays,
+		}
+		jobs = append(jobs, service.Job{Name: "pull requests", Every: c.GitHub.PollInterval, Run: w.Poll})
 	}
-	watch := service.Job{Name: "pull requests", Every: c.GitHub.PollInterval, Run: w.Poll}
-	jobs := []service.Job{watch}
 	if p.Archive != nil {
 		lp := &listPRJob{pub: &prdoor.ListPublisher{Door: door, Decisions: p.Store, AutoMerge: c.GitHub.AutoMerge}, archive: p.Archive}
 		jobs = append(jobs, service.Job{Name: "list pull request", Every: c.GitHub.PollInterval, Run: lp.run})

@@ -145,3 +145,33 @@ func TestPublishGitHubCommand(t *testing.T) {
 		t.Errorf("no repository: exit %d: %s", code, errOut)
 	}
 }
+
+// TestWorkerWatchesPullRequests: with github.watcher "worker", a worker
+// round also answers the pull requests and submits the proven domain.
+func TestWorkerWatchesPullRequests(t *testing.T) {
+	l := newCheckLab(t)
+	serveEnv(t, l)
+	gh := fakegithub.New(t, "example", "list", map[string][]byte{"policy-list.json": prListBytes(t)})
+	l.dns.Add(fmt.Sprintf("_starttls-preload.good.test. 300 IN TXT %q", gh.PRURL(7)))
+	gh.OpenPR(7, "contributor/list", map[string][]byte{"policy-list.json": prListBytes(t, "good.test")})
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_REPOSITORY", "example/list")
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_TOKEN", "ghs_test")
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_API_URL", gh.APIURL())
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_WATCHER", "worker")
+	dataDir := t.TempDir()
+	if _, errOut, code := execute(t, "worker", "--once", "--data-dir", dataDir); code != exitOK {
+		t.Fatalf("worker --once: exit %d: %s", code, errOut)
+	}
+	if cs := gh.Comments(7); len(cs) != 1 || !strings.Contains(cs[0].Body, "| `good.test` | validating |") {
+		t.Fatalf("comments: %+v", cs)
+	}
+	out, _, code := execute(t, "domains", "show", "good.test", "--data-dir", dataDir)
+	if code != exitOK || !strings.Contains(out, "validating") {
+		t.Fatalf("domains show: %d %s", code, out)
+	}
+	t.Setenv("STARTTLS_PRELOAD_GITHUB_WATCHER", "elsewhere")
+	if _, errOut, code := execute(t, "worker", "--once", "--data-dir", dataDir); code != exitUsage || !strings.Contains(errOut, "github.watcher") {
+		t.Errorf("bad github.watcher: exit %d: %s", code, errOut)
+	}
+}

@@ -78,10 +78,16 @@ func runWorker(ctx context.Context, c *Config, once bool) error {
 	if err != nil {
 		return err
 	}
+	// The pull-request watcher, when github.watcher is "worker".
+	jobs, err := githubJobsFor("worker", serveParts{Config: c, Store: st, Validator: v})
+	if err != nil {
+		return err
+	}
 	// Rounds only: the serve process publishes the list and prunes.
 	svc, err := service.New(service.Config{
 		Store:     st,
 		Scheduler: sched,
+		Jobs:      jobs,
 		MinWait:   minWait(c),
 		AfterTick: func(error) {
 			if workerRoundDone != nil {
