@@ -7,22 +7,38 @@ import (
 	"testing"
 	"time"
 
+	"github.com/starttls-preload/starttls-preload/internal/pgtest"
 	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/store/postgres"
 	"github.com/starttls-preload/starttls-preload/store/sqlite"
 )
 
 // BenchmarkIdleWake measures what one wake of the loop costs when nothing
-// is due, on SQLite with 100,000 domains: a round that claims nothing
-// (ClaimDue, the state counts for the metrics) and NextWait (NextDue). The
-// loop wakes at most once a second, so this is its idle load.
+// is due, with 100,000 domains: a round that claims nothing (ClaimDue, the
+// state counts for the metrics) and NextWait (NextDue). The loop wakes at
+// most once a second, so this is its idle load.
 func BenchmarkIdleWake(b *testing.B) {
+	b.Run("sqlite", func(b *testing.B) {
+		st, err := sqlite.Open(context.Background(), filepath.Join(b.TempDir(), "store.db"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		benchIdleWake(b, st)
+	})
+	b.Run("postgres", func(b *testing.B) {
+		st, err := postgres.Open(context.Background(), pgtest.DSN(b))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer st.Close()
+		benchIdleWake(b, st)
+	})
+}
+
+func benchIdleWake(b *testing.B, st store.Store) {
 	ctx := context.Background()
-	st, err := sqlite.Open(ctx, filepath.Join(b.TempDir(), "store.db"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer st.Close()
 	const n = 100_000
 	for i := 0; i < n; i += 10_000 {
 		ds := make([]store.Domain, 0, 10_000)
