@@ -403,3 +403,26 @@ func TestWebCheckKeepsPrivateGuard(t *testing.T) {
 		t.Errorf("the private MX was contacted %d times", n)
 	}
 }
+
+// A submission reuses the visitor's check of the domain; a domain already
+// checked or listed is refused without a check.
+func TestSubmitChecksOnce(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails))
+	e.get("/check?domain=example.test")
+	if rec := e.postJSON("/api/v1/submissions", submitJSON("example.test")); rec.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", rec.Code, rec.Body.String())
+	}
+	if n := e.checker.count("example.test"); n != 1 {
+		t.Errorf("%d checks", n)
+	}
+	e.postJSON("/api/v1/domains/example.test/confirm", `{"token":"`+tokenOf(mails.all()[0].Body)+`"}`)
+	e.clock.Add(time.Hour) // the cached result is stale
+	rec := e.postJSON("/api/v1/submissions", submitJSON("example.test"))
+	if rec.Code != http.StatusConflict || decode[apiError](t, rec).Code != "already_active" {
+		t.Errorf("validating domain: %d %s", rec.Code, rec.Body.String())
+	}
+	if n := e.checker.count("example.test"); n != 1 || len(mails.all()) != 1 {
+		t.Errorf("%d checks, %d mails", n, len(mails.all()))
+	}
+}

@@ -50,6 +50,8 @@ func TestHostileInput(t *testing.T) {
 		{name: "bad MX pattern", fields: with("mx_patterns", "mx..example.test"), status: 400, code: "mx_patterns.invalid"},
 		{name: "wildcard in the middle", fields: with("mx_patterns", "mx.*.example.test"), status: 400, code: "mx_patterns.invalid"},
 		{name: "too many MX patterns", fields: with("mx_patterns", strings.TrimSpace(strings.Repeat("mx.example.test ", 21))), status: 400, code: "mx_patterns.too_many"},
+		{name: "not eligible", fields: with("domain", "bad.example.test"), status: 422, code: "not_eligible"},
+		{name: "patterns miss an MX host", fields: with("mx_patterns", "mx.other.test *.mail.example.test"), status: 400, code: "mx_patterns.mismatch"},
 		{name: "oversized body", raw: `{"domain":"example.test","contact":"` + strings.Repeat("a", 20<<10) + `@example.test","mode":"testing","mx_patterns":["mx.example.test"]}`, status: 413, code: "body_too_large"},
 		{name: "malformed JSON", raw: `{"domain":"example.test",`, status: 400, code: "json.invalid"},
 		{name: "two objects", raw: submitJSON("example.test") + submitJSON("example.test"), status: 400, code: "json.invalid"},

@@ -192,6 +192,34 @@ func (s *Server) submit(ctx context.Context, r *http.Request, in submission) (pr
 	}
 	slices.Sort(pats)
 	pats = slices.Compact(pats)
+	// A domain already checked or listed is not submitted again here
+	// (the lifecycle refuses it too; this spares its MX hosts a check).
+	if d, err := s.c.Store.GetDomain(ctx, domain); err == nil && !submittable(d.State) {
+		return proofResponse{}, s.lifecycleFailure(ctx, "submit", domain, lifecycle.ErrAlreadyActive)
+	}
+	// Only an eligible domain is submitted, with patterns that cover its
+	// MX hosts: the check (cached when the visitor just ran it) says so.
+	// It also keeps the door from mailing the postmaster of any name.
+	res, _, de := s.check(ctx, r, domain)
+	if de != nil {
+		return proofResponse{}, de
+	}
+	if !res.Eligible {
+		var codes []string
+		for _, f := range res.Findings {
+			if f.Severity == validate.SeverityError && !slices.Contains(codes, f.Code) {
+				codes = append(codes, f.Code)
+			}
+		}
+		return proofResponse{}, &doorError{status: http.StatusUnprocessableEntity, code: "not_eligible",
+			msg: domain + " does not pass the check yet (" + strings.Join(codes, ", ") + "): fix what the check shows, then submit it."}
+	}
+	for _, mx := range res.MXs {
+		host := strings.ToLower(strings.TrimSuffix(mx.Host, "."))
+		if !slices.ContainsFunc(pats, func(p string) bool { return listgen.Matches(p, host) }) {
+			return proofResponse{}, badRequest("mx_patterns.mismatch", "The MX host "+quoteShort(host)+" matches none of the MX patterns: add it, or a *.suffix pattern that covers it.")
+		}
+	}
 	checks := []limitCheck{{s.lim.submitDomain, domain, "for this domain"}}
 	if s.c.Mailer != nil {
 		// The resend limit: each submission mails postmaster@.
