@@ -24,7 +24,9 @@
 //	(*Lifecycle).VerifyDNS(ctx, domain) (Change, error)              TXT at _starttls-preload.<domain> == an open proof's DNSValue
 //	(*Lifecycle).AdmitProven(ctx, Request, Evidence) (Change, error) ownership proven elsewhere → validating (or declared again)
 //	(*Lifecycle).RemoveProven(ctx, domain, Evidence) (Change, error) removal proven elsewhere → removal_requested
-//	(*Lifecycle).RetryPendingDNS(ctx) (RetryReport, error)           the service's loop: VerifyDNS for every open proof
+//	(*Lifecycle).RetryPendingDNS(ctx) (RetryReport, error)           the service's loop: VerifyDNS for every open proof,
+//	                                                                 then PruneProofs
+//	(*Lifecycle).PruneProofs(ctx) (int64, error)                     deletes proofs expired for longer than ProofRetention
 //
 // Sentinel errors: ErrInvalidRequest, ErrNotFound, ErrAlreadyActive,
 // ErrAlreadyRemoved, ErrTokenInvalid (unknown, wrong domain; also matched by
@@ -224,9 +226,10 @@ type Change struct {
 
 // RetryReport counts what RetryPendingDNS did.
 type RetryReport struct {
-	Checked int // open proofs whose TXT record was looked up
-	Proven  int // of them, proven and used
-	Failed  int // look-ups that failed (DNS errors), retried next time
+	Checked int   // open proofs whose TXT record was looked up
+	Proven  int   // of them, proven and used
+	Failed  int   // look-ups that failed (DNS errors), retried next time
+	Pruned  int64 // proofs deleted, expired for longer than ProofRetention
 }
 
 // Lifecycle runs the operations on a store. Store is required; the zero
@@ -241,4 +244,11 @@ type Lifecycle struct {
 	TokenTTL time.Duration
 	// Rand is the source of tokens (default crypto/rand).
 	Rand io.Reader
+	// ProofRetention is how long proofs are kept after they expired
+	// (default DefaultProofRetention); RetryPendingDNS deletes older ones.
+	ProofRetention time.Duration
 }
+
+// DefaultProofRetention is how long an expired proof is kept (for the
+// status page and for audits) before it is deleted.
+const DefaultProofRetention = 30 * 24 * time.Hour

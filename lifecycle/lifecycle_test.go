@@ -697,8 +697,17 @@ func TestRetryPendingDNS(t *testing.T) {
 	e.clock.Add(72 * time.Hour)
 	queries := e.dns.Queries()
 	rep, err = e.l.RetryPendingDNS(ctx)
-	if err != nil || rep.Checked != 0 || e.dns.Queries() != queries {
-		t.Errorf("after expiry: %+v, %v, %d queries; want nothing looked up", rep, err, e.dns.Queries()-queries)
+	if err != nil || rep.Checked != 0 || rep.Pruned != 0 || e.dns.Queries() != queries {
+		t.Errorf("after expiry: %+v, %v, %d queries; want nothing looked up or pruned", rep, err, e.dns.Queries()-queries)
+	}
+	// Expired proofs are kept for ProofRetention, then deleted.
+	e.clock.Add(lifecycle.DefaultProofRetention + time.Second)
+	rep, err = e.l.RetryPendingDNS(ctx)
+	if err != nil || rep.Pruned != 3 {
+		t.Errorf("after the retention: %+v, %v; want 3 proofs pruned", rep, err)
+	}
+	if ps, _ := e.st.Proofs(ctx, "wait.test"); len(ps) != 0 {
+		t.Errorf("proofs left: %+v", ps)
 	}
 }
 

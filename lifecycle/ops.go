@@ -437,13 +437,36 @@ const (
 	retryConcurrency = 16
 )
 
+// PruneProofs deletes the proofs that expired more than ProofRetention
+// ago and returns how many.
+func (l *Lifecycle) PruneProofs(ctx context.Context) (int64, error) {
+	keep := l.ProofRetention
+	if keep <= 0 {
+		keep = DefaultProofRetention
+	}
+	n, err := l.Store.PruneProofs(ctx, l.now().Add(-keep))
+	if err != nil {
+		return n, fmt.Errorf("lifecycle: pruning proofs: %w", err)
+	}
+	return n, nil
+}
+
 // RetryPendingDNS runs VerifyDNS once for every domain with an open proof
 // (the service calls it periodically, so a TXT record published after the
 // submission proves it without a click, until the proof expires), at most
-// retryConcurrency look-ups at a time. Mismatches are normal and not
-// errors; failed look-ups are counted in Failed. The error is the store's
-// or the context's.
+// retryConcurrency look-ups at a time, then PruneProofs. Mismatches are
+// normal and not errors; failed look-ups are counted in Failed. The error
+// is the store's or the context's.
 func (l *Lifecycle) RetryPendingDNS(ctx context.Context) (RetryReport, error) {
+	rep, err := l.retryDNS(ctx)
+	if err != nil {
+		return rep, err
+	}
+	rep.Pruned, err = l.PruneProofs(ctx)
+	return rep, err
+}
+
+func (l *Lifecycle) retryDNS(ctx context.Context) (RetryReport, error) {
 	var rep RetryReport
 	var mu sync.Mutex
 	now := l.now()

@@ -312,6 +312,9 @@ type Store interface {
 	// not expired) with IDs above afterID, by ID, at most limit (0: all);
 	// never nil.
 	OpenProofs(ctx context.Context, at time.Time, afterID int64, limit int) ([]Proof, error)
+	// PruneProofs deletes the proofs that expired before `before` (used or
+	// not; the decisions keep what they proved) and returns how many.
+	PruneProofs(ctx context.Context, before time.Time) (int64, error)
 
 	// Close releases the store's resources.
 	Close() error

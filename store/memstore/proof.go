@@ -210,3 +210,31 @@ func (s *Store) OpenProofs(ctx context.Context, at time.Time, afterID int64, lim
 	}
 	return out, nil
 }
+
+// PruneProofs implements store.Store.
+func (s *Store) PruneProofs(ctx context.Context, before time.Time) (int64, error) {
+	if err := s.lock(ctx); err != nil {
+		return 0, err
+	}
+	defer s.mu.Unlock()
+	before = store.Time(before)
+	var n int64
+	keep := s.proofs[:0]
+	for _, p := range s.proofs {
+		if p.Expires.Before(before) {
+			n++
+			delete(s.byHash, p.TokenHash)
+			continue
+		}
+		keep = append(keep, p)
+	}
+	clear(s.proofs[len(keep):])
+	s.proofs = keep
+	if n > 0 {
+		s.proofsOf = map[string][]*store.Proof{}
+		for _, p := range s.proofs {
+			s.proofsOf[p.Domain] = append(s.proofsOf[p.Domain], p)
+		}
+	}
+	return n, nil
+}

@@ -480,3 +480,34 @@ func testOpenProofs(t *testing.T, s store.Store) {
 	must(t, err)
 	same(t, "open proofs 72 h later", hashes(late), []string{"hash-2"})
 }
+
+func testPruneProofs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	declarePending(t, s, "old.example", "old", T0)                 // expires T0+72h
+	declarePending(t, s, "new.example", "new", at(24*time.Hour))   // expires T0+96h
+	declarePending(t, s, "new.example", "newer", at(25*time.Hour)) // expires T0+97h
+	n, err := s.PruneProofs(ctx, at(72*time.Hour))
+	must(t, err)
+	if n != 0 {
+		t.Errorf("pruned %d proofs expiring at the cut, want 0", n)
+	}
+	n, err = s.PruneProofs(ctx, at(96*time.Hour+time.Second))
+	must(t, err)
+	if n != 2 {
+		t.Errorf("pruned %d proofs, want 2", n)
+	}
+	if ps := proofs(t, s, "old.example"); len(ps) != 0 {
+		t.Errorf("old proofs left: %+v", ps)
+	}
+	if ps := proofs(t, s, "new.example"); len(ps) != 1 || ps[0].TokenHash != "hash-newer" {
+		t.Errorf("proofs left: %+v, want the newer one", ps)
+	}
+	_, err = s.ProofByToken(ctx, "hash-old")
+	isErr(t, "ProofByToken(pruned)", err, store.ErrNotFound)
+	if p, err := s.ProofByToken(ctx, "hash-newer"); err != nil || p.Domain != "new.example" {
+		t.Errorf("ProofByToken(kept) = %+v, %v", p, err)
+	}
+	if st := state(t, s, "old.example"); st != store.StatePending {
+		t.Errorf("pruning changed a state: %s", st)
+	}
+}

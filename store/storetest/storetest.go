@@ -74,6 +74,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UseProofWithdraw", testUseProofWithdraw},
 		{"UseProofConcurrent", testUseProofConcurrent},
 		{"OpenProofs", testOpenProofs},
+		{"PruneProofs", testPruneProofs},
 		{"Cancelled", testCancelled},
 		{"Closed", testClosed},
 	}

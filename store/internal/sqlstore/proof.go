@@ -276,3 +276,17 @@ func (s *Store) OpenProofs(ctx context.Context, at time.Time, afterID int64, lim
 	}
 	return s.queryProofs(ctx, query, afterID, s.t(at))
 }
+
+// PruneProofs implements store.Store.
+func (s *Store) PruneProofs(ctx context.Context, before time.Time) (int64, error) {
+	var n int64
+	err := s.tx(ctx, true, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, s.q(`DELETE FROM proofs WHERE expires_at < ?`), s.t(before))
+		if err != nil {
+			return err
+		}
+		n, err = res.RowsAffected()
+		return err
+	})
+	return n, s.wrap(err)
+}
