@@ -35,6 +35,11 @@ is 1 and one line on stderr says why. When the installed list has expired,
 enforcement is withdrawn (an empty policy is installed) and every run exits 1
 until a newer list is installed: the operator must act.
 
+The mirror need not be trusted: the download is capped (fetch.max_size in
+the config file, 256 MiB by default), the list is parsed only after its
+signature verifies, and server text in errors is cleaned and cut short.
+postmap and --reload are killed after --command-timeout.
+
 Run it from cron or a systemd timer (see contrib/) with --jitter.`,
 		Example: `  # Postfix, hash: table compiled with postmap, reload when changed
   starttls-preload fetch --url https://lists.example.org/policy-list.json \

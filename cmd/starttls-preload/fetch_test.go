@@ -164,7 +164,17 @@ func TestContribFetchConfig(t *testing.T) {
 	}
 	f := c.Fetch
 	if f.URL == "" || f.PubKey == "" || f.StateDir != "/var/lib/starttls-preload" || f.PostfixMap == "" ||
-		f.Postmap != "hash" || f.Reload != "postfix reload" || f.Timeout != 2*time.Minute || f.MaxSize != 256<<20 {
+		f.Postmap != "hash" || f.Reload != "postfix reload" || f.Timeout != 2*time.Minute || f.MaxSize != 256<<20 ||
+		f.CommandTimeout != 5*time.Minute {
 		t.Errorf("contrib/fetch.yaml loaded as %+v", f)
+	}
+	// The flag overrides the file.
+	cmd = newFetchCmd()
+	cmd.Flags().String("config", "", "")
+	if err := cmd.ParseFlags([]string{"--config", repoFile(t, "contrib", "fetch.yaml"), "--command-timeout", "7s"}); err != nil {
+		t.Fatal(err)
+	}
+	if c, err = loadConfig(cmd, map[string]string{"fetch.command_timeout": "command-timeout"}); err != nil || c.Fetch.CommandTimeout != 7*time.Second {
+		t.Errorf("--command-timeout 7s: %v, %v", c.Fetch.CommandTimeout, err)
 	}
 }
