@@ -4,12 +4,12 @@
 # ratios and CPU seconds). Loopback only. PostgreSQL figures need
 # scripts/test-env.sh (run as root) for the loopback server.
 #
-#   bash scripts/bench.sh [AREA...]   AREA: validate listgen publish store admission service prdoor (default: all)
+#   bash scripts/bench.sh [AREA...]   AREA: validate listgen publish store admission service prdoor web (default: all)
 set -Eeuo pipefail
 cd "$(dirname "$0")/.."
 eval "$(bash scripts/test-env.sh 2>/dev/null)" || true
 export STARTTLS_PRELOAD_TEST_POSTGRES STARTTLS_PRELOAD_TEST_EXIM
-areas=${*:-validate listgen publish store admission service prdoor}
+areas=${*:-validate listgen publish store admission service prdoor web}
 echo "# $(date -u +%FT%TZ) $(nproc) CPUs, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 for a in $areas; do
   echo "## $a"
@@ -24,6 +24,7 @@ for a in $areas; do
     admission) go test -count=1 -run '^$' -bench Round -benchtime 1x -timeout 30m ./admission | grep -E '^Benchmark|round' ;;
     service) go test -count=2 -run '^$' -bench IdleWake -benchtime 3s ./service | grep '^Benchmark' ;;
     prdoor) go test -count=1 -run '^$' -bench 'PR100|Refuse10000' -benchtime 3x -count 3 ./prdoor | grep '^Benchmark' ;;
+    web) bash scripts/bench-web.sh || true ;;
     *) echo "unknown area $a" >&2; exit 2 ;;
   esac
 done
