@@ -2,6 +2,7 @@ package prcheck
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -207,6 +208,10 @@ func Evaluate(ctx context.Context, in Input, checker Checker, txt TXTLookup, o O
 		return r, nil
 	}
 	changes := Diff(base, head)
+	r.Problems = append(r.Problems, checkNames(changes, o)...)
+	if len(r.Problems) > 0 {
+		return r, nil
+	}
 	checked := 0
 	for _, c := range changes {
 		if c.Kind != Removed {
@@ -240,6 +245,29 @@ func Evaluate(ctx context.Context, in Input, checker Checker, txt TXTLookup, o O
 		return nil, err
 	}
 	return r, nil
+}
+
+// checkNames puts every name a pull request adds or changes through the
+// one normaliser, listgen.ParseDomain, as the web door does: only names it
+// returns unchanged are looked up, checked or shown. (Lint refuses the
+// same names today; this keeps the door right if the two ever differ.)
+func checkNames(changes []Change, o Options) []listgen.Problem {
+	var ps []listgen.Problem
+	for _, c := range changes {
+		if c.Kind == Removed {
+			continue
+		}
+		path := fmt.Sprintf("$.policies[%q]", c.Domain)
+		n, err := listgen.ParseDomain(c.Domain, listgen.NameOptions{AllowTestTLD: o.AllowTestTLD})
+		var ne *listgen.NameError
+		switch {
+		case errors.As(err, &ne):
+			ps = append(ps, listgen.Problem{Code: ne.Code, Path: path, Message: ne.Reason})
+		case err != nil || n != c.Domain:
+			ps = append(ps, listgen.Problem{Code: listgen.CodeDomainInvalid, Path: path, Message: "the name is not in the list's normal form (lower-case A-labels, no trailing dot)"})
+		}
+	}
+	return ps
 }
 
 func evaluateDomain(ctx context.Context, c Change, in Input, checker Checker, txt TXTLookup, o Options) DomainReport {

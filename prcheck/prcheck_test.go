@@ -333,3 +333,22 @@ func TestEscape(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckNames(t *testing.T) {
+	changes := []Change{
+		{Domain: "ok.test", Kind: Added}, {Domain: "Upper.test", Kind: Added}, {Domain: "co.uk", Kind: Changed},
+		{Domain: "gone.example", Kind: Removed}, {Domain: "lab.test", Kind: Added},
+	}
+	ps := checkNames(changes, Options{AllowTestTLD: true})
+	var got []string
+	for _, p := range ps {
+		got = append(got, p.Code+" "+p.Path)
+	}
+	want := []string{`domain.invalid $.policies["Upper.test"]`, `domain.public_suffix $.policies["co.uk"]`}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if ps := checkNames([]Change{{Domain: "lab.test", Kind: Added}}, Options{}); len(ps) != 1 || ps[0].Code != listgen.CodeDomainUnknownTLD {
+		t.Errorf(".test without AllowTestTLD: %+v", ps)
+	}
+}
