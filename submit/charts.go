@@ -126,28 +126,77 @@ func newHistoryChart(checks []admission.CheckEntry) historyChart {
 // draw writes the chart as SVG. Every text and attribute value from
 // outside (host names come from DNS) goes through html.EscapeString.
 func (c historyChart) draw() template.HTML {
-	var b strings.Builder
-	b.Grow(256 + 160*len(c.Marks))
-	itoa := strconv.Itoa
-	b.WriteString(`<svg id="history-chart" class="chart" xmlns="http://www.w3.org/2000/svg" width="` + itoa(c.Width) + `" height="` + itoa(c.Height) +
-		`" viewBox="0 0 ` + itoa(c.Width) + " " + itoa(c.Height) + `" role="img" aria-label="check history: one mark per check and MX host, pass or fail">` + "\n")
-	for _, r := range c.Rows {
-		l := html.EscapeString(r.Label)
-		b.WriteString(`<g class="row" data-host="` + l + `"><text class="label" x="4" y="` + itoa(r.TextY) + `">` + l + `</text><line class="rule" x1="` +
-			itoa(c.Left) + `" x2="` + itoa(c.Right) + `" y1="` + itoa(r.MidY) + `" y2="` + itoa(r.MidY) + `"/></g>` + "\n")
-	}
-	for _, m := range c.Marks {
-		class, word := "pass", "pass"
-		if !m.Pass {
-			class, word = "fail", "fail"
+	b := make([]byte, 0, 512+260*len(c.Marks))
+	num := func(n int) { b = strconv.AppendInt(b, int64(n), 10) }
+	str := func(ss ...string) {
+		for _, s := range ss {
+			b = append(b, s...)
 		}
-		l := html.EscapeString(m.Label)
-		b.WriteString(`<rect class="mark ` + class + `" x="` + itoa(m.X) + `" y="` + itoa(m.Y) + `" width="` + itoa(m.W) + `" height="` + itoa(m.H) +
-			`" data-at="` + m.At.UTC().Format(time.RFC3339) + `" data-host="` + l + `"><title>` + m.At.UTC().Format("2006-01-02 15:04 UTC") + " " + l + ": " + word + "</title></rect>\n")
 	}
-	b.WriteString(`<text class="axis" x="` + itoa(c.Left) + `" y="` + itoa(c.AxisY) + `">` + c.From.UTC().Format("2006-01-02") + `</text><text class="axis" x="` +
-		itoa(c.Right) + `" y="` + itoa(c.AxisY) + `" text-anchor="end">` + c.To.UTC().Format("2006-01-02") + "</text>\n</svg>")
-	return template.HTML(b.String()) // every piece above is escaped or ours
+	str(`<svg id="history-chart" class="chart" xmlns="http://www.w3.org/2000/svg" width="`)
+	num(c.Width)
+	str(`" height="`)
+	num(c.Height)
+	str(`" viewBox="0 0 `)
+	num(c.Width)
+	str(" ")
+	num(c.Height)
+	str(`" role="img" aria-label="check history: one mark per check and MX host, pass or fail">`, "\n")
+	labels := make([]string, len(c.Rows))
+	for i, r := range c.Rows {
+		labels[i] = html.EscapeString(r.Label)
+		str(`<g class="row" data-host="`, labels[i], `"><text class="label" x="4" y="`)
+		num(r.TextY)
+		str(`">`, labels[i], `</text><line class="rule" x1="`)
+		num(c.Left)
+		str(`" x2="`)
+		num(c.Right)
+		str(`" y1="`)
+		num(r.MidY)
+		str(`" y2="`)
+		num(r.MidY)
+		str(`"/></g>`, "\n")
+	}
+	escaped := map[string]string{}
+	for _, m := range c.Marks {
+		class := "pass"
+		if !m.Pass {
+			class = "fail"
+		}
+		l, ok := escaped[m.Label]
+		if !ok {
+			l = html.EscapeString(m.Label)
+			escaped[m.Label] = l
+		}
+		at := m.At.UTC()
+		str(`<rect class="mark `, class, `" x="`)
+		num(m.X)
+		str(`" y="`)
+		num(m.Y)
+		str(`" width="`)
+		num(m.W)
+		str(`" height="`)
+		num(m.H)
+		str(`" data-at="`)
+		b = at.AppendFormat(b, time.RFC3339)
+		str(`" data-host="`, l, `"><title>`)
+		b = at.AppendFormat(b, "2006-01-02 15:04 UTC")
+		str(" ", l, ": ", class, "</title></rect>\n")
+	}
+	str(`<text class="axis" x="`)
+	num(c.Left)
+	str(`" y="`)
+	num(c.AxisY)
+	str(`">`)
+	b = c.From.UTC().AppendFormat(b, "2006-01-02")
+	str(`</text><text class="axis" x="`)
+	num(c.Right)
+	str(`" y="`)
+	num(c.AxisY)
+	str(`" text-anchor="end">`)
+	b = c.To.UTC().AppendFormat(b, "2006-01-02")
+	str("</text>\n</svg>")
+	return template.HTML(b) // every piece above is escaped or ours
 }
 
 func cut(s string, n int) string {

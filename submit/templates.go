@@ -77,6 +77,10 @@ func parseTemplates() error {
 	return pagesErr
 }
 
+// bufPool holds the buffers pages are rendered into (a status page is
+// some 80 KB).
+var bufPool = sync.Pool{New: func() any { return bytes.NewBuffer(make([]byte, 0, 64<<10)) }}
+
 // Page is what every page shows around its content.
 type Page struct {
 	Title string
@@ -86,8 +90,14 @@ type Page struct {
 // render writes a page, or a 500 if the template fails (nothing of the
 // page is sent then).
 func (s *Server) render(w http.ResponseWriter, r *http.Request, code int, name string, data any) {
-	var b bytes.Buffer
-	if err := pages[name].ExecuteTemplate(&b, "layout", data); err != nil {
+	b := bufPool.Get().(*bytes.Buffer)
+	defer func() {
+		if b.Cap() <= 1<<20 {
+			b.Reset()
+			bufPool.Put(b)
+		}
+	}()
+	if err := pages[name].ExecuteTemplate(b, "layout", data); err != nil {
 		s.log.ErrorContext(r.Context(), "rendering a page", "page", name, "err", err)
 		http.Error(w, "internal error", http.StatusInternalServerError)
 		return
