@@ -183,3 +183,26 @@ func withToken(v url.Values, tok string) url.Values {
 	out.Set("csrf", tok)
 	return out
 }
+
+// The domain in a path is normalised and refused like a typed one, on
+// every route that changes something; nothing is stored.
+func TestHostilePathNames(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails))
+	for _, name := range []string{"192.0.2.1", "co.uk", "example.notatld", "a_b.test", "%3Cb%3E.test", "x.test%0D%0ABcc:y"} {
+		for _, r := range []req{
+			{method: "POST", path: "/api/v1/domains/" + name + "/removal"},
+			{method: "POST", path: "/api/v1/domains/" + name + "/verify"},
+			{method: "POST", path: "/api/v1/domains/" + name + "/confirm", body: `{"token":"aaaaaaaaaaaaaaaaaaaaaaaaaa"}`, ctype: "application/json"},
+			{method: "POST", path: "/api/v1/domains/" + name + "/withdraw", body: `{"token":"aaaaaaaaaaaaaaaaaaaaaaaaaa"}`, ctype: "application/json"},
+		} {
+			rec := e.do(r)
+			if rec.Code != http.StatusBadRequest || strings.Contains(rec.Body.String(), "<b>") {
+				t.Errorf("%s %s: %d %s", r.method, r.path, rec.Code, rec.Body.String())
+			}
+		}
+	}
+	if d, p, dec := stored(t, e.st); d+p+dec != 0 || len(mails.all()) != 0 {
+		t.Errorf("stored %d/%d/%d, %d mails", d, p, dec, len(mails.all()))
+	}
+}
