@@ -181,3 +181,28 @@ func TestClientIP(t *testing.T) {
 		}
 	}
 }
+
+// Behind a trusted proxy each client has its own limit; a client that is
+// no proxy cannot dodge its limit by inventing X-Forwarded-For.
+func TestLimitsFollowTrustedClientIP(t *testing.T) {
+	e := newEnv(t, func(c *Config) {
+		c.TrustedProxies = mustPrefixes("10.0.0.0/8")
+		c.Limits.CheckPerIP = Limit{Every: time.Minute, Burst: 2}
+	})
+	get := func(remote, xff string) int {
+		return e.do(req{path: "/api/v1/check?domain=a.test", remote: remote, header: map[string]string{"X-Forwarded-For": xff}}).Code
+	}
+	for i, want := range []int{200, 200, 429} {
+		if c := get("10.0.0.1:1", "198.51.100.1"); c != want {
+			t.Errorf("client A request %d: %d, want %d", i, c, want)
+		}
+	}
+	if c := get("10.0.0.1:1", "198.51.100.2"); c != 200 {
+		t.Errorf("client B behind the proxy: %d", c)
+	}
+	for i, want := range []int{200, 200, 429} {
+		if c := get("192.0.2.9:1", fmt.Sprintf("203.0.113.%d", i)); c != want {
+			t.Errorf("spoofing client request %d: %d, want %d", i, c, want)
+		}
+	}
+}
