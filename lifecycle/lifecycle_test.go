@@ -798,3 +798,39 @@ func TestWithdrawThenSubmit(t *testing.T) {
 		t.Errorf("state %s, want validating", got)
 	}
 }
+
+var _ lifecycle.TXTLookup = (*validate.Validator)(nil)
+
+// TestRemovalTokenSuperseded: a newer removal request replaces the older
+// one's link and record; the add proof of the same domain is another
+// purpose and stands.
+func TestRemovalTokenSuperseded(t *testing.T) {
+	ctx := context.Background()
+	e := memEnv(t)
+	add := e.submit(t, "d.test")
+	old, err := e.l.RequestRemoval(ctx, "d.test", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cur, err := e.l.RequestRemoval(ctx, "d.test", "web")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.l.ConfirmToken(ctx, "d.test", old.Token); !errors.Is(err, lifecycle.ErrTokenSuperseded) {
+		t.Errorf("old removal token: %v, want ErrTokenSuperseded", err)
+	}
+	if pur, err := e.l.PeekToken(ctx, "d.test", add.Token); err != nil || pur != lifecycle.PurposeAdd {
+		t.Errorf("add token after removal requests: %s, %v", pur, err)
+	}
+	if ps, err := e.l.PendingProofs(ctx, "d.test"); err != nil || len(ps) != 2 {
+		t.Errorf("PendingProofs = %+v, %v; want the add and the newer remove proof", ps, err)
+	}
+	ch, err := e.l.ConfirmToken(ctx, "d.test", cur.Token)
+	if err != nil || ch.From != store.StatePending || ch.To != store.StateRemovalRequested {
+		t.Fatalf("ConfirmToken(removal) = %+v, %v", ch, err)
+	}
+	// The submission the owner asked to drop can no longer be proven.
+	if _, err := e.l.ConfirmToken(ctx, "d.test", add.Token); !errors.Is(err, lifecycle.ErrTokenSuperseded) {
+		t.Errorf("add token after the removal: %v, want ErrTokenSuperseded", err)
+	}
+}
