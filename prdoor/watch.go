@@ -38,6 +38,9 @@ type ProgressStore interface {
 
 var _ ProgressStore = store.Store(nil)
 
+// DefaultRecheck is Watcher.Recheck's default.
+const DefaultRecheck = time.Hour
+
 // MaxWatched bounds the open pull requests one poll looks at.
 const MaxWatched = 500
 
@@ -59,6 +62,10 @@ type Watcher struct {
 	// shown (passes of MinChecks; earliest admission PassingSince+MinDays).
 	MinChecks int
 	MinDays   int
+	// Recheck is how often a pull request that did not pass is evaluated
+	// again without a new push, so that a TXT record or a fix published
+	// meanwhile is seen (DefaultRecheck; negative: never).
+	Recheck time.Duration
 
 	mu      sync.Mutex
 	etags   map[string]string
@@ -70,6 +77,7 @@ type Watcher struct {
 // watched is what the watcher remembers of one open pull request.
 type watched struct {
 	key       string // head SHA and labels: a new key is evaluated again
+	evaluated time.Time
 	outcome   *Outcome
 	submitted []string // domains handed to the lifecycle
 	body      string   // the comment as last written
@@ -252,7 +260,13 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 	}
 	w.mu.Unlock()
 
-	if st.key != key {
+	recheck := w.Recheck
+	if recheck == 0 {
+		recheck = DefaultRecheck
+	}
+	stale := st.outcome != nil && !st.outcome.Success() && recheck > 0 && !w.now().Before(st.evaluated.Add(recheck))
+	if st.key != key || stale {
+		st.evaluated = w.now()
 		o, err := w.Door.evaluate(ctx, pr)
 		if err != nil {
 			return err

@@ -215,3 +215,32 @@ func TestWatcherBacksOff(t *testing.T) {
 		})
 	}
 }
+
+// TestWatcherRechecksFailingPR: a PR without its proof is evaluated again
+// after Recheck without a push, and passes once the record is published.
+func TestWatcherRechecksFailingPR(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	we.domain("late.test", "good", 0)
+	pr := we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "late.test"))
+	we.poll(t)
+	if st := we.finalStatus(t, pr.HeadSHA); st.State != "failure" {
+		t.Fatalf("status %q", st.State)
+	}
+	we.dns.Add(`_starttls-preload.late.test. 300 IN TXT "` + we.gh.PRURL(7) + `"`)
+	we.clock.Add(DefaultRecheck - time.Minute)
+	we.poll(t)
+	if st := we.finalStatus(t, pr.HeadSHA); st.State != "failure" {
+		t.Fatalf("evaluated again before Recheck: %q", st.State)
+	}
+	we.clock.Add(time.Minute)
+	we.poll(t)
+	if st := we.finalStatus(t, pr.HeadSHA); st.State != "success" {
+		t.Fatalf("status after Recheck %q", st.State)
+	}
+	if d, err := we.st.GetDomain(t.Context(), "late.test"); err != nil || d.State != store.StateValidating {
+		t.Fatalf("late.test: %+v %v", d, err)
+	}
+	if len(we.botComments(7)) != 1 {
+		t.Errorf("%d comments", len(we.botComments(7)))
+	}
+}
