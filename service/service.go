@@ -129,7 +129,7 @@ type Config struct {
 	MaxWait time.Duration
 
 	// AfterTick, when set, is called after every tick of Run with its
-	// error (tests and the worker's --once use it).
+	// error (the worker tells its tests of each round through it).
 	AfterTick func(err error)
 	Log       *slog.Logger
 }
