@@ -54,7 +54,7 @@
 //	Withdraw (add token)                         pending → removed
 //	AdmitProven       absent, pending, removal_requested, removed → validating;
 //	                  validating and listed: patterns, contact and mode declared again, state kept
-//	RemoveProven      any state but removed → removal_requested
+//	RemoveProven      any state but removed → removal_requested (a pending submission's proof is superseded)
 //
 // A domain submitted through two doors (the web form, then a pull request)
 // is one domain: the second declaration finds the row of the first. Source

@@ -219,8 +219,9 @@ type Store interface {
 	// `from`; ErrNotFound if absent.
 	Transition(ctx context.Context, name string, from, to State, reason string, at time.Time) error
 	// RequestRemoval moves a domain in any state but removed to
-	// removal_requested, recording the decision. ErrNotFound if absent,
-	// ErrConflict if already removed; a no-op if already requested.
+	// removal_requested, recording the decision and superseding its open
+	// add proof. ErrNotFound if absent, ErrConflict if already removed; a
+	// no-op if already requested.
 	RequestRemoval(ctx context.Context, name, reason string, at time.Time) error
 
 	// RecordCheck applies one CheckUpdate in one transaction (see

@@ -257,6 +257,7 @@ func (s *Store) RequestRemoval(ctx context.Context, name, reason string, at time
 		case store.StateRemovalRequested:
 			return nil
 		}
+		s.supersede(d.Name, store.PurposeAdd, store.Time(at))
 		s.decide(d, store.StateRemovalRequested, reason, store.Time(at))
 		return nil
 	})

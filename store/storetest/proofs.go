@@ -511,3 +511,18 @@ func testPruneProofs(t *testing.T, s store.Store) {
 		t.Errorf("pruning changed a state: %s", st)
 	}
 }
+
+// testRequestRemovalSupersedes: a pending domain whose removal an operator
+// requests can no longer be proven by its submission's proof.
+func testRequestRemovalSupersedes(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	declarePending(t, s, "rr.example", "rr", T0)
+	must(t, s.RequestRemoval(ctx, "rr.example", "removal.requested: test", at(time.Minute)))
+	p, err := s.ProofByToken(ctx, "hash-rr")
+	must(t, err)
+	if p.SupersededAt == nil || !p.SupersededAt.Equal(store.Time(at(time.Minute))) {
+		t.Errorf("add proof after RequestRemoval: %+v, want superseded", p)
+	}
+	_, err = s.UseProof(ctx, store.ProofUse{Domain: "rr.example", TokenHash: "hash-rr", At: at(2 * time.Minute)})
+	isErr(t, "UseProof after RequestRemoval", err, store.ErrProofSuperseded)
+}

@@ -75,6 +75,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"UseProofConcurrent", testUseProofConcurrent},
 		{"OpenProofs", testOpenProofs},
 		{"PruneProofs", testPruneProofs},
+		{"RequestRemovalSupersedes", testRequestRemovalSupersedes},
 		{"Cancelled", testCancelled},
 		{"Closed", testClosed},
 	}

@@ -438,6 +438,9 @@ func (s *Store) RequestRemoval(ctx context.Context, name, reason string, at time
 		case store.StateRemovalRequested:
 			return nil
 		}
+		if err := s.supersede(ctx, tx, name, store.PurposeAdd, at); err != nil {
+			return err
+		}
 		return s.decide(ctx, tx, name, st, store.StateRemovalRequested, reason, at)
 	})
 }
