@@ -103,6 +103,17 @@ func (s *Server) apiVerify(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
+// apiPeek says what a mailed token would prove, consuming nothing (the
+// twin of the link's page).
+func (s *Server) apiPeek(w http.ResponseWriter, r *http.Request) {
+	domain, purpose, de := s.peek(r.Context(), r, r.PathValue("domain"), r.URL.Query().Get("token"))
+	if de != nil {
+		writeDoorError(w, de)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"domain": domain, "purpose": string(purpose)})
+}
+
 func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request) {
 	var in struct {
 		Token string `json:"token"`

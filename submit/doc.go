@@ -25,6 +25,7 @@
 //	POST /api/v1/submissions                {"domain","contact","mode","mx_patterns"} → 202 with the proof
 //	POST /api/v1/domains/{domain}/verify    checks the pending DNS proof
 //	POST /api/v1/domains/{domain}/removal   → 202 with the removal proof
+//	GET  /api/v1/domains/{domain}/confirm?token=T  {"domain","purpose"}: what the token proves, consuming nothing
 //	POST /api/v1/domains/{domain}/confirm   {"token"} proves with the mailed token
 //	POST /api/v1/domains/{domain}/withdraw  {"token"} drops a pending submission
 //	GET  /api/v1/setup                      the MTA operators' set-up of this instance

@@ -141,6 +141,12 @@ func TestTokenRules(t *testing.T) {
 				t.Fatalf("GET: %d %s", rec.Code, rec.Body.String())
 			}
 		}
+		for range 2 { // the JSON twin consumes nothing either
+			rec := e.get("/api/v1/domains/example.test/confirm?token=" + tok)
+			if rec.Code != 200 || decode[map[string]string](t, rec)["purpose"] != "add" {
+				t.Fatalf("GET API: %d %s", rec.Code, rec.Body.String())
+			}
+		}
 		if s := state(t, e); s != store.StatePending {
 			t.Fatalf("after GETs: %s", s)
 		}

@@ -191,6 +191,7 @@ func (s *Server) buildRoutes() {
 	add("POST /api/v1/submissions", s.apiSubmit)
 	add("POST /api/v1/domains/{domain}/verify", s.apiVerify)
 	add("POST /api/v1/domains/{domain}/removal", s.apiRemoval)
+	add("GET /api/v1/domains/{domain}/confirm", s.apiPeek)
 	add("POST /api/v1/domains/{domain}/confirm", s.apiConfirm)
 	add("POST /api/v1/domains/{domain}/withdraw", s.apiWithdraw)
 	add("GET /api/v1/domains/{domain}", s.apiStatus)
