@@ -49,7 +49,7 @@ check), 1 not, or the API failed, 2 usage or configuration error.`,
 		RunE: runPRCheck,
 	}
 	f := cmd.Flags()
-	f.String("repo", "", "repository OWNER/NAME (default github.repository, GITHUB_REPOSITORY or the event's)")
+	f.String("repo", "", "repository OWNER/NAME (default github.repository, the event's, or GITHUB_REPOSITORY)")
 	f.Int("pr", 0, "pull request number (default: the event's, from GITHUB_EVENT_PATH)")
 	f.String("api-url", "", "REST API base URL (default github.api_url, GITHUB_API_URL or https://api.github.com)")
 	f.String("removal-label", "removal-approved", "label by which maintainers approve a removal")
