@@ -7,13 +7,15 @@
 //
 // # API (final names)
 //
-//	type Lifecycle struct{ Store; TXT TXTLookup; Now func() time.Time; TokenTTL time.Duration; Rand io.Reader }
+//	type Lifecycle struct{ Store store.Store; TXT TXTLookup; Now func() time.Time; TokenTTL, ProofRetention time.Duration; Rand io.Reader }
 //	type TXTLookup interface{ LookupTXT(ctx, name string) ([]string, error) }
 //	type Request struct{ Domain, Contact string; WantEnforce, FollowMTASTS bool; MXPatterns []string; Source string }
 //	type Purpose string      // PurposeAdd, PurposeRemove
 //	type Proof struct{ Domain string; Purpose Purpose; DNSName, DNSValue, MailTo, Token string; Expires time.Time; Previous store.State }
 //	type Evidence struct{ By Voucher; Detail string }   // By: ByOperator, ByPullRequest
 //	type Change struct{ Domain string; From, To store.State }
+//	type RetryReport struct{ Checked, Proven, Failed int; Pruned int64 }
+//	func HashToken(token string) string   // hex SHA-256 of the lower-case token, as the store keeps it
 //
 //	(*Lifecycle).Submit(ctx, Request) (Proof, error)                 new/pending/removal_requested/removed → pending + add proof
 //	(*Lifecycle).RequestRemoval(ctx, domain, source) (Proof, error)  a remove proof (domain stays as it is until proven)
