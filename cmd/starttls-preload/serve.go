@@ -31,7 +31,12 @@ domains in the store (admission, promotion, demotion), a new signed list
 whenever the listed domains or their policies change or the current list
 nears its expiry, and an HTTP server with the list and its signatures
 (/policy-list.json, .sig, .sshsig, /pubkey.pem, /allowed_signers), the
-domains' status (/api/v1/domains) and Prometheus metrics (/metrics).
+domains' status (/api/v1/domains) and Prometheus metrics (/metrics),
+and the web pages where domain owners check a domain, submit it, prove
+they control it and follow it (/, /check, /domains/NAME, /list, /stats;
+their JSON under /api/v1/). web.base_url is the public URL used in mails
+(default: http:// and --listen); web.trusted_proxies names the reverse
+proxies whose X-Forwarded-For is believed.
 
 The store is SQLite under the data directory unless store.driver is
 postgres. The list signing key is created under the data directory on
