@@ -5,14 +5,15 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 )
 
 func TestRunCmd(t *testing.T) {
-	var sawHeader bool
+	var sawHeader atomic.Bool
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-Bench") == "1" {
-			sawHeader = true
+			sawHeader.Store(true)
 		}
 		w.Write([]byte("ok"))
 	}))
@@ -21,7 +22,7 @@ func TestRunCmd(t *testing.T) {
 	if err := runCmd(ctx, []string{"-d", "50ms", "-c", "2", "-H", "X-Bench: 1", "-url", ts.URL + "/d/{i}", "-range", "10", "-max-p99", "1m"}); err != nil {
 		t.Errorf("run within its targets: %v", err)
 	}
-	if !sawHeader {
+	if !sawHeader.Load() {
 		t.Error("-H header not sent")
 	}
 	// A figure below its target is a miss (exit status 1), not a usage error.
