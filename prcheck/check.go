@@ -279,6 +279,8 @@ func evaluateDomain(ctx context.Context, c Change, in Input, checker Checker, tx
 			d.Proof = LabelProof(c.Domain, in.URL, o.RemovalLabel)
 			return d
 		}
+	} else if checker == nil {
+		d.CheckError = "No checker is configured."
 	} else {
 		res, err := checker.Check(ctx, c.Domain)
 		switch {

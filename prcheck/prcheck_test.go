@@ -352,3 +352,13 @@ func TestCheckNames(t *testing.T) {
 		t.Errorf(".test without AllowTestTLD: %+v", ps)
 	}
 }
+
+func TestNoChecker(t *testing.T) {
+	r, err := Evaluate(t.Context(), input(listBytes(t, "listed.test"), listBytes(t, "listed.test", "new.test")), nil, fakeTXT{}, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Success() || len(r.Domains) != 1 || r.Domains[0].CheckError == "" {
+		t.Fatalf("%+v", r)
+	}
+}
