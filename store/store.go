@@ -1,6 +1,7 @@
 // Package store keeps the life of every domain on the preload list: its
 // state, declared MX patterns, check history (time and findings per check),
-// the decisions taken and why, list serials, and the opt-out list.
+// the decisions taken and why, its ownership proofs (only the SHA-256 of a
+// mailed token; see Proof), list serials, and the opt-out list.
 //
 // Store is the one interface; store/memstore (in memory, for tests),
 // store/sqlite (the default, a file under the data directory) and

@@ -48,7 +48,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 			return nil, fmt.Errorf("sqlite: %w", err)
 		}
 	}
-	// The file holds contacts and ownership tokens: readable by the
+	// The file holds contacts and ownership proofs: readable by the
 	// service alone (SQLite gives its -wal and -shm files the same mode).
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
 	if err != nil {
