@@ -3,11 +3,13 @@ package submit
 import (
 	"errors"
 	"fmt"
+	"html/template"
 	"mime"
 	"net/http"
 	"net/url"
 	"strings"
 
+	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/lifecycle"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/validate"
@@ -376,18 +378,31 @@ func (s *Server) withdrawPage(w http.ResponseWriter, r *http.Request) {
 		Message: "The request to add " + c.Domain + " is withdrawn. Nothing more happens unless someone submits it again.", StatusPath: "/domains/" + c.Domain})
 }
 
+// statusData is the status page's view, flat: the template reaches every
+// field directly, not through embedded structs (each level costs a
+// reflective look-up per use).
 type statusData struct {
-	Page
-	statusView
-	Chart        historyChart
+	Title        string
+	CSRF         string
+	Domain       string
+	State        store.State
+	StateText    string
+	Progress     progress
+	Listed       *listedIn
+	WantEnforce  bool
+	MXPatterns   []string
+	Proofs       []proofJSON
+	HasChart     bool
+	ChartSVG     template.HTML
+	ChartChecks  int
 	LastAt       any
 	LastFindings []validate.Finding
+	Decisions    []admission.DecisionEntry
 	VerifyPath   string
 	RemovalPath  string
 	CanRemove    bool
 	RemovalNote  string
 	DropNote     string
-	Proofs       []proofJSON
 }
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
@@ -396,9 +411,13 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 		s.doorErrorPage(w, r, de)
 		return
 	}
-	d := statusData{statusView: v, Chart: newHistoryChart(v.Checks), Proofs: v.PendingProofs,
-		VerifyPath: "/domains/" + v.Domain + "/verify", RemovalPath: "/domains/" + v.Domain + "/removal", DropNote: s.dropNote()}
-	d.Title = v.Domain
+	chart := newHistoryChart(v.Checks)
+	d := statusData{
+		Title: v.Domain, Domain: v.Domain, State: v.State, StateText: v.StateText, Progress: v.Progress, Listed: v.Listed,
+		WantEnforce: v.WantEnforce, MXPatterns: v.MXPatterns, Proofs: v.PendingProofs,
+		HasChart: len(chart.Marks) > 0, ChartSVG: chart.SVG, ChartChecks: len(v.Checks), Decisions: v.Decisions,
+		VerifyPath: "/domains/" + v.Domain + "/verify", RemovalPath: "/domains/" + v.Domain + "/removal", DropNote: s.dropNote(),
+	}
 	if len(v.Checks) > 0 {
 		d.LastAt = v.Checks[0].At
 		d.LastFindings = decodeFindings(v.Checks[0].Findings)
