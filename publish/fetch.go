@@ -359,6 +359,11 @@ func (f *fetcher) loadExpiry() *expiryRec {
 // expiry.json) is withdrawn, and a fresh state.json written for it.
 func (f *fetcher) unreadableState(ctx context.Context, err error) (*FetchResult, error) {
 	e := f.expiry
+	if e == nil {
+		// No record (a state written before it was kept): the kept copy
+		// of the installed list, if it verifies, says.
+		e = f.keptExpiry()
+	}
 	if e == nil || f.o.Now().Before(e.Expires) {
 		return nil, err
 	}
@@ -366,6 +371,29 @@ func (f *fetcher) unreadableState(ctx context.Context, err error) (*FetchResult,
 	f.st = fetchState{Serial: e.Serial, ListSHA256: e.ListSHA256, Expires: e.Expires, SignedBy: e.SignedBy}
 	res, werr := f.withdraw(ctx, f.expiredReason(), f.expiredErr())
 	return res, errors.Join(err, werr)
+}
+
+// keptExpiry reads the expiry of the list kept in the state directory
+// from the list itself, when it verifies with a pinned key (nil if not).
+func (f *fetcher) keptExpiry() *expiryRec {
+	list, err := ReadFileLimit(f.path(ListFile), f.o.MaxSize)
+	if err != nil {
+		return nil
+	}
+	sig, err := ReadFileLimit(f.path(SigFile), maxSigSize)
+	if err != nil {
+		return nil
+	}
+	by, err := listgen.Verify(f.o.PublicKeys, list, bytes.TrimSpace(sig), nil)
+	if err != nil {
+		return nil
+	}
+	l, err := listgen.Parse(list)
+	if err != nil {
+		return nil
+	}
+	sum := sha256.Sum256(list)
+	return &expiryRec{Serial: l.Serial, ListSHA256: hex.EncodeToString(sum[:]), Expires: l.Expires, SignedBy: listgen.Fingerprint(by)}
 }
 
 // validETag returns etag when it is one to store and send back in

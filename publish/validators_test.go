@@ -217,20 +217,24 @@ func TestFetchHugeETagIsNotStored(t *testing.T) {
 func TestFetchExpiryWithdrawnWhateverTheStateFile(t *testing.T) {
 	key := newKey(t)
 	tests := []struct {
-		name  string
-		state func(old []byte) []byte
+		name     string
+		state    func(old []byte) []byte
+		noRecord bool // expiry.json is gone too (a state written before it was kept)
 	}{
 		{"state over 1 MiB", func(old []byte) []byte {
 			return append(bytes.TrimSuffix(bytes.TrimSpace(old), []byte("}")), []byte(`,"pad":"`+strings.Repeat("x", 2<<20)+`"}`)...)
-		}},
-		{"state garbage", func([]byte) []byte { return []byte("{garbage") }},
+		}, false},
+		{name: "state over 1 MiB, no expiry record", state: func(old []byte) []byte {
+			return append(bytes.TrimSuffix(bytes.TrimSpace(old), []byte("}")), []byte(`,"etag":"\"`+strings.Repeat("x", 2<<20)+`\""}`)...)
+		}, noRecord: true},
+		{"state garbage", func([]byte) []byte { return []byte("{garbage") }, false},
 		{"state says valid for ever", func(old []byte) []byte {
 			var st fetchState
 			json.Unmarshal(old, &st)
 			st.Expires = t0.AddDate(100, 0, 0)
 			b, _ := json.Marshal(st)
 			return b
-		}},
+		}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -242,6 +246,11 @@ func TestFetchExpiryWithdrawnWhateverTheStateFile(t *testing.T) {
 			p := filepath.Join(c.opts.StateDir, stateFile)
 			if err := os.WriteFile(p, tt.state(readOrFail(t, p)), 0o600); err != nil {
 				t.Fatal(err)
+			}
+			if tt.noRecord {
+				if err := os.Remove(filepath.Join(c.opts.StateDir, expiryFile)); err != nil {
+					t.Fatal(err)
+				}
 			}
 			now := t0.Add(8 * 24 * time.Hour)
 			c.opts.Now = func() time.Time { return now }
