@@ -174,3 +174,24 @@ func FuzzParseDomain(f *testing.F) {
 }
 
 var lintTS = time.Date(2026, 11, 23, 7, 0, 0, 0, time.UTC)
+
+func BenchmarkParseDomain(b *testing.B) {
+	for _, in := range []string{"Mail.Example.co.uk.", "bücher.example.de", "co.uk"} {
+		b.Run(in, func(b *testing.B) {
+			for b.Loop() {
+				ParseDomain(in, NameOptions{})
+			}
+		})
+	}
+}
+
+func BenchmarkMatchesAny(b *testing.B) {
+	p := Policy{MXs: []string{"mx1.example.com", "mx2.example.com", "*.mail.protection.example.net"}}
+	for _, host := range []string{"a.mail.protection.example.net", "mx.bücher.example"} {
+		b.Run(host, func(b *testing.B) {
+			for b.Loop() {
+				p.MatchesAny(host)
+			}
+		})
+	}
+}
