@@ -81,6 +81,10 @@ func TestWebEndToEnd(t *testing.T) {
 	// 1. Check, submit, prove by the mailed link.
 	b.Navigate(base + "/")
 	b.WaitVisible("#check-form")
+	// The style sheet got past the Content-Security-Policy and applies.
+	if !b.EvalBool(`[...document.styleSheets].some(s => s.href && s.href.startsWith(location.origin + "/static/") && s.cssRules.length > 0)`) {
+		t.Error("the home page's style sheet did not load")
+	}
 	b.Screenshot("home")
 	b.Fill("#domain", " Mailed.Test. ")
 	if st := b.ClickNavigate("#check-submit"); st != http.StatusOK {

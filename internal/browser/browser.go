@@ -261,11 +261,19 @@ func (p *Page) Value(sel string) string {
 // waiting.
 func (p *Page) Exists(sel string) bool {
 	p.t.Helper()
+	return p.EvalBool(fmt.Sprintf("document.querySelector(%q) !== null", sel))
+}
+
+// EvalBool evaluates a JavaScript expression in the page (through the
+// DevTools protocol: the page's Content-Security-Policy does not apply) and
+// returns its boolean value.
+func (p *Page) EvalBool(js string) bool {
+	p.t.Helper()
 	ctx, cancel := context.WithTimeout(p.ctx, p.Timeout)
 	defer cancel()
-	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](fmt.Sprintf("document.querySelector(%q) !== null", sel)))
+	ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](js))
 	if err != nil {
-		p.fail("look for "+sel, err)
+		p.fail("evaluate "+js, err)
 	}
 	return ok
 }
