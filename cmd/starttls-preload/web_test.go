@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -61,7 +62,12 @@ func TestServeMountsWebDoor(t *testing.T) {
 		return rec.Code, rec.Body.String()
 	}
 	code, home := get("/")
-	fp := listgen.Fingerprint(app.builder.Signer.Public())
+	// The page shows the fingerprint as html/template escapes text ("+" is "&#43;").
+	var fpHTML strings.Builder
+	if err := template.Must(template.New("").Parse("{{.}}")).Execute(&fpHTML, listgen.Fingerprint(app.builder.Signer.Public())); err != nil {
+		t.Fatal(err)
+	}
+	fp := fpHTML.String()
 	if code != 200 || !strings.Contains(home, `id="check-form"`) || !strings.Contains(home, "https://lists.example.org/policy-list.json") || !strings.Contains(home, fp) {
 		t.Errorf("home: %d %s", code, home)
 	}
