@@ -68,7 +68,9 @@ type FetchOptions struct {
 	// (default DefaultCommandTimeout): when it passes, the command and
 	// every process it started are killed.
 	CommandTimeout time.Duration
-	// MaxSize bounds the list's size (default DefaultMaxSize).
+	// MaxSize bounds the list's size (default DefaultMaxSize). The list is
+	// downloaded into a temporary file in StateDir, so memory follows the
+	// size of the list, not what a server sends.
 	MaxSize int64
 	// Client is the HTTP client (default: one with connection timeouts).
 	Client *http.Client
@@ -135,6 +137,18 @@ type installRec struct {
 // that signed it is pinned: after the operator unpins that key, the list
 // is downloaded in full again and any list by a pinned key replaces it,
 // whatever its serial.
+//
+// The server is not trusted (Fetch typically runs as root): the list is
+// downloaded into a temporary file in StateDir, at most MaxSize bytes, and
+// parsed only after its signature verifies; a list with serial 0, an
+// expiry not after its timestamp or a validity over MaxValidity is
+// refused; only bounded, well-formed validators are kept (RFC 9110
+// §8.8.2.2, §8.8.3); server text in errors is cleaned and cut short; an
+// https URL never follows a redirect to http. StateDir must belong to the
+// running user and not be writable by group or others; temporary files of
+// an interrupted run are removed; installed files keep their owner, group
+// and mode; postmap and Reload are killed after CommandTimeout or when ctx
+// is cancelled.
 func Fetch(ctx context.Context, o FetchOptions) (*FetchResult, error) {
 	ownClient := o.Client == nil
 	if err := o.check(); err != nil {
