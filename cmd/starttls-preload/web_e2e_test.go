@@ -85,6 +85,7 @@ func TestWebEndToEnd(t *testing.T) {
 	if !b.EvalBool(`[...document.styleSheets].some(s => s.href && s.href.startsWith(location.origin + "/static/") && s.cssRules.length > 0)`) {
 		t.Error("the home page's style sheet did not load")
 	}
+	noScript(t, b)
 	b.Screenshot("home")
 	b.Fill("#domain", " Mailed.Test. ")
 	if st := b.ClickNavigate("#check-submit"); st != http.StatusOK {
@@ -103,6 +104,7 @@ func TestWebEndToEnd(t *testing.T) {
 	if got := b.Value("#mx-patterns"); strings.TrimSpace(got) != "mx.good.test" {
 		t.Errorf("MX patterns pre-filled with %q", got)
 	}
+	noScript(t, b)
 	b.Screenshot("check-mailed")
 	b.Fill("#contact", "owner@mailed.test")
 	if st := b.ClickNavigate("#submit-button"); st >= 400 {
@@ -199,6 +201,7 @@ func TestWebEndToEnd(t *testing.T) {
 	if !b.Exists("#history-chart rect.mark.pass") {
 		t.Error("no pass in the check history chart")
 	}
+	noScript(t, b)
 	b.Screenshot("status-mailed-testing")
 	b.Navigate(base + "/domains/txtproof.test")
 	if got := b.Attr("#state", "data-state"); got != "testing" {
@@ -241,6 +244,15 @@ func TestWebEndToEnd(t *testing.T) {
 		t.Error("the status page still shows mailed.test as listed")
 	}
 	b.Screenshot("status-mailed-removed")
+}
+
+// noScript fails the test if the page shown has a script: every page
+// works without JavaScript.
+func noScript(t *testing.T, b *browser.Page) {
+	t.Helper()
+	if !b.EvalBool(`document.scripts.length === 0 && document.querySelectorAll("[onclick],[onload],[onsubmit]").length === 0`) {
+		t.Errorf("%s has a script", b.Location())
+	}
 }
 
 // apiState is a domain's state from /api/v1/domains/<domain>.
