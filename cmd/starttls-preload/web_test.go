@@ -2,10 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"html/template"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -96,5 +100,102 @@ func TestServeMountsWebDoor(t *testing.T) {
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "web.trusted_proxies") {
 		t.Errorf("a bad proxy prefix: %v", err)
+	}
+}
+
+// The home page's set-up for MTA operators works as pasted: its commands'
+// flags are the fetch command's, and its fetch.yaml (paths moved into a
+// temporary directory, no postmap) installs this instance's list with the
+// key downloaded where the page says.
+func TestSetupInstructionsWork(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := "http://" + ln.Addr().String()
+	t.Setenv("STARTTLS_PRELOAD_WEB_BASE_URL", base)
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", ln.Addr().String()}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	app, err := newServeApp(ctx, c, schedulerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	if _, err := app.builder.Publish(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	srv := newHTTPServer(app.Handler())
+	go srv.Serve(ln)
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+
+	var setup struct {
+		ListURL      string   `json:"list_url"`
+		PubKeyURL    string   `json:"pubkey_url"`
+		Fingerprints []string `json:"fingerprints"`
+		FetchYAML    string   `json:"fetch_yaml"`
+		FetchCommand string   `json:"fetch_command"`
+		Cron         string   `json:"cron"`
+	}
+	if err := json.Unmarshal(httpGet(t, base+"/api/v1/setup"), &setup); err != nil {
+		t.Fatal(err)
+	}
+	if setup.ListURL != base+"/policy-list.json" || len(setup.Fingerprints) != 1 || setup.Fingerprints[0] != listgen.Fingerprint(app.builder.Signer.Public()) {
+		t.Fatalf("setup = %+v", setup)
+	}
+	// Every command line shown parses with the real flags.
+	lines := []string{strings.ReplaceAll(setup.FetchCommand, "\\\n", " ")}
+	lines = append(lines, setup.Cron[strings.Index(setup.Cron, "root")+len("root"):])
+	for _, block := range lines {
+		for _, line := range strings.Split(block, "\n") {
+			line = strings.TrimSpace(strings.ReplaceAll(line, "'postfix reload'", "postfix-reload"))
+			if !strings.HasPrefix(line, "starttls-preload ") {
+				continue
+			}
+			args := strings.Fields(line)[1:]
+			sub, rest, err := newRootCmd().Find(args)
+			if err != nil || sub.Name() != "fetch" {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if err := sub.ParseFlags(rest); err != nil {
+				t.Errorf("%q: %v", line, err)
+			}
+		}
+	}
+	// The configuration installs the list with the downloaded key.
+	dir := t.TempDir()
+	pub := filepath.Join(dir, "pubkey.pem")
+	if err := os.WriteFile(pub, httpGet(t, setup.PubKeyURL), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	yaml := strings.NewReplacer(
+		"/etc/starttls-preload/pubkey.pem", pub,
+		"/var/lib/starttls-preload", filepath.Join(dir, "state"),
+		"/etc/postfix/starttls-policy", filepath.Join(dir, "starttls-policy"),
+		"postmap: hash", "postmap: \"\"",
+		"reload: postfix reload", "reload: \"true\"",
+	).Replace(setup.FetchYAML)
+	if !strings.Contains(yaml, "url: "+setup.ListURL) {
+		t.Fatalf("fetch.yaml:\n%s", yaml)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "fetch.yaml")
+	if err := os.WriteFile(conf, []byte(yaml), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, stderr, code := execute(t, "fetch", "--config", conf); code != exitOK {
+		t.Fatalf("fetch: %d %s", code, stderr)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "starttls-policy")); err != nil {
+		t.Errorf("no policy installed: %v", err)
 	}
 }
