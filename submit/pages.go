@@ -66,6 +66,11 @@ Type=oneshot
 ExecStart=/usr/local/bin/starttls-preload fetch --config /etc/starttls-preload/fetch.yaml --log-level warn
 StateDirectory=starttls-preload
 StateDirectoryMode=0700
+ProtectSystem=true
+ProtectHome=true
+PrivateTmp=true
+NoNewPrivileges=true
+TimeoutStartSec=10min
 
 # /etc/systemd/system/starttls-preload-fetch.timer
 [Unit]
