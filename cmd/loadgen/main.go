@@ -26,6 +26,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/internal/loadgen"
@@ -118,9 +119,14 @@ func runCmd(ctx context.Context, args []string) error {
 			loads = append(loads, loadgen.Load{Name: "flood", URL: *flood, Range: *floodRange,
 				Concurrency: *floodC, Duration: *d, LocalAddr: *floodFrom})
 		}
+		cpu0 := processCPU()
 		res, err := loadgen.RunAll(ctx, loads...)
 		if err != nil {
 			return err
+		}
+		total := 0
+		for _, r := range res {
+			total += r.Requests + r.Errors
 		}
 		for _, r := range res {
 			if *asJSON {
@@ -129,6 +135,10 @@ func runCmd(ctx context.Context, args []string) error {
 			} else {
 				fmt.Printf("%s\n    %s\n", r.URL, r)
 			}
+		}
+		if !*asJSON && total > 0 {
+			// On the server's machine, this is CPU the server did not get.
+			fmt.Printf("    (load generator: %.0f µs of CPU per request)\n", float64(processCPU()-cpu0)/float64(total)/1e3)
 		}
 		m := res[0]
 		if *minRPS > 0 && m.RPS < *minRPS {
@@ -145,4 +155,13 @@ func runCmd(ctx context.Context, args []string) error {
 		return missed("missed: " + strings.Join(misses, "; "))
 	}
 	return nil
+}
+
+// processCPU is the CPU time (user and system) this process has used.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
