@@ -35,7 +35,9 @@ func newListLintCmd() *cobra.Command {
 rejected) and checks every domain (a registrable name, not a public suffix),
 alias and MX pattern, the dates and the canonical form. Each problem is
 printed with its JSON path and a stable code; the exit status is 1 when there
-is any. --fix rewrites a list that parses into its canonical form.`,
+is any. --fix rewrites a list that parses into its canonical form. With
+list.allow_test_tld (STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD=true), RFC 6761
+".test" names are admitted, as the service admits them in labs.`,
 		Example: `  starttls-preload list lint policy-list.json
   starttls-preload list lint --json policy-list.json | jq .
   starttls-preload list lint --fix policy-list.json`,
@@ -51,6 +53,10 @@ func runListLint(cmd *cobra.Command, args []string) error {
 	asJSON, _ := cmd.Flags().GetBool("json")
 	fix, _ := cmd.Flags().GetBool("fix")
 	out := cmd.OutOrStdout()
+	names, err := nameOptions(cmd)
+	if err != nil {
+		return err
+	}
 	total := 0
 	for _, path := range args {
 		b, err := readListFile(path)
@@ -62,7 +68,7 @@ func runListLint(cmd *cobra.Command, args []string) error {
 				return err
 			}
 		}
-		ps := listgen.LintBytes(b)
+		ps := listgen.LintBytesWith(b, listgen.LintOptions{AllowTestTLD: names.AllowTestTLD})
 		total += len(ps)
 		if asJSON {
 			if ps == nil {

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/starttls-preload/starttls-preload/listgen"
 )
 
 // execCLI runs a command line through the root command, as main does, in a
@@ -162,5 +164,41 @@ func TestListRenderCommand(t *testing.T) {
 	}
 	if _, _, code := execCLI(t, "list", "render", sample); code != exitUsage {
 		t.Errorf("no output flag: exit %d, want 2", code)
+	}
+}
+
+// TestListLintAllowTestTLD: list lint follows list.allow_test_tld, as the
+// doors and the list builder do, so a lab's list of ".test" names lints
+// clean only where the operator admits them.
+func TestListLintAllowTestTLD(t *testing.T) {
+	good := mustRead(t, repoFile(t, "listgen", "testdata", "sample.json"))
+	l, err := listgen.Parse(good)
+	if err != nil {
+		t.Fatal(err)
+	}
+	renamed := make(map[string]listgen.Policy, len(l.Policies))
+	for name, p := range l.Policies {
+		renamed[name+".test"] = p
+	}
+	l.Policies = renamed
+	b, err := listgen.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := writeTemp(t, "policy-list.json", b)
+	for _, tt := range []struct {
+		allow    string
+		wantCode int
+	}{{"true", exitOK}, {"false", exitFindings}} {
+		t.Run("allow_test_tld="+tt.allow, func(t *testing.T) {
+			t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", tt.allow)
+			out, errOut, code := execCLI(t, "list", "lint", file)
+			if code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stdout %s stderr %s", code, tt.wantCode, out, errOut)
+			}
+			if tt.wantCode != exitOK && !strings.Contains(out, "domain.unknown_tld") {
+				t.Errorf("output lacks domain.unknown_tld:\n%s", out)
+			}
+		})
 	}
 }
