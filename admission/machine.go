@@ -125,6 +125,13 @@ func DefaultRules() Rules {
 
 const day = 24 * time.Hour
 
+// MaxGapFor is the MaxGap for checks that come every checkInterval: the
+// scheduler adds up to 10 % jitter, so a gap longer than one and a half
+// intervals (and than a day) means checks were missed.
+func MaxGapFor(checkInterval time.Duration) time.Duration {
+	return max(day, checkInterval*3/2)
+}
+
 func (r Rules) maxGap() time.Duration {
 	if r.MaxGap > 0 {
 		return r.MaxGap

@@ -399,3 +399,16 @@ func TestNormalizePatterns(t *testing.T) {
 		}
 	}
 }
+
+func TestMaxGapFor(t *testing.T) {
+	for _, tt := range []struct{ interval, want time.Duration }{
+		{time.Second, 24 * time.Hour},
+		{6 * time.Hour, 24 * time.Hour},
+		{24 * time.Hour, 36 * time.Hour},
+		{48 * time.Hour, 72 * time.Hour},
+	} {
+		if got := MaxGapFor(tt.interval); got != tt.want {
+			t.Errorf("MaxGapFor(%v) = %v, want %v", tt.interval, got, tt.want)
+		}
+	}
+}

@@ -44,10 +44,7 @@ func rulesOf(c *Config) admission.Rules {
 		PromotionPeriod: c.Admission.PromotionPeriod,
 		Grace:           c.Demotion.Grace,
 		RemoveAfter:     c.Demotion.RemoveAfter,
-		// Checks come every check_interval, give or take the scheduler's
-		// 10 % jitter: a longer gap than one and a half intervals (and
-		// than a day) means checks were missed.
-		MaxGap: max(24*time.Hour, c.Admission.CheckInterval*3/2),
+		MaxGap:          admission.MaxGapFor(c.Admission.CheckInterval),
 	}
 }
 
