@@ -165,8 +165,33 @@ func New(c Config) (*Server, error) {
 // beside the list files (which keep "/").
 func (s *Server) Routes() []Route { return s.routes }
 
-// ServeHTTP serves the door alone (tests, or a server of its own).
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+// ServeHTTP serves the door alone (tests, or a server of its own). The
+// router's own answers (404, 405, redirects) carry the security headers too.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	setSecurityHeaders(w.Header())
+	s.mux.ServeHTTP(w, r)
+}
+
+// setSecurityHeaders sets the headers every answer carries: no inline
+// script anywhere, no framing (clickjacking of the confirm and removal
+// buttons), no sniffing, no Referer (a mailed link's token is in its URL).
+func setSecurityHeaders(hd http.Header) {
+	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	hd.Set("X-Frame-Options", "DENY")
+	hd.Set("Referrer-Policy", "no-referrer")
+}
+
+// SecurityHeaders wraps a whole server's handler (the service's mux the
+// door is mounted on) so that every answer, the list files, the
+// router's 404 and 405 answers and redirects included, carries the
+// door's security headers.
+func SecurityHeaders(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		setSecurityHeaders(w.Header())
+		next.ServeHTTP(w, r)
+	})
+}
 
 func (s *Server) buildRoutes() {
 	status := admission.NewStatusHandler(s.c.Store, s.c.Rules)
@@ -221,12 +246,7 @@ func (s *Server) wrap(h http.HandlerFunc) http.Handler {
 	inner := s.origin.Handler(h)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hd := w.Header()
-		// No inline script anywhere, no framing (clickjacking of the
-		// confirm and removal buttons), no sniffing.
-		hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-		hd.Set("X-Content-Type-Options", "nosniff")
-		hd.Set("X-Frame-Options", "DENY")
-		hd.Set("Referrer-Policy", "no-referrer")
+		setSecurityHeaders(hd)
 		if s.secure {
 			hd.Set("Strict-Transport-Security", "max-age=31536000")
 		}
