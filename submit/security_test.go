@@ -2,6 +2,7 @@ package submit
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -45,9 +46,7 @@ func TestSecurityHeadersOnEveryAnswer(t *testing.T) {
 
 // SecurityHeaders puts the headers on the answers of any handler it wraps.
 func TestSecurityHeadersWrapper(t *testing.T) {
-	h := SecurityHeaders(http.NotFoundHandler())
-	e := newEnv(t)
-	e.srv.mux = http.NewServeMux()
-	e.srv.mux.Handle("/", h)
-	assertSecurityHeaders(t, "wrapped 404", e.get("/x").Header())
+	rec := httptest.NewRecorder()
+	SecurityHeaders(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
+	assertSecurityHeaders(t, "wrapped 404", rec.Header())
 }
