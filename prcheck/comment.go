@@ -64,8 +64,9 @@ func Comment(r *Report, adm []Admission, o Options) string {
 	if len(r.Problems) > 0 {
 		fmt.Fprintf(&b, "`policy-list.json` at %s does not lint clean, so no domain was checked. `starttls-preload list lint policy-list.json` shows the same problems.\n\n", shortSHA(r.HeadSHA))
 		b.WriteString("| Code | Where | Problem |\n|---|---|---|\n")
+		start := b.Len()
 		for i, p := range r.Problems {
-			if i == 50 {
+			if i == 50 || b.Len()-start > problemsBudget {
 				fmt.Fprintf(&b, "| | | … and %d more |\n", len(r.Problems)-50)
 				break
 			}
@@ -113,11 +114,22 @@ func Comment(r *Report, adm []Admission, o Options) string {
 // maxSummaryRows bounds the summary table.
 const maxSummaryRows = 300
 
+// Budgets, in bytes, of the comment's sections that grow with the number
+// of domains, so that the whole stays under MaxComment (GitHub refuses a
+// longer body with 422): what does not fit is counted, not shown.
+const (
+	summaryBudget   = 20000
+	problemsBudget  = 20000
+	admissionBudget = 8000
+	failuresBudget  = 8000
+)
+
 func summary(b *strings.Builder, r *Report) {
 	b.WriteString("| Domain | Change | Check | Ownership proof |\n|---|---|---|---|\n")
+	start := b.Len()
 	for i, d := range r.Domains {
-		if i == maxSummaryRows {
-			fmt.Fprintf(b, "| … | %d more | | |\n", len(r.Domains)-maxSummaryRows)
+		if i == maxSummaryRows || b.Len()-start > summaryBudget {
+			fmt.Fprintf(b, "| … | %d more | | |\n", len(r.Domains)-i)
 			break
 		}
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s |\n", d.Domain, d.Kind, checkVerdict(d), proofVerdict(d.Proof))
@@ -251,7 +263,12 @@ func next(b *strings.Builder, r *Report, adm []Admission, o Options) {
 
 func admission(b *strings.Builder, adm []Admission) {
 	b.WriteString("### Admission progress\n\n| Domain | State | Passing checks | Earliest admission | |\n|---|---|---|---|---|\n")
-	for _, a := range adm {
+	start := b.Len()
+	for i, a := range adm {
+		if b.Len()-start > admissionBudget {
+			fmt.Fprintf(b, "| … | %d more | | | |\n", len(adm)-i)
+			break
+		}
 		earliest := "—"
 		if !a.Earliest.IsZero() {
 			earliest = a.Earliest.UTC().Format("2006-01-02")
@@ -272,9 +289,20 @@ func admission(b *strings.Builder, adm []Admission) {
 		fmt.Fprintf(b, "| `%s` | %s | %s | %s | %s |\n", a.Domain, esc(a.State), passes, earliest, note)
 	}
 	b.WriteString("\n")
-	for _, a := range adm {
+	start = b.Len()
+	for i, a := range adm {
 		if len(a.Failures) == 0 || a.Serial > 0 {
 			continue
+		}
+		if b.Len()-start > failuresBudget {
+			n := 0
+			for _, a := range adm[i:] {
+				if len(a.Failures) > 0 && a.Serial == 0 {
+					n++
+				}
+			}
+			fmt.Fprintf(b, "_The latest failures of %d more %s do not fit here._\n\n", n, plural(n, "domain", "domains"))
+			break
 		}
 		fmt.Fprintf(b, "Latest check of `%s`:\n\n", a.Domain)
 		findings(b, a.Failures, 10)

@@ -362,3 +362,47 @@ func TestNoChecker(t *testing.T) {
 		t.Fatalf("%+v", r)
 	}
 }
+
+// longName returns a distinct valid name of about 200 characters.
+func longName(i int) string {
+	return strings.Repeat("a", 60) + "." + strings.Repeat("b", 60) + "." + strings.Repeat("c", 60) + ".d" + itoa(i) + ".test"
+}
+
+// GitHub refuses a comment body over 65,536 characters with a 422: the
+// comment must fit whatever the pull request holds (1,000 domains of
+// long names, each with progress and failures to show).
+func TestCommentFitsForLongNames(t *testing.T) {
+	var ds []string
+	var adm []Admission
+	for i := range 1000 {
+		d := longName(i)
+		ds = append(ds, d)
+		adm = append(adm, Admission{Domain: d, State: "validating", Passes: 1, Needed: 28, Earliest: t0,
+			Failures: []validate.Finding{{Code: "cert.expired", Severity: validate.SeverityError, Summary: "Certificate expired", Message: strings.Repeat("y", 300)}}})
+	}
+	r, err := Evaluate(t.Context(), input(nil, listBytes(t, ds...)), fakeChecker(nil), fakeTXT{}, testOpts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Domains) != 1000 {
+		t.Fatalf("%d domains evaluated (problems %v, refusal %v)", len(r.Domains), r.Problems, r.Refusal)
+	}
+	for _, a := range [][]Admission{nil, adm} {
+		body := Comment(r, a, testOpts)
+		if len(body) > MaxComment {
+			t.Errorf("comment of %d bytes (admissions %d), more than %d", len(body), len(a), MaxComment)
+		}
+		checkSafe(t, body)
+		if !strings.Contains(body, "What happens next") {
+			t.Errorf("comment (admissions %d) lacks its ending", len(a))
+		}
+	}
+	// Lint problems of a long list: the problems table fits as well.
+	rp := &Report{URL: prURL, HeadSHA: "0123456789abcdef0123456789abcdef01234567"}
+	for i := range 1000 {
+		rp.Problems = append(rp.Problems, listgen.Problem{Code: "domain.invalid", Path: `$.policies["` + longName(i) + `"]`, Message: strings.Repeat("m|", 300)})
+	}
+	if body := Comment(rp, nil, testOpts); len(body) > MaxComment {
+		t.Errorf("problems comment of %d bytes, more than %d", len(body), MaxComment)
+	}
+}
