@@ -248,3 +248,18 @@ func TestHistoryChartEscapes(t *testing.T) {
 		t.Errorf("%d pass, %d fail marks, want 4 and 2", p, f)
 	}
 }
+
+// TestPageTitles: the home page's title names the list once; other pages
+// name themselves, then the list.
+func TestPageTitles(t *testing.T) {
+	e := newEnv(t)
+	for path, want := range map[string]string{
+		"/":     "<title>STARTTLS preload list</title>",
+		"/list": " · STARTTLS preload list</title>",
+	} {
+		rec := e.get(path)
+		if body := rec.Body.String(); !strings.Contains(body, want) {
+			t.Errorf("%s: title is not %q:\n%.400s", path, want, body)
+		}
+	}
+}
