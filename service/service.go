@@ -117,6 +117,10 @@ type Config struct {
 	Metrics prometheus.Gatherer
 	// Routes are added after the service's own (see the package doc).
 	Routes []Route
+	// Wrap, when set, wraps the whole handler (every route and the
+	// router's own 404, 405 and redirect answers): serve puts the web
+	// door's security headers on every answer with it.
+	Wrap func(http.Handler) http.Handler
 
 	// Now is the clock and Sleep waits (tests inject both, Sleep moving
 	// the clock); nil: the wall clock and a timer.
@@ -178,6 +182,9 @@ func New(cfg Config) (*Service, error) {
 		return nil, err
 	}
 	s.handler = mux
+	if cfg.Wrap != nil {
+		s.handler = cfg.Wrap(mux)
+	}
 	return s, nil
 }
 

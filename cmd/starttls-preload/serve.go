@@ -17,6 +17,7 @@ import (
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/service"
 	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/submit"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
 
@@ -188,6 +189,7 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 		Rules:       parts.Rules,
 		Metrics:     reg,
 		Routes:      routes,
+		Wrap:        submit.SecurityHeaders,
 		Now:         now,
 		Sleep:       deps.sleep,
 		MinWait:     minWait(c),
