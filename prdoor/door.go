@@ -63,6 +63,50 @@ type Outcome struct {
 	Report     *prcheck.Report
 	CommentID  int64
 	CommentURL string
+	// SubmittedHead is the head commit whose domains the watcher handed
+	// to the lifecycle; the comment records it (SubmittedMarker).
+	SubmittedHead string
+}
+
+// SubmittedMarker is the hidden line by which the bot's comment records
+// that the watcher submitted the domains of head commit sha.
+func SubmittedMarker(sha string) string {
+	return "<!-- starttls-preload:submitted " + sha + " -->"
+}
+
+// commentBody is the comment for o: prcheck's, and the submitted head's
+// marker (a hex SHA read from the API; anything else is not written).
+func (d *Door) commentBody(o *Outcome, adm []prcheck.Admission) string {
+	body := prcheck.Comment(o.Report, adm, d.Options)
+	if isSHA(o.SubmittedHead) {
+		body += "\n" + SubmittedMarker(o.SubmittedHead) + "\n"
+	}
+	return body
+}
+
+func isSHA(s string) bool {
+	if len(s) != 40 {
+		return false
+	}
+	for _, r := range s {
+		if !('0' <= r && r <= '9' || 'a' <= r && r <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// headSubmitted reports whether the bot's comment on pull request n
+// records that head sha was submitted.
+func (d *Door) headSubmitted(ctx context.Context, n int, sha string) (bool, error) {
+	if !isSHA(sha) {
+		return false, nil
+	}
+	c, err := d.findComment(ctx, n)
+	if err != nil || c == nil {
+		return false, err
+	}
+	return strings.Contains(c.GetBody(), "\n"+SubmittedMarker(sha)+"\n"), nil
 }
 
 // Success reports whether the pull request passed.
@@ -290,7 +334,7 @@ func isStatus(err error, code int) bool {
 // WriteComment writes the one bot comment on the pull request: the comment
 // carrying the marker is edited in place, or created when there is none.
 func (d *Door) WriteComment(ctx context.Context, o *Outcome, adm []prcheck.Admission) error {
-	body := prcheck.Comment(o.Report, adm, d.Options)
+	body := d.commentBody(o, adm)
 	c, err := d.findComment(ctx, o.Number)
 	if err != nil {
 		return err

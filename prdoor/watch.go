@@ -80,7 +80,10 @@ type watched struct {
 	evaluated time.Time
 	outcome   *Outcome
 	submitted []string // domains handed to the lifecycle
-	body      string   // the comment as last written
+	// submittedHead is the head commit whose domains were handed to the
+	// lifecycle (once per head).
+	submittedHead string
+	body          string // the comment as last written
 }
 
 // ErrBackoff is returned by Poll while a rate limit holds.
@@ -288,7 +291,28 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 				return nil
 			}
 		}
-		st.submitted = w.submit(ctx, o)
+		if o.Success() {
+			// A head is submitted once: seeing it again (a label
+			// changed, the service restarted) must not undo what was
+			// decided about its domains since (a removal the owner
+			// asked for, patterns a later pull request declared). The
+			// bot's comment records the submitted head, so this holds
+			// across restarts; a new push is a new submission.
+			done := st.submittedHead == o.HeadSHA
+			if !done {
+				if done, err = w.Door.headSubmitted(ctx, n, o.HeadSHA); err != nil {
+					return err
+				}
+			}
+			if done {
+				st.submitted = admittable(o)
+			} else {
+				st.submitted = w.submit(ctx, o)
+			}
+			st.submittedHead, o.SubmittedHead = o.HeadSHA, o.HeadSHA
+		} else {
+			st.submitted = nil
+		}
 		adm, err := w.progress(ctx, st.submitted)
 		if err != nil {
 			return err
@@ -296,7 +320,7 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 		if err := w.Door.WriteComment(ctx, o, adm); err != nil {
 			return err
 		}
-		st.body = prcheck.Comment(o.Report, adm, w.Door.Options)
+		st.body = w.Door.commentBody(o, adm)
 		if err := w.Door.WriteStatus(ctx, o); err != nil {
 			return err
 		}
@@ -310,7 +334,7 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 	if err != nil {
 		return err
 	}
-	body := prcheck.Comment(st.outcome.Report, adm, w.Door.Options)
+	body := w.Door.commentBody(st.outcome, adm)
 	if body == st.body {
 		return nil
 	}
@@ -345,6 +369,18 @@ func (w *Watcher) submit(ctx context.Context, o *Outcome) []string {
 		}
 		w.Door.log().Info("domain submitted by pull request", "domain", d.Domain, "pr", o.URL, "from", ch.From, "to", ch.To)
 		out = append(out, d.Domain)
+	}
+	return out
+}
+
+// admittable returns the added and changed domains of a passing report:
+// those submit hands to the lifecycle.
+func admittable(o *Outcome) []string {
+	var out []string
+	for _, d := range o.Report.Domains {
+		if d.Kind != prcheck.Removed {
+			out = append(out, d.Domain)
+		}
 	}
 	return out
 }

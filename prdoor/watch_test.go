@@ -244,3 +244,51 @@ func TestWatcherRechecksFailingPR(t *testing.T) {
 		t.Errorf("%d comments", len(we.botComments(7)))
 	}
 }
+
+// TestWatcherDoesNotSubmitAHeadTwice: a pull request's head is handed to
+// the lifecycle once. A later decision about the domain (here the owner's
+// removal request) is not undone by the same head seen again — after a
+// label change, or after a restart of the service — while a new push is a
+// new submission.
+func TestWatcherDoesNotSubmitAHeadTwice(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	ctx := t.Context()
+	we.domain("new.test", "good", 7)
+	we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	we.poll(t)
+	if d, err := we.st.GetDomain(ctx, "new.test"); err != nil || d.State != store.StateValidating {
+		t.Fatalf("new.test: %+v %v", d, err)
+	}
+	if _, err := we.lc.RemoveProven(ctx, "new.test", lifecycle.Evidence{By: lifecycle.ByOperator, Detail: "owner's request"}); err != nil {
+		t.Fatal(err)
+	}
+	state := func(when string) store.State {
+		t.Helper()
+		d, err := we.st.GetDomain(ctx, "new.test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d.State
+	}
+
+	we.gh.SetLabels(7, "documentation")
+	we.poll(t)
+	if s := state("label"); s != store.StateRemovalRequested {
+		t.Fatalf("after a label change on the same head: %s, want removal_requested", s)
+	}
+	// A restart: a new watcher with nothing in memory.
+	we.w = &Watcher{Door: we.newDoor(t), Lifecycle: we.lc, Store: we.st, Now: we.clock.Now, MinChecks: 3, MinDays: 2}
+	we.poll(t)
+	if s := state("restart"); s != store.StateRemovalRequested {
+		t.Fatalf("after a restart: %s, want removal_requested", s)
+	}
+	if !strings.Contains(we.comment(t, 7), "| `new.test` | removal\\_requested |") {
+		t.Errorf("the comment does not show the domain's state:\n%s", we.comment(t, 7))
+	}
+	// A new push is a new submission by the pull request, still proven.
+	we.gh.PushPR(7, map[string][]byte{"README.md": []byte("# list, and new.test\n")})
+	we.poll(t)
+	if s := state("push"); s != store.StateValidating {
+		t.Fatalf("after a new push: %s, want validating", s)
+	}
+}

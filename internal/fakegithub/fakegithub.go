@@ -228,6 +228,15 @@ func (s *Server) SetHeadRef(n int, ref string) {
 	s.prs[n].HeadRef = ref
 }
 
+// SetLabels replaces a pull request's labels (as a maintainer labelling
+// it does; GitHub then moves its updated_at).
+func (s *Server) SetLabels(n int, labels ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prs[n].Labels = labels
+	s.prs[n].Updated = s.prs[n].Updated.Add(time.Minute)
+}
+
 // PR returns a copy of pull request n (nil if none).
 func (s *Server) PR(n int) *PR {
 	s.mu.Lock()
