@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/starttls-preload/starttls-preload/admission"
+	"github.com/starttls-preload/starttls-preload/lifecycle"
 	"github.com/starttls-preload/starttls-preload/store"
 )
 
@@ -111,7 +112,14 @@ func (s *Server) apiPeek(w http.ResponseWriter, r *http.Request) {
 		writeDoorError(w, de)
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"domain": domain, "purpose": string(purpose)})
+	out := map[string]any{"domain": domain, "purpose": string(purpose)}
+	if purpose == lifecycle.PurposeAdd {
+		// What confirming declares, as the page shows it.
+		if mode, pats, ok := s.declared(r.Context(), domain); ok {
+			out["mode"], out["mx_patterns"] = mode, pats
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request) {

@@ -117,9 +117,17 @@ func (s *Server) mailProof(ctx context.Context, p lifecycle.Proof) bool {
 		what, verb = "remove", "removing"
 	}
 	link := s.absURL("/domains/" + p.Domain + "/confirm?token=" + url.QueryEscape(p.Token))
+	// What the button declares: a stranger may have chosen the patterns.
+	declared := ""
+	if p.Purpose == lifecycle.PurposeAdd {
+		if mode, pats, ok := s.declared(ctx, p.Domain); ok {
+			declared = "\nThe request asks for " + mode + " mode, with the MX patterns:\n\n  " + strings.Join(pats, "\n  ") +
+				"\n\nConfirm only if these are your domain's mail servers.\n"
+		}
+	}
 	body := fmt.Sprintf(`Someone asked to %[1]s %[2]s %[3]s the STARTTLS preload list at
 %[4]s
-
+%[10]s
 If it was you (or your organisation), open this link and press the
 button on the page it shows:
 
@@ -138,7 +146,7 @@ or the record.
 
 Status of %[2]s: %[9]s
 `, what, p.Domain, map[bool]string{true: "from", false: "to"}[what == "remove"], s.base.String(), link,
-		p.Expires.UTC().Format("2006-01-02 15:04 UTC"), p.DNSName, p.DNSValue, s.absURL("/domains/"+p.Domain))
+		p.Expires.UTC().Format("2006-01-02 15:04 UTC"), p.DNSName, p.DNSValue, s.absURL("/domains/"+p.Domain), declared)
 	// RFC 2142 §2: postmaster@ reaches whoever runs the domain's mail.
 	msg := notify.Message{
 		To:      p.MailTo,
@@ -150,4 +158,23 @@ Status of %[2]s: %[9]s
 		return false
 	}
 	return true
+}
+
+// declared is what a pending domain's add proof would declare: the mode
+// and the MX patterns (never the contact). ok is false when the domain
+// cannot be read.
+func (s *Server) declared(ctx context.Context, domain string) (mode string, patterns []string, ok bool) {
+	d, err := s.c.Store.GetDomain(ctx, domain)
+	if err != nil {
+		return "", nil, false
+	}
+	mode = "testing"
+	if d.WantEnforce {
+		mode = "enforce"
+	}
+	patterns = d.MXPatterns
+	if patterns == nil {
+		patterns = []string{}
+	}
+	return mode, patterns, true
 }

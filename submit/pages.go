@@ -337,6 +337,8 @@ type confirmData struct {
 	Page
 	Domain       string
 	Purpose      lifecycle.Purpose
+	Mode         string   // add: the mode the button declares
+	MXPatterns   []string // add: the MX patterns the button declares
 	Token        string
 	ConfirmPath  string
 	WithdrawPath string
@@ -352,10 +354,14 @@ func (s *Server) confirmGetPage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	s.render(w, r, http.StatusOK, "confirm", confirmData{
+	data := confirmData{
 		Page: Page{Title: "Confirm", CSRF: s.csrfToken(w, r)}, Domain: domain, Purpose: purpose, Token: token,
 		ConfirmPath: "/domains/" + domain + "/confirm", WithdrawPath: "/domains/" + domain + "/withdraw",
-	})
+	}
+	if purpose == lifecycle.PurposeAdd {
+		data.Mode, data.MXPatterns, _ = s.declared(r.Context(), domain)
+	}
+	s.render(w, r, http.StatusOK, "confirm", data)
 }
 
 func (s *Server) confirmPostPage(w http.ResponseWriter, r *http.Request) {

@@ -50,3 +50,49 @@ func TestSecurityHeadersWrapper(t *testing.T) {
 	SecurityHeaders(http.NotFoundHandler()).ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/x", nil))
 	assertSecurityHeaders(t, "wrapped 404", rec.Header())
 }
+
+// A stranger may submit someone else's domain with MX patterns and a mode
+// of their choosing; the owner's postmaster gets the link. The link's page,
+// its JSON twin and the mail say what pressing the button declares (the
+// mode and every MX pattern), so that the owner does not prove a
+// stranger's patterns blindly. (A later submission supersedes the token, so
+// what the page shows is what the token proves.)
+func TestConfirmShowsWhatIsDeclared(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails))
+	body := `{"domain":"example.test","contact":"someone@elsewhere.test","mode":"enforce","mx_patterns":["mx.example.test","*.attacker.test"]}`
+	if rec := e.postJSON("/api/v1/submissions", body); rec.Code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", rec.Code, rec.Body.String())
+	}
+	ms := mails.all()
+	if len(ms) != 1 {
+		t.Fatalf("%d mails", len(ms))
+	}
+	for _, want := range []string{"*.attacker.test", "mx.example.test", "enforce"} {
+		if !strings.Contains(ms[0].Body, want) {
+			t.Errorf("the mail does not say %q:\n%s", want, ms[0].Body)
+		}
+	}
+	link := tokenLink(t, ms[0].Body)
+	page := e.get(link).Body.String()
+	for _, want := range []string{`id="confirm-mode" data-mode="enforce"`, `id="confirm-patterns"`, `<code>*.attacker.test</code>`, `<code>mx.example.test</code>`} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the confirmation page does not show %q:\n%s", want, page)
+		}
+	}
+	if strings.Contains(page, "someone@elsewhere.test") {
+		t.Error("the confirmation page shows the contact")
+	}
+	api := e.get("/api" + "/v1" + strings.TrimPrefix(link, ""))
+	var peek struct {
+		Mode       string   `json:"mode"`
+		MXPatterns []string `json:"mx_patterns"`
+	}
+	peek = decode[struct {
+		Mode       string   `json:"mode"`
+		MXPatterns []string `json:"mx_patterns"`
+	}](t, api)
+	if peek.Mode != "enforce" || len(peek.MXPatterns) != 2 {
+		t.Errorf("the JSON twin: %s", api.Body.String())
+	}
+}
