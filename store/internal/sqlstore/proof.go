@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"strconv"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/store"
@@ -247,7 +246,7 @@ func (s *Store) ProofByToken(ctx context.Context, tokenHash string) (store.Proof
 }
 
 func (s *Store) queryProofs(ctx context.Context, query string, args ...any) ([]store.Proof, error) {
-	rows, err := s.db.QueryContext(ctx, s.q(query), args...)
+	rows, err := s.readQuery(ctx, query, args...)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
@@ -271,10 +270,12 @@ func (s *Store) Proofs(ctx context.Context, domain string) ([]store.Proof, error
 // OpenProofs implements store.Store.
 func (s *Store) OpenProofs(ctx context.Context, at time.Time, afterID int64, limit int) ([]store.Proof, error) {
 	query := `SELECT ` + proofCols + ` FROM proofs WHERE used_at IS NULL AND superseded_at IS NULL AND id > ? AND expires_at > ? ORDER BY id`
+	args := []any{afterID, s.t(at)}
 	if limit > 0 {
-		query += ` LIMIT ` + strconv.Itoa(limit)
+		query += ` LIMIT ?`
+		args = append(args, limit)
 	}
-	return s.queryProofs(ctx, query, afterID, s.t(at))
+	return s.queryProofs(ctx, query, args...)
 }
 
 // PruneProofs implements store.Store.
