@@ -355,18 +355,44 @@ func esc(s string) string {
 		s = s[:i] + "…"
 	}
 	var b strings.Builder
+	var prev, prev2 rune
 	for _, r := range s {
 		switch r {
 		case '<', '>', '&', '"', '\'':
 			b.WriteString(html.EscapeString(string(r)))
-		case '\\', '`', '*', '_', '{', '}', '[', ']', '(', ')', '#', '+', '-', '.', '!', '|', '~', ':', '@', '=', '$', '%', '^':
+		case '@', '#':
+			// GitHub finds @mentions and #N, OWNER/NAME#N references in
+			// the rendered text, where a backslash escape is gone: a
+			// zero-width space after the sign breaks them (as Renovate
+			// does). An '@' after a letter or digit (an e-mail address)
+			// mentions no one and stays as it is.
+			b.WriteByte('\\')
+			b.WriteRune(r)
+			if r == '#' || !isWordRune(prev) {
+				b.WriteString(zwsp)
+			}
+		case '-':
+			b.WriteString(`\-`)
+			if unicode.ToLower(prev2) == 'g' && unicode.ToLower(prev) == 'h' {
+				b.WriteString(zwsp) // GH-N is an issue reference too
+			}
+		case '\\', '`', '*', '_', '{', '}', '[', ']', '(', ')', '+', '.', '!', '|', '~', ':', '=', '$', '%', '^':
 			b.WriteByte('\\')
 			b.WriteRune(r)
 		default:
 			b.WriteRune(r)
 		}
+		prev2, prev = prev, r
 	}
 	return b.String()
+}
+
+// zwsp is a zero-width space, as an entity so the Markdown shows it.
+const zwsp = "&#8203;"
+
+// isWordRune is an ASCII word character: after one, '@' starts no mention.
+func isWordRune(r rune) bool {
+	return r == '_' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9'
 }
 
 // codeText keeps what a finding or problem code may hold (lower-case

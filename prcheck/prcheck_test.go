@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"html"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -404,5 +406,36 @@ func TestCommentFitsForLongNames(t *testing.T) {
 	}
 	if body := Comment(rp, nil, testOpts); len(body) > MaxComment {
 		t.Errorf("problems comment of %d bytes, more than %d", len(body), MaxComment)
+	}
+}
+
+// rendered approximates the text GitHub shows for escaped Markdown: the
+// backslash escapes and entities resolved. GitHub finds @mentions and
+// issue references in that text, after Markdown, so a backslash before
+// '@' or '#' does not stop them.
+func rendered(s string) string {
+	s = regexp.MustCompile(`\\([[:punct:]])`).ReplaceAllString(s, "$1")
+	return html.UnescapeString(s)
+}
+
+var (
+	reMention   = regexp.MustCompile(`(^|[^A-Za-z0-9_])@[A-Za-z0-9]`)
+	reReference = regexp.MustCompile(`(#[0-9])|((?i)\bgh-[0-9])`)
+)
+
+// TestEscapeStopsMentionsAndReferences: text from a remote server (an SMTP
+// banner, a certificate name) cannot ping anyone or cross-reference an
+// issue from the comment, and an e-mail address stays copyable.
+func TestEscapeStopsMentionsAndReferences(t *testing.T) {
+	for _, in := range []string{"@everyone", "ping @octocat now", "(@org/team)", "fixes #1", "see example/list#12", "GH-12", "gh-7"} {
+		out := rendered(esc(in))
+		if reMention.MatchString(out) || reReference.MatchString(out) {
+			t.Errorf("esc(%q) renders as %q: a mention or a reference", in, out)
+		}
+	}
+	for _, in := range []string{"postmaster@mx.example.net", "550 5.7.1 <a@b.example> rejected"} {
+		if out := rendered(esc(in)); out != in {
+			t.Errorf("esc(%q) renders as %q", in, out)
+		}
 	}
 }
