@@ -15,7 +15,7 @@ import (
 
 // writeDoorError answers an API request with a refusal.
 func writeDoorError(w http.ResponseWriter, de *doorError) {
-	if de.status == http.StatusTooManyRequests {
+	if de.status == http.StatusTooManyRequests || de.retry > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfter(de.retry)))
 	}
 	writeError(w, de.status, de.code, de.msg)

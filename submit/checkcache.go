@@ -2,6 +2,7 @@ package submit
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -23,6 +24,15 @@ var (
 // maxCached bounds the domains whose result is kept.
 const maxCached = 10_000
 
+// maxLiveChecks bounds the live checks in flight for the whole door: the
+// per-address and per-domain limits alone let visitors from many
+// addresses, each asking for other domains, start unbounded work.
+const maxLiveChecks = 64
+
+// errChecksBusy: as many live checks as the door runs at once are in
+// flight; none was started.
+var errChecksBusy = errors.New("submit: too many live checks in flight")
+
 // checkCache keeps each domain's result for ttl and runs at most one check
 // of a domain at a time: concurrent requests for one domain wait for the
 // one check in flight, so a flood of checks reaches the MX hosts once.
@@ -32,8 +42,13 @@ type checkCache struct {
 	timeout time.Duration // of one check, whoever waits for it
 	now     func() time.Time
 
-	mu sync.Mutex
-	m  map[string]*checkEntry
+	// maxInFlight bounds the checks running at once (errChecksBusy
+	// beyond); inFlight counts them.
+	maxInFlight int
+
+	mu       sync.Mutex
+	m        map[string]*checkEntry
+	inFlight int
 }
 
 type checkEntry struct {
@@ -44,7 +59,7 @@ type checkEntry struct {
 }
 
 func newCheckCache(c Checker, ttl, timeout time.Duration, now func() time.Time) *checkCache {
-	return &checkCache{c: c, ttl: ttl, timeout: timeout, now: now, m: map[string]*checkEntry{}}
+	return &checkCache{c: c, ttl: ttl, timeout: timeout, now: now, m: map[string]*checkEntry{}, maxInFlight: maxLiveChecks}
 }
 
 // cached returns the domain's result if one is fresh, without checking.
@@ -77,6 +92,10 @@ func (cc *checkCache) get(ctx context.Context, domain string, allow func() error
 	cc.mu.Lock()
 	e := cc.m[domain]
 	if e == nil || !cc.fresh(e) {
+		if cc.maxInFlight > 0 && cc.inFlight >= cc.maxInFlight {
+			cc.mu.Unlock()
+			return nil, false, errChecksBusy
+		}
 		if err := allow(); err != nil {
 			cc.mu.Unlock()
 			return nil, false, err
@@ -86,6 +105,7 @@ func (cc *checkCache) get(ctx context.Context, domain string, allow func() error
 		}
 		e = &checkEntry{done: make(chan struct{})}
 		cc.m[domain] = e
+		cc.inFlight++
 		started = true
 		// The check outlives the request that started it: others may
 		// be waiting for it.
@@ -95,6 +115,7 @@ func (cc *checkCache) get(ctx context.Context, domain string, allow func() error
 			r, err := cc.c.Check(cctx, domain)
 			cc.mu.Lock()
 			e.res, e.err, e.at = r, err, cc.now()
+			cc.inFlight--
 			if err != nil && cc.m[domain] == e {
 				delete(cc.m, domain)
 			}

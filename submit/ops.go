@@ -87,6 +87,9 @@ func (s *Server) check(ctx context.Context, r *http.Request, domain string) (*va
 	switch {
 	case limitErr != nil:
 		return nil, false, limitErr
+	case errors.Is(err, errChecksBusy):
+		return nil, false, &doorError{status: http.StatusServiceUnavailable, code: "busy", retry: 30 * time.Second,
+			msg: "Too many checks are running now; try again in a moment."}
 	case err != nil:
 		s.log.WarnContext(ctx, "check failed", "domain", domain, "err", err)
 		return nil, false, &doorError{status: http.StatusServiceUnavailable, code: "check_failed", msg: "The check could not be run; try again in a moment."}

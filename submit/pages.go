@@ -185,7 +185,7 @@ func (s *Server) checkPage(w http.ResponseWriter, r *http.Request) {
 	}
 	res, cached, de := s.check(r.Context(), r, domain)
 	if de != nil {
-		if de.status == http.StatusTooManyRequests {
+		if de.status == http.StatusTooManyRequests || de.retry > 0 {
 			w.Header().Set("Retry-After", fmt.Sprint(retryAfter(de.retry)))
 		}
 		s.errorPage(w, r, de.status, de.msg)
@@ -237,7 +237,7 @@ func (s *Server) formOK(w http.ResponseWriter, r *http.Request) bool {
 }
 
 func (s *Server) doorErrorPage(w http.ResponseWriter, r *http.Request, de *doorError) {
-	if de.status == http.StatusTooManyRequests {
+	if de.status == http.StatusTooManyRequests || de.retry > 0 {
 		w.Header().Set("Retry-After", fmt.Sprint(retryAfter(de.retry)))
 	}
 	s.errorPage(w, r, de.status, de.msg)

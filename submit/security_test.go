@@ -1,10 +1,15 @@
 package submit
 
 import (
+	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
+
+	"github.com/starttls-preload/starttls-preload/validate"
 )
 
 // assertSecurityHeaders fails unless h carries the door's security headers.
@@ -94,5 +99,69 @@ func TestConfirmShowsWhatIsDeclared(t *testing.T) {
 	}](t, api)
 	if peek.Mode != "enforce" || len(peek.MXPatterns) != 2 {
 		t.Errorf("the JSON twin: %s", api.Body.String())
+	}
+}
+
+// blockingChecker holds every check until release is closed and says on
+// started when one begins.
+type blockingChecker struct {
+	started chan string
+	release chan struct{}
+}
+
+func (b *blockingChecker) Check(ctx context.Context, domain string) (*validate.Result, error) {
+	b.started <- domain
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return passResult(domain), nil
+}
+
+// Live checks in flight are bounded for the whole door: visitors from many
+// addresses asking for many distinct domains (each within its own limits)
+// cannot start unbounded work; beyond the bound the answer is 503 with
+// Retry-After and no check starts. A check that is cached or in flight is
+// still shared.
+func TestLiveChecksBounded(t *testing.T) {
+	bc := &blockingChecker{started: make(chan string, 10), release: make(chan struct{})}
+	e := newEnv(t, func(c *Config) { c.Checker = bc })
+	e.srv.checks.maxInFlight = 2
+	var wg sync.WaitGroup
+	codes := make(chan int, 3)
+	for i, d := range []string{"a.test", "b.test"} {
+		wg.Go(func() {
+			codes <- e.do(req{path: "/api/v1/check?domain=" + d, remote: fmt.Sprintf("198.51.100.%d:1234", i+1)}).Code
+		})
+		<-bc.started
+	}
+	rec := e.do(req{path: "/api/v1/check?domain=c.test", remote: "198.51.100.9:1234"})
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+		t.Errorf("a third live check: %d %v %s", rec.Code, rec.Header(), rec.Body.String())
+	}
+	// One in flight is shared, not refused.
+	wg.Go(func() {
+		codes <- e.do(req{path: "/api/v1/check?domain=a.test", remote: "198.51.100.10:1234"}).Code
+	})
+	close(bc.release)
+	wg.Wait()
+	close(codes)
+	for c := range codes {
+		if c != http.StatusOK {
+			t.Errorf("a check in the bound: %d", c)
+		}
+	}
+	select {
+	case d := <-bc.started:
+		t.Errorf("a check of %s started beyond the bound", d)
+	default:
+	}
+	// Once the checks are done, new ones start again.
+	bc.release = make(chan struct{})
+	close(bc.release)
+	go func() { <-bc.started }()
+	if rec := e.do(req{path: "/api/v1/check?domain=c.test", remote: "198.51.100.9:1234"}); rec.Code != http.StatusOK {
+		t.Errorf("after the others finished: %d %s", rec.Code, rec.Body.String())
 	}
 }
