@@ -335,6 +335,10 @@ func shortSHA(s string) string {
 // maxCell bounds one escaped text.
 const maxCell = 600
 
+// Escape makes free text (a stored reason, a remote server's words) safe
+// in a Markdown table cell or paragraph on GitHub, as the comment does.
+func Escape(s string) string { return esc(s) }
+
 // esc makes free text safe inside a Markdown table cell or paragraph:
 // control characters and line breaks become spaces, it is cut short, HTML
 // special characters become entities, and every other ASCII punctuation

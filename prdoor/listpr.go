@@ -212,9 +212,10 @@ func (p *ListPublisher) decision(ctx context.Context, domain string) (store.Deci
 	return ds[len(ds)-1], true
 }
 
-// mdText makes a stored reason safe in a table cell.
+// mdText makes a stored reason safe in a table cell: cut short, then
+// escaped as the pull-request comment escapes remote text (no HTML, no
+// table break, no mention or issue reference).
 func mdText(s string) string {
-	r := strings.NewReplacer("|", `\|`, "<", "&lt;", ">", "&gt;", "&", "&amp;", "@", `\@`, "[", `\[`, "]", `\]`, "`", "'", "\n", " ", "\r", " ")
 	if len(s) > 300 {
 		i := 300
 		for i > 0 && s[i]&0xC0 == 0x80 {
@@ -222,5 +223,5 @@ func mdText(s string) string {
 		}
 		s = s[:i] + "…"
 	}
-	return r.Replace(s)
+	return prcheck.Escape(s)
 }

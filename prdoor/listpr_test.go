@@ -57,7 +57,7 @@ func TestListPublisher(t *testing.T) {
 	}
 	pr := e.gh.PR(r1.Number)
 	if pr.HeadRef != DefaultListBranch || pr.BaseRef != "main" || !strings.Contains(pr.Title, "serial 2") ||
-		!strings.Contains(pr.Body, "`new.test` | added | enforce mx.good.test | admission.admitted: 28 passing checks since 2026-11-13 \\| &lt;b&gt; | 2026-11-20 |") {
+		!strings.Contains(pr.Body, "`new.test` | added | enforce mx.good.test | admission\\.admitted\\: 28 passing checks since 2026\\-11\\-13 \\| &lt;b&gt; | 2026-11-20 |") {
 		t.Fatalf("PR: %+v", pr)
 	}
 	if c := e.gh.Commit(e.gh.Branch(DefaultListBranch)); len(c.Parents) != 1 || c.Parents[0] != e.gh.Branch("main") {
@@ -80,7 +80,7 @@ func TestListPublisher(t *testing.T) {
 	}
 	pr = e.gh.PR(r1.Number)
 	if !strings.Contains(pr.Title, "serial 3") || !strings.Contains(pr.Body, "`leaving.test` | removed") || !strings.Contains(pr.Body, "`new.test` | added") ||
-		!strings.Contains(pr.Body, "removal.requested: by owner") {
+		!strings.Contains(pr.Body, `removal\.requested\: by owner`) {
 		t.Fatalf("updated PR: %+v", pr)
 	}
 	if b, _ := e.gh.File(DefaultListBranch, "policy-list.json"); string(b) != string(second) {
@@ -134,5 +134,49 @@ func TestListPRIsNotChecked(t *testing.T) {
 	}
 	if o.Report.ServiceList || o.Success() {
 		t.Fatalf("a fork's PR passed as the list PR: %+v", o.Report)
+	}
+}
+
+// TestListPublisherAfterAPerson: a list pull request closed by a person,
+// its branch deleted, is opened again (one open at a time), and a reason
+// holding remote text pings no one from its body.
+func TestListPublisherAfterAPerson(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	at := time.Date(2026, 11, 20, 7, 0, 0, 0, time.UTC)
+	if err := st.AddDomain(ctx, store.Domain{Name: "new.test", State: store.StateValidating, MXPatterns: []string{"mx.good.test"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Transition(ctx, "new.test", store.StateValidating, store.StateTesting, "admission.admitted: banner 220 @everyone see #1", at); err != nil {
+		t.Fatal(err)
+	}
+	p := &ListPublisher{Door: e.door, Decisions: st}
+	r1, err := p.Publish(ctx, publishedList(t, 2, "listed.test", "new.test"), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := e.gh.PR(r1.Number).Body
+	if strings.Contains(body, "@everyone") || strings.Contains(body, "#1") {
+		t.Errorf("the body mentions or references:\n%s", body)
+	}
+	e.gh.ClosePR(r1.Number)
+	e.gh.DeleteBranch(DefaultListBranch)
+	r2, err := p.Publish(ctx, publishedList(t, 3, "listed.test", "new.test"), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r2.Created || r2.Number == r1.Number {
+		t.Fatalf("after the close: %+v", r2)
+	}
+	open := 0
+	for _, pr := range e.gh.PRs() {
+		if pr.State == "open" {
+			open++
+		}
+	}
+	if open != 1 || e.gh.Branch(DefaultListBranch) == "" {
+		t.Fatalf("%d open list pull requests, branch %q", open, e.gh.Branch(DefaultListBranch))
 	}
 }

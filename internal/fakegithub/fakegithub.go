@@ -237,6 +237,21 @@ func (s *Server) SetLabels(n int, labels ...string) {
 	s.prs[n].Updated = s.prs[n].Updated.Add(time.Minute)
 }
 
+// ClosePR closes pull request n without merging it (as a person may).
+func (s *Server) ClosePR(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prs[n].State = "closed"
+}
+
+// DeleteBranch deletes a branch (as a person may, after closing its pull
+// request).
+func (s *Server) DeleteBranch(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.branches, name)
+}
+
 // PR returns a copy of pull request n (nil if none).
 func (s *Server) PR(n int) *PR {
 	s.mu.Lock()
