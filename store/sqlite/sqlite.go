@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	_ "modernc.org/sqlite" // registers the "sqlite" database/sql driver
 
@@ -29,6 +30,10 @@ import (
 
 //go:embed migrations/*.sql
 var migrations embed.FS
+
+// MmapSize is how much of the database file each connection maps for
+// reading (PRAGMA mmap_size).
+const MmapSize = 1 << 30
 
 // FileName is the database file's name under the data directory.
 const FileName = "starttls-preload.db"
@@ -60,6 +65,10 @@ func Open(ctx context.Context, path string) (*Store, error) {
 	q.Add("_pragma", "journal_mode(WAL)")
 	q.Add("_pragma", "synchronous(NORMAL)")
 	q.Add("_pragma", "foreign_keys(ON)")
+	// Reads map the file instead of copying each page with pread(2):
+	// a status page's reads spent a tenth of their time in that system
+	// call. Address space only; the kernel's page cache holds the pages.
+	q.Add("_pragma", "mmap_size("+strconv.Itoa(MmapSize)+")")
 	q.Set("_txlock", "immediate")
 	db, err := sql.Open("sqlite", "file:"+path+"?"+q.Encode())
 	if err != nil {

@@ -71,6 +71,25 @@ func TestMigrateIdempotent(t *testing.T) {
 	if mode != "wal" {
 		t.Errorf("journal_mode = %q, want wal", mode)
 	}
+	// Every connection of the pool maps the file for reading.
+	conns := make([]*sql.Conn, 3)
+	for i := range conns {
+		c, err := s.DB().Conn(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		conns[i] = c
+	}
+	for i, c := range conns {
+		var n int64
+		if err := c.QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != sqlite.MmapSize {
+			t.Errorf("connection %d: mmap_size = %d, want %d", i, n, sqlite.MmapSize)
+		}
+	}
 }
 
 // TestMigrateTokenAway: a database made by the first schema, whose domains
