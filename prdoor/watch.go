@@ -71,6 +71,7 @@ type Watcher struct {
 	etags   map[string]string
 	pages   map[string][]*github.PullRequest
 	backoff time.Time
+	strikes int // rate limits met since a poll last went through
 	prs     map[int]*watched
 }
 
@@ -119,6 +120,9 @@ func (w *Watcher) Poll(ctx context.Context) error {
 	if err != nil {
 		return w.limited(err)
 	}
+	w.mu.Lock()
+	w.strikes = 0
+	w.mu.Unlock()
 	open := map[int]bool{}
 	var errs []error
 	for _, pr := range prs {
@@ -144,60 +148,92 @@ func (w *Watcher) Poll(ctx context.Context) error {
 // limited turns a rate-limit answer into a back-off until its reset time
 // and returns ErrBackoff; other errors are returned as they are.
 func (w *Watcher) limited(err error) error {
-	until, ok := resetTime(err, w.now())
+	w.mu.Lock()
+	strikes := w.strikes
+	w.mu.Unlock()
+	until, ok := resetTime(err, w.now(), strikes)
 	if !ok {
 		return err
 	}
 	w.mu.Lock()
 	w.backoff = until
+	w.strikes++
 	w.mu.Unlock()
 	w.Door.log().Warn("GitHub rate limit; polling paused", "until", until, "err", err)
 	return fmt.Errorf("%w (%s): %v", ErrBackoff, until.UTC().Format(time.RFC3339), err)
 }
 
-// resetTime reads when a rate limit ends: Retry-After (seconds), else
-// X-RateLimit-Reset (epoch seconds), else a minute from now.
-func resetTime(err error, now time.Time) (time.Time, bool) {
+// resetTime reads when a rate limit ends, as GitHub's REST documentation
+// ("Exceeding the rate limit") says: a 403 or 429 is a rate limit when
+// X-RateLimit-Remaining is 0 (primary), or it carries Retry-After or a
+// message saying so (secondary). Wait Retry-After seconds when given; else
+// until X-RateLimit-Reset when the primary limit is spent; else at least a
+// minute, doubled for each limit met again before a poll went through
+// (strikes).
+func resetTime(err error, now time.Time, strikes int) (time.Time, bool) {
 	var (
-		rl  *github.RateLimitError
-		ab  *github.AbuseRateLimitError
-		er  *github.ErrorResponse
-		hdr http.Header
+		rl       *github.RateLimitError
+		ab       *github.AbuseRateLimitError
+		er       *github.ErrorResponse
+		hdr      http.Header
+		fallback time.Time
 	)
 	switch {
 	case errors.As(err, &rl):
 		if rl.Response != nil {
 			hdr = rl.Response.Header
 		}
-		if hdr == nil && !rl.Rate.Reset.IsZero() {
-			return rl.Rate.Reset.Time, true
+		if !rl.Rate.Reset.IsZero() {
+			fallback = rl.Rate.Reset.Time
 		}
 	case errors.As(err, &ab):
 		if ab.Response != nil {
 			hdr = ab.Response.Header
 		}
-		if hdr == nil && ab.RetryAfter != nil {
-			return now.Add(*ab.RetryAfter), true
+		if ab.RetryAfter != nil {
+			fallback = now.Add(*ab.RetryAfter)
 		}
-	case errors.As(err, &er) && er.Response != nil && (er.Response.StatusCode == http.StatusTooManyRequests ||
-		er.Response.StatusCode == http.StatusForbidden && er.Response.Header.Get("X-RateLimit-Remaining") == "0"):
+	case errors.As(err, &er) && er.Response != nil && rateLimited(er):
 		hdr = er.Response.Header
 	default:
 		return time.Time{}, false
 	}
 	// Bounded: a server cannot stop the watcher for more than a day.
 	const maxWait = 24 * time.Hour
+	capped := func(t time.Time) time.Time {
+		if t.After(now.Add(maxWait)) {
+			return now.Add(maxWait)
+		}
+		return t
+	}
 	if s, err := strconv.Atoi(strings.TrimSpace(hdr.Get("Retry-After"))); err == nil && s >= 0 {
 		return now.Add(min(time.Duration(s)*time.Second, maxWait)), true
 	}
-	if s, err := strconv.ParseInt(strings.TrimSpace(hdr.Get("X-RateLimit-Reset")), 10, 64); err == nil {
-		t := time.Unix(s, 0)
-		if t.After(now.Add(maxWait)) {
-			t = now.Add(maxWait)
+	if strings.TrimSpace(hdr.Get("X-RateLimit-Remaining")) == "0" {
+		if s, err := strconv.ParseInt(strings.TrimSpace(hdr.Get("X-RateLimit-Reset")), 10, 64); err == nil {
+			return capped(time.Unix(s, 0)), true
 		}
-		return t, true
 	}
-	return now.Add(time.Minute), true
+	if !fallback.IsZero() {
+		return capped(fallback), true
+	}
+	return now.Add(time.Minute << min(strikes, 6)), true
+}
+
+// rateLimited reports whether a 403 or 429 that go-github did not type is
+// a rate limit: 429 always; 403 when the primary limit is spent, or with
+// Retry-After, or a message naming a rate limit (a 403 is otherwise a
+// permission error, not to be waited out).
+func rateLimited(er *github.ErrorResponse) bool {
+	h := er.Response.Header
+	switch er.Response.StatusCode {
+	case http.StatusTooManyRequests:
+		return true
+	case http.StatusForbidden:
+		return h.Get("X-RateLimit-Remaining") == "0" || h.Get("Retry-After") != "" ||
+			strings.Contains(strings.ToLower(er.Message), "rate limit")
+	}
+	return false
 }
 
 // openPRs lists the open pull requests, page by page, each page with

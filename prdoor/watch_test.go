@@ -292,3 +292,53 @@ func TestWatcherDoesNotSubmitAHeadTwice(t *testing.T) {
 		t.Fatalf("after a new push: %s, want validating", s)
 	}
 }
+
+// TestWatcherBacksOffSecondaryLimit: GitHub's secondary rate limit is a
+// 403 or 429 whose message says so, the primary limit not spent: wait
+// Retry-After when given, else at least a minute, longer each time it
+// comes again (GitHub's REST documentation, "Exceeding the rate limit").
+func TestWatcherBacksOffSecondaryLimit(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		status int
+		retry  int
+		waits  []time.Duration
+	}{
+		{"403 Retry-After", http.StatusForbidden, 90, []time.Duration{90 * time.Second, 90 * time.Second}},
+		{"429 Retry-After", http.StatusTooManyRequests, 90, []time.Duration{90 * time.Second}},
+		{"403 no header", http.StatusForbidden, 0, []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute}},
+		{"429 no header", http.StatusTooManyRequests, 0, []time.Duration{time.Minute, 2 * time.Minute}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			we := newWatchEnv(t, "listed.test")
+			we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test"))
+			for _, wait := range c.waits {
+				we.gh.SecondaryRateLimit(1, c.status, c.retry)
+				start := we.clock.Now()
+				if err := we.w.Poll(t.Context()); !errors.Is(err, ErrBackoff) {
+					t.Fatalf("Poll: %v, want ErrBackoff", err)
+				}
+				if got := we.w.Backoff(); !got.Equal(start.Add(wait)) {
+					t.Fatalf("back-off until %v, want %v", got.Sub(start), wait)
+				}
+				calls := len(we.gh.Calls())
+				we.clock.Add(wait - time.Second)
+				we.poll(t)
+				if n := len(we.gh.Calls()); n != calls {
+					t.Fatalf("%d requests during the back-off", n-calls)
+				}
+				we.clock.Add(time.Second)
+			}
+			we.poll(t)
+			// A poll that went through: the next limit waits a minute again.
+			if c.retry == 0 {
+				we.gh.SecondaryRateLimit(1, c.status, 0)
+				start := we.clock.Now()
+				we.w.Poll(t.Context())
+				if got := we.w.Backoff(); !got.Equal(start.Add(time.Minute)) {
+					t.Fatalf("after a good poll, back-off %v, want 1m", got.Sub(start))
+				}
+			}
+		})
+	}
+}

@@ -104,6 +104,8 @@ type Server struct {
 	limitStatus int
 	limitReset  time.Time
 	limitRetry  int
+	// limitSecondary: a secondary rate limit (remaining not 0).
+	limitSecondary bool
 	// RawCalls counts raw content downloads (to check bounded reads).
 	rawBytes int64
 }
@@ -336,13 +338,23 @@ func (s *Server) RawBytes() int64 {
 	return s.rawBytes
 }
 
+// SecondaryRateLimit makes the next n requests fail as GitHub's secondary
+// rate limit does: status 403 or 429 with a message saying so, the
+// primary limit not spent (X-RateLimit-Remaining above 0, its reset an
+// hour away), and Retry-After: retryAfter seconds when retryAfter > 0.
+func (s *Server) SecondaryRateLimit(n, status, retryAfter int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.limitN, s.limitStatus, s.limitRetry, s.limitSecondary = n, status, retryAfter, true
+}
+
 // RateLimit makes the next n requests fail: status 403 with
 // X-RateLimit-Remaining: 0 and X-RateLimit-Reset, or 429 with also
 // Retry-After: retryAfter seconds.
 func (s *Server) RateLimit(n, status int, reset time.Time, retryAfter int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.limitN, s.limitStatus, s.limitReset, s.limitRetry = n, status, reset, retryAfter
+	s.limitN, s.limitStatus, s.limitReset, s.limitRetry, s.limitSecondary = n, status, reset, retryAfter, false
 }
 
 type apiError struct {
@@ -383,6 +395,17 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 	if s.limitN > 0 {
 		s.limitN--
 		st, reset, retry := s.limitStatus, s.limitReset, s.limitRetry
+		if s.limitSecondary {
+			s.mu.Unlock()
+			w.Header().Set("X-RateLimit-Limit", "5000")
+			w.Header().Set("X-RateLimit-Remaining", "4990")
+			w.Header().Set("X-RateLimit-Reset", strconv.FormatInt(time.Now().Add(time.Hour).Unix(), 10))
+			if retry > 0 {
+				w.Header().Set("Retry-After", strconv.Itoa(retry))
+			}
+			writeJSON(w, st, apiError{Message: "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."})
+			return
+		}
 		s.mu.Unlock()
 		w.Header().Set("X-RateLimit-Limit", "5000")
 		w.Header().Set("X-RateLimit-Remaining", "0")
