@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 
+	"golang.org/x/net/publicsuffix"
+
 	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/store"
 )
@@ -129,6 +131,15 @@ func checkRequest(r Request) (Request, error) {
 	patterns, err := admission.NormalizePatterns(r.MXPatterns)
 	if err != nil {
 		return r, fmt.Errorf("%w: %v", ErrInvalidRequest, err)
+	}
+	for _, p := range patterns {
+		// The list's linter refuses the same (listgen mx.public_suffix):
+		// "*.co.uk" would match any host under a public suffix.
+		if host, wild := strings.CutPrefix(p, "*."); wild {
+			if suffix, _ := publicsuffix.PublicSuffix(host); suffix == host {
+				return r, fmt.Errorf("%w: MX pattern %q would match any host under the public suffix %q", ErrInvalidRequest, p, host)
+			}
+		}
 	}
 	r.MXPatterns = patterns
 	if r.Contact != "" {

@@ -165,3 +165,17 @@ func TestLiveChecksBounded(t *testing.T) {
 		t.Errorf("after the others finished: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// A submission whose patterns include "*.<public suffix>" beside the real
+// MX host is refused, nothing stored and nothing mailed.
+func TestSubmitPatternOverPublicSuffix(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails))
+	rec := e.postJSON("/api/v1/submissions", `{"domain":"example.test","contact":"a@b.test","mode":"enforce","mx_patterns":["mx.example.test","*.co.uk"]}`)
+	if rec.Code != http.StatusBadRequest || !strings.Contains(rec.Body.String(), "public suffix") {
+		t.Errorf("%d %s", rec.Code, rec.Body.String())
+	}
+	if d, p, _ := stored(t, e.st); d != 0 || p != 0 || len(mails.all()) != 0 {
+		t.Errorf("stored %d domains, %d proofs; %d mails", d, p, len(mails.all()))
+	}
+}
