@@ -55,7 +55,7 @@ type GitHubConfig struct {
 	// AutoMerge merges the list pull request of publish github.
 	AutoMerge bool `mapstructure:"auto_merge"`
 	// BotLogin is the account whose marked comment is the bot's (default:
-	// the token's own account).
+	// the token's own account; github-actions[bot] in GitHub Actions).
 	BotLogin string `mapstructure:"bot_login"`
 	// Watcher is the process that watches the pull requests: "serve"
 	// (default), "worker" (every worker process: run one) or "off".

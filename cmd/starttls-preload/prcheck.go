@@ -206,6 +206,16 @@ func newDoor(c *Config, g gitHub, v *validate.Validator) (*prdoor.Door, error) {
 		GH: gh, Owner: g.owner, Repo: g.repo, TXT: v,
 		Checker:  func() prcheck.Checker { return v.NewRound() },
 		Options:  prcheck.Options{AllowTestTLD: c.List.AllowTestTLD, RemovalLabel: c.List.RemovalLabel},
-		BotLogin: c.GitHub.BotLogin,
+		BotLogin: firstNonEmpty(c.GitHub.BotLogin, actionsBotLogin()),
 	}, nil
+}
+
+// actionsBotLogin is the account an Actions token comments as, when
+// running in GitHub Actions: that token cannot read its own user, and the
+// door must not take another app's comment for its own.
+func actionsBotLogin() string {
+	if os.Getenv("GITHUB_ACTIONS") == "true" {
+		return "github-actions[bot]"
+	}
+	return ""
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/starttls-preload/starttls-preload/internal/fakegithub"
 	"github.com/starttls-preload/starttls-preload/internal/lab"
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/prcheck"
 )
 
 func prListBytes(t *testing.T, domains ...string) []byte {
@@ -49,6 +50,21 @@ func TestPRCheckCommand(t *testing.T) {
 		os.WriteFile(p, []byte(fmt.Sprintf(`{"action":"synchronize","number":%d,"pull_request":{"number":%d},"repository":{"full_name":"example/list"}}`, n, n)), 0o600)
 		return p
 	}
+	// In Actions the token is the installation's, which cannot read its
+	// own user: the comment is github-actions[bot]'s, and another app's
+	// comment that starts with the marker is not it.
+	gh.BotLogin = "github-actions[bot]"
+	t.Setenv("GITHUB_ACTIONS", "true")
+	gh.AddComment(7, "other-app[bot]", true, prcheck.Marker+"\n### ✅ starttls-preload: ready\n")
+	mine := func(n int) int {
+		k := 0
+		for _, c := range gh.Comments(n) {
+			if c.User == gh.BotLogin && strings.HasPrefix(c.Body, prcheck.Marker) {
+				k++
+			}
+		}
+		return k
+	}
 	t.Setenv("GITHUB_API_URL", gh.APIURL())
 	t.Setenv("GITHUB_REPOSITORY", "example/list")
 	t.Setenv("GITHUB_TOKEN", "ghs_test")
@@ -64,15 +80,18 @@ func TestPRCheckCommand(t *testing.T) {
 	if code != exitFindings || !strings.Contains(out, "not ready") {
 		t.Fatalf("PR 8 (no proof): exit %d, out %q, err %q", code, out, errOut)
 	}
-	if len(gh.Comments(7)) != 1 || len(gh.Comments(8)) != 1 {
-		t.Errorf("comments: %d on 7, %d on 8", len(gh.Comments(7)), len(gh.Comments(8)))
+	if mine(7) != 1 || mine(8) != 1 {
+		t.Errorf("comments: %d on 7, %d on 8", mine(7), mine(8))
+	}
+	if c := gh.Comments(7)[0]; c.User != "other-app[bot]" || !strings.HasSuffix(c.Body, "ready\n") || strings.Contains(c.Body, "new.test") {
+		t.Errorf("another app's comment was taken for the bot's: %+v", c)
 	}
 	// --pr outside Actions.
 	t.Setenv("GITHUB_EVENT_PATH", "")
 	if _, errOut, code := execute(t, append(args, "--pr", "7", "--repo", "example/list")...); code != exitOK {
 		t.Fatalf("--pr 7: exit %d: %s", code, errOut)
 	}
-	if len(gh.Comments(7)) != 1 {
+	if mine(7) != 1 {
 		t.Errorf("re-run made a second comment")
 	}
 
