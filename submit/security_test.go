@@ -179,3 +179,27 @@ func TestSubmitPatternOverPublicSuffix(t *testing.T) {
 		t.Errorf("stored %d domains, %d proofs; %d mails", d, p, len(mails.all()))
 	}
 }
+
+// Text a hostile mail server controls (its MX name from DNS, its banner in
+// a finding's message, its certificate's subject) is shown escaped on the
+// check page, and the JSON twin carries it as data.
+func TestHostileServerTextEscaped(t *testing.T) {
+	const evil = `"><img src=x onerror=alert(1)><script>alert(2)</script>`
+	e := newEnv(t)
+	e.checker.answer = func(d string) *validate.Result {
+		r := failResult(d)
+		r.MXs[0].Host = "mx." + d + evil
+		r.MXs[0].Addresses[0].CertSubject = "CN=" + evil
+		r.MXs[0].Addresses[0].CertIssuer = evil
+		r.Findings = append(r.Findings, validate.Finding{Code: "starttls.not_offered", Severity: validate.SeverityError,
+			Summary: evil, Message: "220 " + evil, Host: r.MXs[0].Host, IP: "192.0.2.10"})
+		return r
+	}
+	page := e.get("/check?domain=evil.test").Body.String()
+	if strings.Contains(page, "<img") || strings.Contains(page, "<script") {
+		t.Errorf("hostile text reached the page unescaped:\n%s", page)
+	}
+	if !strings.Contains(page, "&lt;script&gt;alert(2)") {
+		t.Errorf("the hostile text is not shown escaped:\n%s", page)
+	}
+}
