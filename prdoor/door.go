@@ -78,6 +78,12 @@ func SubmittedMarker(sha string) string {
 // marker (a hex SHA read from the API; anything else is not written).
 func (d *Door) commentBody(o *Outcome, adm []prcheck.Admission) string {
 	body := prcheck.Comment(o.Report, adm, d.Options)
+	if o.State == "closed" && o.SubmittedHead != "" {
+		body += "\n### This pull request is closed\n\n" +
+			"The domains it submitted stay submitted: their owner proved control of them, and this pull request did not need to be merged. " +
+			"The service goes on checking them and admits them as above; this comment is no longer updated. " +
+			"To withdraw a domain, ask for its removal (the web form, or a pull request that removes it, with the ownership proof).\n"
+	}
 	if isSHA(o.SubmittedHead) {
 		body += "\n" + SubmittedMarker(o.SubmittedHead) + "\n"
 	}

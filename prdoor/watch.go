@@ -135,13 +135,25 @@ func (w *Watcher) Poll(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 	}
+	var closed []*watched
 	w.mu.Lock()
-	for n := range w.prs {
+	for n, st := range w.prs {
 		if !open[n] {
 			delete(w.prs, n)
+			if st.outcome != nil && st.outcome.SubmittedHead != "" {
+				closed = append(closed, st)
+			}
 		}
 	}
 	w.mu.Unlock()
+	for _, st := range closed {
+		if err := w.closedComment(ctx, st); err != nil {
+			if lerr := w.limited(err); errors.Is(lerr, ErrBackoff) {
+				return lerr
+			}
+			errs = append(errs, err)
+		}
+	}
 	return errors.Join(errs...)
 }
 
@@ -379,6 +391,20 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 	}
 	st.body = body
 	return nil
+}
+
+// closedComment edits, once, the comment of a pull request that was
+// closed (merged or not) after its domains were submitted: they stay
+// submitted, since their owner proved control and the comment said the
+// pull request need not be merged; a withdrawal is a removal request.
+func (w *Watcher) closedComment(ctx context.Context, st *watched) error {
+	adm, err := w.progress(ctx, st.submitted)
+	if err != nil {
+		return err
+	}
+	o := *st.outcome
+	o.State = "closed"
+	return w.Door.WriteComment(ctx, &o, adm)
 }
 
 // submit hands each proven, passing added or changed domain to the

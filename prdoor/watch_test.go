@@ -342,3 +342,29 @@ func TestWatcherBacksOffSecondaryLimit(t *testing.T) {
 		})
 	}
 }
+
+// TestWatcherClosedPRKeepsItsDomains: a pull request closed without a
+// merge after its domain entered validating does not withdraw the domain
+// (its owner proved control, and the comment said the pull request need
+// not be merged); the comment says so once, and how to withdraw.
+func TestWatcherClosedPRKeepsItsDomains(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	ctx := t.Context()
+	we.domain("new.test", "good", 7)
+	we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	we.poll(t)
+	we.gh.ClosePR(7)
+	we.poll(t)
+	if d, err := we.st.GetDomain(ctx, "new.test"); err != nil || d.State != store.StateValidating {
+		t.Fatalf("new.test after the close: %+v %v", d, err)
+	}
+	body := we.comment(t, 7)
+	if !strings.Contains(body, "This pull request is closed") || !strings.Contains(body, "removal") {
+		t.Fatalf("comment after the close:\n%s", body)
+	}
+	edits := we.gh.CallCount("PATCH", `/issues/comments/`)
+	we.poll(t)
+	if n := we.gh.CallCount("PATCH", `/issues/comments/`); n != edits {
+		t.Errorf("%d more edits of a closed pull request's comment", n-edits)
+	}
+}
