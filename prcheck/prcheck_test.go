@@ -126,6 +126,12 @@ func TestVerifyProof(t *testing.T) {
 		"_starttls-preload.other.test":    {"https://github.com/example/list/pull/6"},
 		"_starttls-preload.mismatch.test": {"hello", "world"},
 		"_starttls-preload.err.test":      {"ERR"},
+		// GitHub's owner and repository names are case-insensitive.
+		"_starttls-preload.case.test": {"https://github.com/Example/List/pull/7"},
+		// http is not the pull request's URL, and not another one either.
+		"_starttls-preload.http.test":   {"http://github.com/example/list/pull/7"},
+		"_starttls-preload.zero.test":   {"https://github.com/example/list/pull/07"},
+		"_starttls-preload.anchor.test": {prURL + "#issuecomment-1"},
 	}
 	for _, c := range []struct {
 		domain  string
@@ -139,6 +145,10 @@ func TestVerifyProof(t *testing.T) {
 		{"mismatch.test", ProofMismatch, true},
 		{"missing.test", ProofMissing, true},
 		{"err.test", ProofLookupFailed, true},
+		{"case.test", ProofOK, true},
+		{"http.test", ProofMismatch, true},
+		{"zero.test", ProofOtherPR, true},
+		{"anchor.test", ProofMismatch, true},
 	} {
 		p, err := VerifyProof(t.Context(), txt, c.domain, prURL, func(string) bool { return c.changes })
 		if err != nil {

@@ -92,7 +92,9 @@ func VerifyProof(ctx context.Context, txt TXTLookup, domain, prURL string, chang
 			p.Message = fmt.Sprintf("The TXT record at %s names this pull request.", p.Name)
 			return p, nil
 		}
-		if other == "" && prURLPattern.MatchString(v) {
+		// Another pull request's URL, not this one's with another scheme
+		// (which is only not the exact value: a mismatch).
+		if other == "" && prURLPattern.MatchString(v) && canonicalPRURL(withScheme(v, want)) != want {
 			other = v
 		}
 	}
@@ -112,16 +114,23 @@ func LabelProof(domain, prURL, label string) Proof {
 		Message: fmt.Sprintf("A maintainer approved the removal with the label %q.", label)}
 }
 
-// canonicalPRURL lower-cases the scheme and host and drops one trailing
-// slash, so "https://GitHub.com/o/r/pull/7/" names the same pull request.
+// canonicalPRURL lower-cases the URL and drops one trailing slash, so
+// "https://GitHub.com/O/R/pull/7/" names the same pull request: scheme and
+// host are case-insensitive (RFC 3986 §6.2.2.1), and so are GitHub's owner
+// and repository names; the rest is "pull" and digits. The scheme must
+// still be the repository's own (https on github.com).
 func canonicalPRURL(s string) string {
-	s = strings.TrimSuffix(s, "/")
-	scheme, rest, ok := strings.Cut(s, "://")
-	if !ok {
-		return s
+	return strings.ToLower(strings.TrimSuffix(s, "/"))
+}
+
+// withScheme returns u with the scheme of like.
+func withScheme(u, like string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	scheme, _, ok2 := strings.Cut(like, "://")
+	if !ok || !ok2 {
+		return u
 	}
-	host, path, _ := strings.Cut(rest, "/")
-	return strings.ToLower(scheme) + "://" + strings.ToLower(host) + "/" + path
+	return scheme + "://" + rest
 }
 
 func quoteValues(vals []string) string {

@@ -2,6 +2,7 @@ package prdoor
 
 import (
 	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -240,5 +241,18 @@ func fmtInt(i int) string {
 		if i == 0 {
 			return string(b[n:])
 		}
+	}
+}
+
+// TestProofSplitTXT: a TXT record whose value is split into several
+// character-strings (as zone tools do past 255 bytes) is read as their
+// concatenation (RFC 7208 §3.3 style), through the validator's resolver.
+func TestProofSplitTXT(t *testing.T) {
+	e := newEnv(t)
+	u := e.gh.PRURL(7)
+	e.dns.Add(fmt.Sprintf("_starttls-preload.split.test. 300 IN TXT %q %q", u[:10], u[10:]))
+	p, err := prcheck.VerifyProof(t.Context(), e.v, "split.test", u, nil)
+	if err != nil || p.Code != prcheck.ProofOK {
+		t.Fatalf("split record: %+v %v", p, err)
 	}
 }
