@@ -256,3 +256,20 @@ func TestProofSplitTXT(t *testing.T) {
 		t.Fatalf("split record: %+v %v", p, err)
 	}
 }
+
+// TestDeletedFork: a pull request whose fork was deleted ("head": {"repo":
+// null}) is answered from its head commit, which the base repository
+// keeps, and a branch of the list's name on it is not the service's.
+func TestDeletedFork(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	e.domain("new.test", "good", 7)
+	e.gh.OpenPR(7, "", listFile(t, "listed.test", "new.test"))
+	e.gh.SetHeadRef(7, DefaultListBranch)
+	o, err := e.door.CheckPR(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Report.ServiceList || !o.Success() || len(o.Report.Domains) != 1 {
+		t.Fatalf("report: %+v", o.Report)
+	}
+}

@@ -58,7 +58,7 @@ type PR struct {
 	Body     string
 	HeadRef  string
 	HeadSHA  string
-	HeadRepo string // owner/name; another repository for a fork
+	HeadRepo string // owner/name; another repository for a fork; "" for a deleted fork
 	BaseRef  string
 	BaseSHA  string
 	Labels   []string
@@ -663,11 +663,16 @@ func (s *Server) prJSON(pr *PR) map[string]any {
 		labels = append(labels, map[string]any{"name": l})
 	}
 	headOwner, _, _ := strings.Cut(pr.HeadRepo, "/")
+	// A pull request whose fork was deleted has "repo": null.
+	var headRepo any
+	if pr.HeadRepo != "" {
+		headRepo = s.repoJSON(pr.HeadRepo)
+	}
 	return map[string]any{
 		"number": pr.Number, "state": pr.State, "merged": pr.Merged, "title": pr.Title, "body": pr.Body,
 		"html_url": s.PRURL(pr.Number), "labels": labels, "updated_at": pr.Updated.Format(time.RFC3339),
 		"user": map[string]any{"login": pr.User, "type": "User"},
-		"head": map[string]any{"ref": pr.HeadRef, "sha": pr.HeadSHA, "label": headOwner + ":" + pr.HeadRef, "repo": s.repoJSON(pr.HeadRepo)},
+		"head": map[string]any{"ref": pr.HeadRef, "sha": pr.HeadSHA, "label": headOwner + ":" + pr.HeadRef, "repo": headRepo},
 		"base": map[string]any{"ref": pr.BaseRef, "sha": pr.BaseSHA, "label": s.Owner + ":" + pr.BaseRef, "repo": s.repoJSON(s.Owner + "/" + s.Name)},
 	}
 }
