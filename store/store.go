@@ -175,6 +175,17 @@ type CheckUpdate struct {
 	Transition *Transition
 }
 
+// Detail is what a domain's status shows, read at one moment
+// (DomainDetail).
+type Detail struct {
+	Domain    Domain
+	Checks    []CheckRecord // newest first, at most the limit asked; never nil
+	Decisions []Decision    // oldest first; never nil
+	// UnusedProofs: the domain has a proof neither used nor superseded
+	// (open, or expired since). Only then can Proofs hold an open one.
+	UnusedProofs bool
+}
+
 // Filter selects domains for ListDomains. The zero Filter selects all.
 type Filter struct {
 	States []State // any of these; empty: every state
@@ -238,6 +249,11 @@ type Store interface {
 	// Checks returns a domain's checks at or after since, newest first, at
 	// most limit (0: all); never nil.
 	Checks(ctx context.Context, domain string, since time.Time, limit int) ([]CheckRecord, error)
+	// DomainDetail returns a domain with its latest checks (at most
+	// checkLimit; 0: all) and every decision, read at one moment (one read
+	// transaction), for status pages: one call instead of GetDomain,
+	// Checks, Decisions and Proofs. ErrNotFound if absent.
+	DomainDetail(ctx context.Context, name string, checkLimit int) (Detail, error)
 	// PruneChecks deletes the check history older than before (decisions
 	// are kept forever) and returns how many checks it deleted.
 	PruneChecks(ctx context.Context, before time.Time) (int64, error)

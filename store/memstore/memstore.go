@@ -334,6 +334,33 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	return out, nil
 }
 
+// DomainDetail implements store.Store.
+func (s *Store) DomainDetail(ctx context.Context, name string, checkLimit int) (store.Detail, error) {
+	if err := s.lock(ctx); err != nil {
+		return store.Detail{}, err
+	}
+	defer s.mu.Unlock()
+	d, ok := s.domains[name]
+	if !ok {
+		return store.Detail{}, store.ErrNotFound
+	}
+	out := store.Detail{Domain: copyDomain(d), Checks: []store.CheckRecord{}, Decisions: append([]store.Decision{}, s.decisions[name]...)}
+	cs := s.checks[name]
+	for i := len(cs) - 1; i >= 0; i-- {
+		out.Checks = append(out.Checks, copyCheck(cs[i]))
+	}
+	sort.SliceStable(out.Checks, func(i, j int) bool { return out.Checks[i].At.After(out.Checks[j].At) })
+	if checkLimit > 0 && len(out.Checks) > checkLimit {
+		out.Checks = out.Checks[:checkLimit]
+	}
+	for _, p := range s.proofsOf[name] {
+		if p.UsedAt == nil && p.SupersededAt == nil {
+			out.UnusedProofs = true
+		}
+	}
+	return out, nil
+}
+
 // PruneChecks implements store.Store.
 func (s *Store) PruneChecks(ctx context.Context, before time.Time) (int64, error) {
 	if err := s.lock(ctx); err != nil {

@@ -53,6 +53,8 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"RecordChecksBatch", testRecordChecksBatch},
 		{"Checks", testChecks},
 		{"PruneChecks", testPruneChecks},
+		{"DomainDetail", testDomainDetail},
+		{"DomainDetailProofs", testDomainDetailProofs},
 		{"ClaimDue", testClaimDue},
 		{"ClaimDueLease", testClaimDueLease},
 		{"ClaimDueConcurrent", testClaimDueConcurrent},
@@ -769,6 +771,83 @@ func testChecks(t *testing.T, s store.Store) {
 	must(t, err)
 	if cs == nil || len(cs) != 0 {
 		t.Errorf("Checks(missing) = %#v, want empty non-nil", cs)
+	}
+}
+
+// testDomainDetail: DomainDetail says what GetDomain, Checks and
+// Decisions say, of that domain only.
+func testDomainDetail(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	_, err := s.DomainDetail(ctx, "missing.example", 10)
+	isErr(t, "DomainDetail(missing)", err, store.ErrNotFound)
+	add(t, s, "d.example", store.StateValidating, T0)
+	add(t, s, "other.example", store.StateValidating, T0)
+	empty, err := s.DomainDetail(ctx, "d.example", 10)
+	must(t, err)
+	if empty.Checks == nil || len(empty.Checks) != 0 || empty.Decisions == nil || len(empty.Decisions) != 0 || empty.UnusedProofs {
+		t.Errorf("DomainDetail of a new domain = %+v, want empty non-nil history and no proofs", empty)
+	}
+	for i := range 6 {
+		u := store.CheckUpdate{
+			Check: store.CheckRecord{Domain: "d.example", At: at(time.Duration(i) * time.Hour), Eligible: i != 2,
+				MXHosts: []string{"mx.d.example"}, Findings: findings(fmt.Sprintf("code.%d", i))},
+			NextCheck: at(time.Duration(i+1) * time.Hour), ChecksPassed: i,
+		}
+		if i == 5 {
+			u.Transition = &store.Transition{From: store.StateValidating, To: store.StateTesting, Reason: "admitted: test"}
+		}
+		must(t, s.RecordCheck(ctx, u))
+		must(t, s.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "other.example", At: at(time.Duration(i) * time.Hour)}}))
+	}
+	must(t, s.Transition(ctx, "other.example", store.StateValidating, store.StateTesting, "other: test", at(7*time.Hour)))
+	must(t, s.Transition(ctx, "d.example", store.StateTesting, store.StateEnforce, "promoted: test", at(8*time.Hour)))
+	d, err := s.GetDomain(ctx, "d.example")
+	must(t, err)
+	ds, err := s.Decisions(ctx, "d.example")
+	must(t, err)
+	for _, limit := range []int{0, 1, 4, 6, 100} {
+		cs, err := s.Checks(ctx, "d.example", time.Time{}, limit)
+		must(t, err)
+		got, err := s.DomainDetail(ctx, "d.example", limit)
+		must(t, err)
+		same(t, fmt.Sprintf("DomainDetail(limit %d)", limit), got, store.Detail{Domain: d, Checks: cs, Decisions: ds})
+	}
+	if len(ds) != 2 {
+		t.Errorf("decisions = %+v, want two", ds)
+	}
+}
+
+// testDomainDetailProofs: UnusedProofs is set while the domain has a proof
+// neither used nor superseded, expired or not.
+func testDomainDetailProofs(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	unused := func(name string) bool {
+		t.Helper()
+		d, err := s.DomainDetail(ctx, name, 1)
+		must(t, err)
+		return d.UnusedProofs
+	}
+	declarePending(t, s, "p.example", "p", T0)
+	declarePending(t, s, "q.example", "q", T0) // another domain's proof counts for it only
+	if !unused("p.example") {
+		t.Error("pending with its proof: UnusedProofs false")
+	}
+	_, err := s.UseProof(ctx, store.ProofUse{Domain: "p.example", TokenHash: "hash-p", UsedBy: "mail", Reason: "ownership.mail: test", At: at(time.Hour)})
+	must(t, err)
+	if unused("p.example") {
+		t.Error("proof used: UnusedProofs true")
+	}
+	_, err = s.AddProof(ctx, proof("p.example", store.PurposeRemove, "rm", at(2*time.Hour)))
+	must(t, err)
+	if !unused("p.example") {
+		t.Error("removal proof open: UnusedProofs false")
+	}
+	must(t, s.RequestRemoval(ctx, "q.example", "removal: test", at(time.Hour)))
+	if unused("q.example") {
+		t.Error("add proof superseded by a removal request: UnusedProofs true")
+	}
+	if !unused("p.example") {
+		t.Error("another domain's removal request changed UnusedProofs")
 	}
 }
 

@@ -772,13 +772,13 @@ func (s *Store) writeArrays(ctx context.Context, tx *sql.Tx, us []store.CheckUpd
 
 // Checks implements store.Store.
 func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limit int) ([]store.CheckRecord, error) {
-	query := `SELECT id, domain, at, eligible, mx_hosts, findings, worker FROM checks WHERE domain = ?`
+	query := checksQuery
 	args := []any{domain}
 	if !since.IsZero() {
 		query += ` AND at >= ?`
 		args = append(args, s.t(since))
 	}
-	query += ` ORDER BY at DESC, id DESC`
+	query += checksOrder
 	if limit > 0 {
 		query += " LIMIT ?"
 		args = append(args, limit)
@@ -787,20 +787,8 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	defer rows.Close()
-	out := []store.CheckRecord{}
-	for rows.Next() {
-		var c store.CheckRecord
-		var findings sql.NullString
-		if err := rows.Scan(&c.ID, &c.Domain, tval{&c.At}, &c.Eligible, jlist{&c.MXHosts}, &findings, &c.Worker); err != nil {
-			return nil, err
-		}
-		if findings.Valid && findings.String != "" {
-			c.Findings = json.RawMessage(findings.String)
-		}
-		out = append(out, c)
-	}
-	return out, s.wrap(rows.Err())
+	out, err := scanChecks(rows)
+	return out, s.wrap(err)
 }
 
 // PruneChecks implements store.Store.
@@ -819,22 +807,12 @@ func (s *Store) PruneChecks(ctx context.Context, before time.Time) (int64, error
 
 // Decisions implements store.Store.
 func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision, error) {
-	rows, err := s.readQuery(ctx, `SELECT id, domain, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`, domain)
+	rows, err := s.readQuery(ctx, decisionsQuery, domain)
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	defer rows.Close()
-	out := []store.Decision{}
-	for rows.Next() {
-		var d store.Decision
-		var from, to string
-		if err := rows.Scan(&d.ID, &d.Domain, tval{&d.At}, &from, &to, &d.Reason); err != nil {
-			return nil, err
-		}
-		d.From, d.To = store.State(from), store.State(to)
-		out = append(out, d)
-	}
-	return out, s.wrap(rows.Err())
+	out, err := scanDecisions(rows)
+	return out, s.wrap(err)
 }
 
 // ClaimDue implements store.Store.
