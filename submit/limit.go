@@ -23,7 +23,7 @@ type Limits struct {
 	SubmitPerIP     Limit // submissions and removal requests from one address
 	SubmitPerDomain Limit // submissions and removal requests for one domain
 	VerifyPerIP     Limit // DNS verifications and token confirmations from one address
-	VerifyPerDomain Limit // DNS verifications and token confirmations for one domain
+	VerifyPerDomain Limit // DNS verifications for one domain (token uses are limited per address only)
 	MailPerDomain   Limit // mails to one domain's postmaster (the resend limit)
 }
 

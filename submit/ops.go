@@ -308,10 +308,17 @@ func (s *Server) changeResponse(c lifecycle.Change) changeResponse {
 	return changeResponse{Domain: c.Domain, From: string(c.From), State: string(c.To), StatusURL: s.absURL("/domains/" + c.Domain)}
 }
 
-// verifyLimits are taken before every DNS verification and every token
-// use.
+// verifyLimits are taken before every DNS verification (a look-up each).
 func (s *Server) verifyLimits(r *http.Request, domain string) *doorError {
 	return take(limitCheck{s.lim.verifyIP, ipKey(s.clientIP(r)), "from your address"}, limitCheck{s.lim.verifyDomain, domain, "for this domain"})
+}
+
+// tokenLimits are taken before every use or look of a mailed token: per
+// client address only. A per-domain limit would let a stranger posting
+// made-up tokens (no work for us, no guess can succeed against 128 bits)
+// keep the owner's own press of the button answered 429.
+func (s *Server) tokenLimits(r *http.Request) *doorError {
+	return take(limitCheck{s.lim.verifyIP, ipKey(s.clientIP(r)), "from your address"})
 }
 
 // verify checks the pending proof's TXT record.
@@ -349,7 +356,7 @@ func (s *Server) peek(ctx context.Context, r *http.Request, raw, token string) (
 	if token == "" || len(token) > maxToken {
 		return "", "", &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
 	}
-	if de := s.verifyLimits(r, domain); de != nil {
+	if de := s.tokenLimits(r); de != nil {
 		return "", "", de
 	}
 	p, err := s.c.Lifecycle.PeekToken(ctx, domain, token)
@@ -371,7 +378,7 @@ func (s *Server) confirm(ctx context.Context, r *http.Request, raw, token string
 	if token == "" || len(token) > maxToken {
 		return changeResponse{}, &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
 	}
-	if de := s.verifyLimits(r, domain); de != nil {
+	if de := s.tokenLimits(r); de != nil {
 		return changeResponse{}, de
 	}
 	c, err := s.c.Lifecycle.ConfirmToken(ctx, domain, token)
@@ -394,7 +401,7 @@ func (s *Server) withdraw(ctx context.Context, r *http.Request, raw, token strin
 	if token == "" || len(token) > maxToken {
 		return changeResponse{}, &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
 	}
-	if de := s.verifyLimits(r, domain); de != nil {
+	if de := s.tokenLimits(r); de != nil {
 		return changeResponse{}, de
 	}
 	c, err := s.c.Lifecycle.Withdraw(ctx, domain, token)
@@ -465,7 +472,7 @@ func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorErr
 	if de != nil {
 		return statusView{}, de
 	}
-	det, err := admission.DetailOf(ctx, s.c.Store, s.c.Rules, domain, historyLimit)
+	sd, err := s.c.Store.DomainDetail(ctx, domain, historyLimit)
 	if errors.Is(err, store.ErrNotFound) {
 		return statusView{}, &doorError{status: http.StatusNotFound, code: "not_found", msg: "This domain is not known here. Check it first; an eligible domain can be submitted."}
 	}
@@ -473,6 +480,7 @@ func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorErr
 		s.log.ErrorContext(ctx, "status", "domain", domain, "err", err)
 		return statusView{}, &doorError{status: http.StatusInternalServerError, code: "internal", msg: "The store is unavailable; try again later."}
 	}
+	det := admission.DetailFrom(sd, s.c.Rules)
 	v := statusView{Detail: det, StateText: stateWords[det.State], PendingProofs: []proofJSON{}, StatusURL: s.absURL("/domains/" + domain)}
 	v.Progress = s.progressOf(det.Status)
 	if cur, err := s.lists.current(ctx); err != nil {
@@ -480,7 +488,8 @@ func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorErr
 	} else if e, ok := cur.lookup(domain); ok {
 		v.Listed = &listedIn{Serial: cur.Serial, Mode: e.Mode, MXs: e.MXs}
 	}
-	if s.c.Lifecycle != nil && det.State != store.StateRemoved {
+	// Only a proof neither used nor superseded can be open.
+	if s.c.Lifecycle != nil && det.State != store.StateRemoved && sd.UnusedProofs {
 		ps, err := s.c.Lifecycle.PendingProofs(ctx, domain)
 		if err != nil {
 			s.log.WarnContext(ctx, "pending proofs", "domain", domain, "err", err)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/starttls-preload/starttls-preload/validate"
 )
@@ -201,5 +202,37 @@ func TestHostileServerTextEscaped(t *testing.T) {
 	}
 	if !strings.Contains(page, "&lt;script&gt;alert(2)") {
 		t.Errorf("the hostile text is not shown escaped:\n%s", page)
+	}
+}
+
+// A stranger posting made-up tokens for a domain (cheap: no token is ever
+// guessed, 128 bits) does not lock its owner out of the mailed link: token
+// uses are limited per client address, not per domain, so the owner's
+// press of the button is not answered 429.
+func TestBogusTokensDoNotLockOutTheOwner(t *testing.T) {
+	mails := &mailRecorder{}
+	e := newEnv(t, withLifecycle(&staticTXT{}, mails), func(c *Config) {
+		c.Limits.VerifyPerDomain = Limit{Every: time.Hour, Burst: 2}
+	})
+	if rec := e.postJSON("/api/v1/submissions", submitJSON("example.test")); rec.Code != http.StatusAccepted {
+		t.Fatalf("submit: %d %s", rec.Code, rec.Body.String())
+	}
+	for i := range 5 { // the stranger, from several addresses
+		rec := e.do(req{method: http.MethodPost, path: "/api/v1/domains/example.test/confirm", body: `{"token":"aaaaaaaaaaaaaaaaaaaaaaaaaa"}`,
+			ctype: "application/json", remote: fmt.Sprintf("203.0.113.%d:4000", i+1)})
+		if rec.Code == http.StatusOK {
+			t.Fatal("a made-up token was accepted")
+		}
+	}
+	link := tokenLink(t, mails.all()[0].Body)
+	owner := "198.51.100.77:5000"
+	page := e.do(req{path: link, remote: owner})
+	if page.Code != http.StatusOK {
+		t.Fatalf("the owner's GET of the link: %d %s", page.Code, page.Body.String())
+	}
+	tok := link[strings.Index(link, "token=")+len("token="):]
+	rec := e.do(req{method: http.MethodPost, path: "/api/v1/domains/example.test/confirm", body: `{"token":"` + tok + `"}`, ctype: "application/json", remote: owner})
+	if rec.Code != http.StatusOK {
+		t.Fatalf("the owner's confirmation: %d %s", rec.Code, rec.Body.String())
 	}
 }
