@@ -78,18 +78,20 @@ type Detail struct {
 }
 
 // DetailOf reads a domain's status, its latest checks (at most limit) and
-// its decisions. It returns store.ErrNotFound for an unknown domain.
+// its decisions, at one moment (store.DomainDetail). It returns
+// store.ErrNotFound for an unknown domain.
 func DetailOf(ctx context.Context, st store.Store, r Rules, name string, limit int) (Detail, error) {
-	d, err := st.GetDomain(ctx, name)
+	sd, err := st.DomainDetail(ctx, name, limit)
 	if err != nil {
 		return Detail{}, err
 	}
-	out := Detail{Status: StatusOf(d, r), Checks: []CheckEntry{}, Decisions: []DecisionEntry{}}
-	checks, err := st.Checks(ctx, name, time.Time{}, limit)
-	if err != nil {
-		return Detail{}, err
-	}
-	for _, c := range checks {
+	return DetailFrom(sd, r), nil
+}
+
+// DetailFrom is the status of a domain read with store.DomainDetail.
+func DetailFrom(sd store.Detail, r Rules) Detail {
+	out := Detail{Status: StatusOf(sd.Domain, r), Checks: make([]CheckEntry, 0, len(sd.Checks)), Decisions: make([]DecisionEntry, 0, len(sd.Decisions))}
+	for _, c := range sd.Checks {
 		f := c.Findings
 		if len(f) == 0 {
 			f = json.RawMessage("[]")
@@ -100,14 +102,10 @@ func DetailOf(ctx context.Context, st store.Store, r Rules, name string, limit i
 		}
 		out.Checks = append(out.Checks, CheckEntry{At: c.At, Eligible: c.Eligible, MXHosts: hosts, Findings: f})
 	}
-	decs, err := st.Decisions(ctx, name)
-	if err != nil {
-		return Detail{}, err
-	}
-	for _, d := range decs {
+	for _, d := range sd.Decisions {
 		out.Decisions = append(out.Decisions, DecisionEntry{At: d.At, From: d.From, To: d.To, Reason: d.Reason})
 	}
-	return out, nil
+	return out
 }
 
 // maxPage bounds one page of the status API.
