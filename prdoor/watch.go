@@ -69,7 +69,7 @@ type Watcher struct {
 
 	mu      sync.Mutex
 	etags   map[string]string
-	pages   map[string][]*github.PullRequest
+	pages   map[string]cachedPage
 	backoff time.Time
 	strikes int // rate limits met since a poll last went through
 	prs     map[int]*watched
@@ -109,7 +109,7 @@ func (w *Watcher) Backoff() time.Time {
 func (w *Watcher) Poll(ctx context.Context) error {
 	w.mu.Lock()
 	if w.etags == nil {
-		w.etags, w.pages, w.prs = map[string]string{}, map[string][]*github.PullRequest{}, map[int]*watched{}
+		w.etags, w.pages, w.prs = map[string]string{}, map[string]cachedPage{}, map[int]*watched{}
 	}
 	if w.now().Before(w.backoff) {
 		w.mu.Unlock()
@@ -266,32 +266,43 @@ func (w *Watcher) openPRs(ctx context.Context) ([]*github.PullRequest, error) {
 			req.Header.Set("If-None-Match", etag)
 		}
 		var prs []*github.PullRequest
+		more := false
 		resp, err := d.GH.Do(ctx, req, &prs)
 		switch {
 		case err == nil:
+			more = resp.NextPage != 0
 			w.mu.Lock()
 			// An ETag is a short opaque string; a longer one is not kept.
 			if e := resp.Header.Get("ETag"); e != "" && len(e) <= 256 {
 				w.etags[u] = e
-				w.pages[u] = prs
+				w.pages[u] = cachedPage{prs: prs, more: more}
 			} else {
 				delete(w.etags, u)
 				delete(w.pages, u)
 			}
 			w.mu.Unlock()
 		case isStatus(err, http.StatusNotModified):
+			// RFC 9110 §15.4.5: a 304 need not repeat the Link header,
+			// so whether a next page exists comes from the cache too.
 			w.mu.Lock()
-			prs = w.pages[u]
+			c := w.pages[u]
 			w.mu.Unlock()
+			prs, more = c.prs, c.more
 		default:
 			return nil, fmt.Errorf("prdoor: listing open pull requests: %w", err)
 		}
 		all = append(all, prs...)
-		if resp == nil || resp.NextPage == 0 {
+		if !more {
 			break
 		}
 	}
 	return all, nil
+}
+
+// cachedPage is one page of open pull requests as last read, for a 304.
+type cachedPage struct {
+	prs  []*github.PullRequest
+	more bool // a next page followed
 }
 
 // one handles one open pull request.
@@ -398,6 +409,14 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 // submitted, since their owner proved control and the comment said the
 // pull request need not be merged; a withdrawal is a removal request.
 func (w *Watcher) closedComment(ctx context.Context, st *watched) error {
+	// Missing from the list of open pull requests is not proof enough.
+	pr, _, err := w.Door.GH.PullRequests.Get(ctx, w.Door.Owner, w.Door.Repo, st.outcome.Number)
+	if err != nil {
+		return fmt.Errorf("prdoor: reading pull request %d: %w", st.outcome.Number, err)
+	}
+	if pr.GetState() != "closed" {
+		return nil
+	}
 	adm, err := w.progress(ctx, st.submitted)
 	if err != nil {
 		return err

@@ -368,3 +368,30 @@ func TestWatcherClosedPRKeepsItsDomains(t *testing.T) {
 		t.Errorf("%d more edits of a closed pull request's comment", n-edits)
 	}
 }
+
+// TestWatcherPagesOnNotModified: a 304 carries no Link header (RFC 9110
+// §15.4.5 lists what it repeats), so the watcher remembers each page's
+// next page: an open pull request on the second page is still seen, not
+// taken for closed.
+func TestWatcherPagesOnNotModified(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	we.domain("new.test", "good", 1)
+	we.gh.OpenPR(1, "contributor/list", listFile(t, "listed.test", "new.test"))
+	for n := 2; n <= 101; n++ {
+		we.gh.OpenPR(n, "contributor/list", map[string][]byte{"README.md": []byte("typo " + itoa(n) + "\n")})
+	}
+	we.poll(t)
+	we.poll(t)
+	if n := countStatus(we, "/pulls", http.StatusNotModified); n < 1 {
+		t.Fatalf("%d 304s", n)
+	}
+	if body := we.comment(t, 1); strings.Contains(body, "is closed") {
+		t.Fatalf("an open pull request on page 2 was taken for closed:\n%s", body)
+	}
+	we.w.mu.Lock()
+	_, ok := we.w.prs[1]
+	we.w.mu.Unlock()
+	if !ok {
+		t.Fatal("the watcher forgot pull request 1")
+	}
+}

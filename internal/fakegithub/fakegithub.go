@@ -743,7 +743,10 @@ func (s *Server) listPulls(w http.ResponseWriter, r *http.Request) {
 	etag := `"` + hex.EncodeToString(sum[:16]) + `"`
 	w.Header().Set("ETag", etag)
 	if r.Header.Get("If-None-Match") == etag {
-		// GitHub: a 304 does not count against the rate limit.
+		// GitHub: a 304 does not count against the rate limit (for an
+		// authorized request). RFC 9110 §15.4.5: a 304 repeats only the
+		// validators and caching headers, so no Link.
+		w.Header().Del("Link")
 		w.WriteHeader(http.StatusNotModified)
 		return
 	}
