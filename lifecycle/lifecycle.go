@@ -105,7 +105,8 @@ import (
 // Sentinel errors, matched with errors.Is.
 var (
 	// ErrInvalidRequest: a field of the request is refused (name not as
-	// the store keeps it, no MX pattern, a contact that is not an address).
+	// the store keeps it, no MX pattern, a "*.suffix" MX pattern over a
+	// public suffix, a contact that is not an address).
 	ErrInvalidRequest = errors.New("lifecycle: invalid request")
 	// ErrNotFound: the domain is not in the store.
 	ErrNotFound = errors.New("lifecycle: domain not found")
