@@ -94,6 +94,7 @@ func runCmd(ctx context.Context, args []string) error {
 	floodFrom := fs.String("flood-from", "127.0.0.2", "local IP of the flooding clients")
 	floodC := fs.Int("flood-c", 16, "flooding clients")
 	floodRange := fs.Int("flood-range", 0, "numbers drawn for {i} in the flood URL")
+	floodRate := fs.Float64("flood-rate", 0, "flood requests per second (open loop); 0: as fast as answered")
 	minRPS := fs.Float64("min-rps", 0, "exit 1 if a measured load answers fewer requests per second")
 	maxP99 := fs.Duration("max-p99", 0, "exit 1 if a measured load's p99 latency is higher")
 	asJSON := fs.Bool("json", false, "print one JSON object per result")
@@ -117,7 +118,7 @@ func runCmd(ctx context.Context, args []string) error {
 		}}
 		if *flood != "" {
 			loads = append(loads, loadgen.Load{Name: "flood", URL: *flood, Range: *floodRange,
-				Concurrency: *floodC, Duration: *d, LocalAddr: *floodFrom})
+				Concurrency: *floodC, Duration: *d, Rate: *floodRate, LocalAddr: *floodFrom})
 		}
 		cpu0 := processCPU()
 		res, err := loadgen.RunAll(ctx, loads...)
