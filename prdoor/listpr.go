@@ -98,37 +98,54 @@ func (p *ListPublisher) Publish(ctx context.Context, list []byte, serial int64) 
 	}
 	out.Changes = prcheck.Diff(oldList, newList)
 
-	// One commit on top of the base: the list file set to the bytes.
-	bc, _, err := d.GH.Git.GetCommit(ctx, d.Owner, d.Repo, baseSHA)
-	if err != nil {
-		return nil, fmt.Errorf("prdoor: reading commit %s: %w", baseSHA, err)
-	}
-	tree, _, err := d.GH.Git.CreateTree(ctx, d.Owner, d.Repo, bc.GetTree().GetSHA(), []*github.TreeEntry{{
-		Path: github.String(d.listPath()), Mode: github.String("100644"), Type: github.String("blob"), Content: github.String(string(list)),
-	}})
-	if err != nil {
-		return nil, fmt.Errorf("prdoor: writing the tree: %w", err)
-	}
+	// One commit on top of the base: the list file set to the bytes. A
+	// branch that holds exactly that already (a retry, a restart) is
+	// left alone: no new commit, no push to start checks again.
 	title := fmt.Sprintf("policy-list.json: serial %d", serial)
-	commit, _, err := d.GH.Git.CreateCommit(ctx, d.Owner, d.Repo, &github.Commit{
-		Message: github.String(title + "\n\n" + changeSummary(out.Changes)),
-		Tree:    &github.Tree{SHA: tree.SHA},
-		Parents: []*github.Commit{{SHA: github.String(baseSHA)}},
-	}, nil)
-	if err != nil {
-		return nil, fmt.Errorf("prdoor: writing the commit: %w", err)
-	}
 	branchRef := "refs/heads/" + p.branch()
-	_, _, err = d.GH.Git.GetRef(ctx, d.Owner, d.Repo, "heads/"+p.branch())
-	switch {
-	case isStatus(err, http.StatusNotFound):
-		_, _, err = d.GH.Git.CreateRef(ctx, d.Owner, d.Repo, &github.Reference{Ref: github.String(branchRef), Object: &github.GitObject{SHA: commit.SHA}})
-	case err == nil:
-		// The branch is ours: it always holds one commit on the base.
-		_, _, err = d.GH.Git.UpdateRef(ctx, d.Owner, d.Repo, &github.Reference{Ref: github.String(branchRef), Object: &github.GitObject{SHA: commit.SHA}}, true)
+	bref, _, err := d.GH.Git.GetRef(ctx, d.Owner, d.Repo, "heads/"+p.branch())
+	exists := err == nil
+	if err != nil && !isStatus(err, http.StatusNotFound) {
+		return nil, fmt.Errorf("prdoor: reading branch %s: %w", p.branch(), err)
 	}
-	if err != nil {
-		return nil, fmt.Errorf("prdoor: moving branch %s: %w", p.branch(), err)
+	commitSHA := ""
+	if exists {
+		if ok, err := p.holds(ctx, bref.GetObject().GetSHA(), baseSHA, list); err != nil {
+			return nil, err
+		} else if ok {
+			commitSHA = bref.GetObject().GetSHA()
+		}
+	}
+	if commitSHA == "" {
+		bc, _, err := d.GH.Git.GetCommit(ctx, d.Owner, d.Repo, baseSHA)
+		if err != nil {
+			return nil, fmt.Errorf("prdoor: reading commit %s: %w", baseSHA, err)
+		}
+		tree, _, err := d.GH.Git.CreateTree(ctx, d.Owner, d.Repo, bc.GetTree().GetSHA(), []*github.TreeEntry{{
+			Path: github.String(d.listPath()), Mode: github.String("100644"), Type: github.String("blob"), Content: github.String(string(list)),
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("prdoor: writing the tree: %w", err)
+		}
+		commit, _, err := d.GH.Git.CreateCommit(ctx, d.Owner, d.Repo, &github.Commit{
+			Message: github.String(title + "\n\n" + changeSummary(out.Changes)),
+			Tree:    &github.Tree{SHA: tree.SHA},
+			Parents: []*github.Commit{{SHA: github.String(baseSHA)}},
+		}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("prdoor: writing the commit: %w", err)
+		}
+		commitSHA = commit.GetSHA()
+		ref := &github.Reference{Ref: github.String(branchRef), Object: &github.GitObject{SHA: github.String(commitSHA)}}
+		if exists {
+			// The branch is ours: it always holds one commit on the base.
+			_, _, err = d.GH.Git.UpdateRef(ctx, d.Owner, d.Repo, ref, true)
+		} else {
+			_, _, err = d.GH.Git.CreateRef(ctx, d.Owner, d.Repo, ref)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("prdoor: moving branch %s: %w", p.branch(), err)
+		}
 	}
 
 	body := p.body(ctx, serial, out.Changes)
@@ -151,13 +168,31 @@ func (p *ListPublisher) Publish(ctx context.Context, list []byte, serial int64) 
 	}
 	out.Number, out.URL = pr.GetNumber(), pr.GetHTMLURL()
 	if p.AutoMerge {
-		res, _, err := d.GH.PullRequests.Merge(ctx, d.Owner, d.Repo, pr.GetNumber(), "", &github.PullRequestOptions{SHA: commit.GetSHA(), MergeMethod: "squash", CommitTitle: title})
+		res, _, err := d.GH.PullRequests.Merge(ctx, d.Owner, d.Repo, pr.GetNumber(), "", &github.PullRequestOptions{SHA: commitSHA, MergeMethod: "squash", CommitTitle: title})
 		if err != nil {
 			return out, fmt.Errorf("prdoor: merging the list pull request: %w", err)
 		}
 		out.Merged = res.GetMerged()
 	}
 	return out, nil
+}
+
+// holds reports whether commit sha is one commit on base whose list file
+// is list.
+func (p *ListPublisher) holds(ctx context.Context, sha, base string, list []byte) (bool, error) {
+	d := p.Door
+	c, _, err := d.GH.Git.GetCommit(ctx, d.Owner, d.Repo, sha)
+	if err != nil {
+		return false, fmt.Errorf("prdoor: reading commit %s: %w", sha, err)
+	}
+	if len(c.Parents) != 1 || c.Parents[0].GetSHA() != base {
+		return false, nil
+	}
+	f, err := d.readList(ctx, sha, listgen.MaxSize)
+	if err != nil {
+		return false, err
+	}
+	return !f.Absent && bytes.Equal(f.Data, list), nil
 }
 
 func changeSummary(cs []prcheck.Change) string {

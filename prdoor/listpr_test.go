@@ -180,3 +180,32 @@ func TestListPublisherAfterAPerson(t *testing.T) {
 		t.Fatalf("%d open list pull requests, branch %q", open, e.gh.Branch(DefaultListBranch))
 	}
 }
+
+// TestListPublisherRetryWritesNothingNew: publishing the same list again
+// on the same base (a retry after a failed merge, a restart) makes no new
+// commit and does not move the branch, so a retried job does not churn
+// the pull request (each push would start its checks again).
+func TestListPublisherRetryWritesNothingNew(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	p := &ListPublisher{Door: e.door}
+	list := publishedList(t, 2, "listed.test", "new.test")
+	r1, err := p.Publish(t.Context(), list, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	head := e.gh.Branch(DefaultListBranch)
+	commits := e.gh.CallCount("POST", `/git/commits$`)
+	r2, err := p.Publish(t.Context(), list, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r2.Number != r1.Number || r2.Created {
+		t.Fatalf("again: %+v", r2)
+	}
+	if n := e.gh.CallCount("POST", `/git/commits$`); n != commits {
+		t.Errorf("%d new commits for the same list", n-commits)
+	}
+	if n := e.gh.CallCount("PATCH", `/git/refs/`); n != 0 || e.gh.Branch(DefaultListBranch) != head {
+		t.Errorf("branch moved (%d updates)", n)
+	}
+}
