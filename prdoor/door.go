@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 
@@ -182,10 +183,17 @@ func (d *Door) CheckPR(ctx context.Context, n int) (*Outcome, error) {
 		return nil, err
 	}
 	o, err := d.evaluate(ctx, pr)
-	if err != nil {
-		return nil, err
+	if err == nil {
+		err = d.WriteComment(ctx, o, nil)
 	}
-	if err := d.WriteComment(ctx, o, nil); err != nil {
+	if err != nil {
+		// Not pending for ever: the check could not run. Set even when
+		// ctx is done (a timeout), within its own deadline.
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+		if serr := d.setStatus(sctx, pr.GetHead().GetSHA(), "error", "The check could not run (GitHub API or DNS failure); re-run it", ""); serr != nil {
+			err = errors.Join(err, serr)
+		}
 		return o, err
 	}
 	return o, d.WriteStatus(ctx, o)

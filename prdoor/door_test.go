@@ -3,6 +3,7 @@ package prdoor
 import (
 	"bytes"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -271,5 +272,21 @@ func TestDeletedFork(t *testing.T) {
 	}
 	if o.Report.ServiceList || !o.Success() || len(o.Report.Domains) != 1 {
 		t.Fatalf("report: %+v", o.Report)
+	}
+}
+
+// TestCheckPRFailureIsNotLeftPending: when the API fails after the
+// pending status, the status says the check could not run (error), not
+// pending for ever.
+func TestCheckPRFailureIsNotLeftPending(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	e.domain("new.test", "good", 7)
+	pr := e.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	e.gh.Fail("GET", `/contents/`, http.StatusBadGateway, 10)
+	if _, err := e.door.CheckPR(t.Context(), 7); err == nil {
+		t.Fatal("no error")
+	}
+	if st := e.finalStatus(t, pr.HeadSHA); st.State != "error" || st.Description == "" {
+		t.Fatalf("final status %+v, want error", st)
 	}
 }

@@ -106,6 +106,8 @@ type Server struct {
 	limitRetry  int
 	// limitSecondary: a secondary rate limit (remaining not 0).
 	limitSecondary bool
+	// faults: the next requests matching a method and path fail.
+	faults []fault
 	// RawCalls counts raw content downloads (to check bounded reads).
 	rawBytes int64
 }
@@ -357,6 +359,22 @@ func (s *Server) RateLimit(n, status int, reset time.Time, retryAfter int) {
 	s.limitN, s.limitStatus, s.limitReset, s.limitRetry, s.limitSecondary = n, status, reset, retryAfter, false
 }
 
+type fault struct {
+	method string
+	path   *regexp.Regexp
+	status int
+	n      int
+}
+
+// Fail makes the next n requests with this method whose path (without
+// /api/v3) matches the regular expression fail with status, as GitHub
+// does when it has trouble (502, 503).
+func (s *Server) Fail(method, pathRE string, status, n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.faults = append(s.faults, fault{method: method, path: regexp.MustCompile(pathRE), status: status, n: n})
+}
+
 type apiError struct {
 	Message          string `json:"message"`
 	DocumentationURL string `json:"documentation_url,omitempty"`
@@ -415,6 +433,15 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, st, apiError{Message: "API rate limit exceeded", DocumentationURL: "https://docs.github.com/rest/overview/resources-in-the-rest-api#rate-limiting"})
 		return
+	}
+	for i := range s.faults {
+		f := &s.faults[i]
+		if f.n > 0 && f.method == r.Method && f.path.MatchString(path) {
+			f.n--
+			s.mu.Unlock()
+			writeJSON(w, f.status, apiError{Message: http.StatusText(f.status)})
+			return
+		}
 	}
 	s.mu.Unlock()
 	w.Header().Set("X-RateLimit-Limit", "5000")
