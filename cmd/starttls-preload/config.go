@@ -41,6 +41,11 @@ type WebConfig struct {
 	// X-Forwarded-For is believed (comma-separated in
 	// STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES); empty: none.
 	TrustedProxies []string `mapstructure:"trusted_proxies"`
+	// AllowPrivate lets visitors' checks reach loopback and private MX
+	// addresses too, and only when validate.allow_private also does
+	// (labs): by default a visitor cannot make the service probe a
+	// private network, whatever the rounds may reach.
+	AllowPrivate bool `mapstructure:"allow_private"`
 }
 
 // GitHubConfig holds the GitHub pull-request door's settings (github.*).
@@ -223,6 +228,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("worker.metrics_listen", "")
 	v.SetDefault("web.base_url", "")
 	v.SetDefault("web.trusted_proxies", []string{})
+	v.SetDefault("web.allow_private", false)
 	v.SetDefault("list.allow_test_tld", false)
 	v.SetDefault("list.removal_label", "removal-approved")
 	v.SetDefault("github.api_url", "")

@@ -77,13 +77,16 @@ type serveApp struct {
 type serveParts struct {
 	Config    *Config
 	Store     store.Store
-	Validator *validate.Validator // the checker (live checks, TXT look-ups)
-	Mailer    *notify.Mailer      // the one mail queue; nil without notify.smtp_relay
-	Rules     admission.Rules
-	Keys      service.Keys
-	Archive   *publish.Archive
-	Registry  *prometheus.Registry
-	Now       func() time.Time
+	Validator *validate.Validator // the checker (rounds, TXT look-ups)
+	// WebValidator checks for visitors: the same checker and polite
+	// dialer, but private addresses stay refused unless web.allow_private.
+	WebValidator *validate.Validator
+	Mailer       *notify.Mailer // the one mail queue; nil without notify.smtp_relay
+	Rules        admission.Rules
+	Keys         service.Keys
+	Archive      *publish.Archive
+	Registry     *prometheus.Registry
+	Now          func() time.Time
 }
 
 // doorRoutes are the routes of the doors, mounted after the service's own
@@ -141,9 +144,16 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 		}
 		deps.notifier, mailer, closeNotify = n, m, closeN
 	}
-	v, err := newValidator(c, deps)
+	polite := newPoliteDialer(c, deps)
+	v, err := newValidatorWith(c, polite, c.Validate.AllowPrivate)
 	if err != nil {
 		return fail(err)
+	}
+	webV := v
+	if c.Validate.AllowPrivate && !c.Web.AllowPrivate {
+		if webV, err = newValidatorWith(c, polite, false); err != nil {
+			return fail(err)
+		}
 	}
 	sched, err := newScheduler(c, st, v, metrics, workerName("serve"), deps)
 	if err != nil {
@@ -165,7 +175,7 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	if now == nil {
 		now = time.Now
 	}
-	parts := serveParts{Config: c, Store: st, Validator: v, Mailer: mailer, Rules: rulesOf(c), Keys: keys, Archive: arch, Registry: reg, Now: now}
+	parts := serveParts{Config: c, Store: st, Validator: v, WebValidator: webV, Mailer: mailer, Rules: rulesOf(c), Keys: keys, Archive: arch, Registry: reg, Now: now}
 	routes, err := doorRoutes(ctx, parts)
 	if err != nil {
 		return fail(err)

@@ -27,6 +27,7 @@ func serveEnv(t *testing.T, l *checkLab) {
 	t.Setenv("STARTTLS_PRELOAD_VALIDATE_RESOLVER", l.dns.Addr())
 	t.Setenv("STARTTLS_PRELOAD_VALIDATE_CA_FILE", l.caFile)
 	t.Setenv("STARTTLS_PRELOAD_VALIDATE_ALLOW_PRIVATE", "true")
+	t.Setenv("STARTTLS_PRELOAD_WEB_ALLOW_PRIVATE", "true") // visitors' checks of the lab
 	t.Setenv("STARTTLS_PRELOAD_VALIDATE_SMTP_PORT", l.port)
 	t.Setenv("STARTTLS_PRELOAD_VALIDATE_TIMEOUT", "10s")
 	t.Setenv("STARTTLS_PRELOAD_ADMISSION_MIN_DAYS", "1")

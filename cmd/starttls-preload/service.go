@@ -72,17 +72,28 @@ type schedulerDeps struct {
 
 // newValidator builds the checker, dialing through the polite dialer.
 func newValidator(c *Config, deps schedulerDeps) (*validate.Validator, error) {
-	polite := &admission.LimitDialer{
+	return newValidatorWith(c, newPoliteDialer(c, deps), c.Validate.AllowPrivate)
+}
+
+// newPoliteDialer is the dialer every check goes through: a bounded number
+// of connections to one MX address and a rate per provider network.
+func newPoliteDialer(c *Config, deps schedulerDeps) *admission.LimitDialer {
+	return &admission.LimitDialer{
 		Dialer:    deps.dialer,
 		PerTarget: c.Admission.ConnectionsPerIP,
 		Rate:      c.Admission.ProviderRate,
 		Burst:     max(1, int(c.Admission.ProviderRate)),
 		Jitter:    200 * time.Millisecond,
 	}
+}
+
+// newValidatorWith builds a checker over the polite dialer polite, reaching
+// private addresses only when allowPrivate.
+func newValidatorWith(c *Config, polite *admission.LimitDialer, allowPrivate bool) (*validate.Validator, error) {
 	v, err := validate.New(validate.Config{
 		Resolver:        c.Validate.Resolver,
 		CAFile:          c.Validate.CAFile,
-		AllowPrivate:    c.Validate.AllowPrivate,
+		AllowPrivate:    allowPrivate,
 		Timeout:         c.Validate.Timeout,
 		GreetingTimeout: c.Validate.GreetingTimeout,
 		SMTPPort:        c.Validate.SMTPPort,

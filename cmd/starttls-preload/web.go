@@ -13,8 +13,9 @@ import (
 )
 
 // webRoutes wires the web door (package submit) from the configuration:
-// its checks go through the service's validator (validate.allow_private
-// stays the operator's setting), its proofs through the lifecycle, its
+// its checks go through the service's checker and polite dialer, refusing
+// private addresses unless web.allow_private (and validate.allow_private)
+// admit them; its proofs through the lifecycle, its
 // mails through the one queue.
 func webRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	c := p.Config
@@ -34,7 +35,7 @@ func webRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	}
 	cfg := submit.Config{
 		Store:           p.Store,
-		Checker:         p.Validator,
+		Checker:         p.WebValidator,
 		Lifecycle:       &lifecycle.Lifecycle{Store: p.Store, TXT: p.Validator, Now: p.Now},
 		Lists:           p.Archive,
 		Rules:           p.Rules,

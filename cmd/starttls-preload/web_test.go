@@ -199,3 +199,42 @@ func TestSetupInstructionsWork(t *testing.T) {
 		t.Errorf("no policy installed: %v", err)
 	}
 }
+
+// TestWebChecksKeepPrivateGuard: validate.allow_private lets the service's
+// rounds reach a lab's loopback MX hosts, but a visitor's check through the
+// web door still refuses private addresses (a visitor cannot make the
+// service probe a private network) unless web.allow_private says so too.
+func TestWebChecksKeepPrivateGuard(t *testing.T) {
+	for _, tt := range []struct {
+		webAllow string
+		want     string
+	}{
+		{"false", `"mx.private_address"`},
+		{"true", `"eligible":true`},
+	} {
+		t.Run("web.allow_private="+tt.webAllow, func(t *testing.T) {
+			l := newCheckLab(t)
+			serveEnv(t, l)
+			t.Setenv("STARTTLS_PRELOAD_WEB_ALLOW_PRIVATE", tt.webAllow)
+			cmd := newServeCmd()
+			if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}); err != nil {
+				t.Fatal(err)
+			}
+			t.Chdir(t.TempDir())
+			c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			app, err := newServeApp(t.Context(), c, schedulerDeps{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer app.Close()
+			rec := httptest.NewRecorder()
+			app.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/api/v1/check?domain=good.test", nil))
+			if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), tt.want) {
+				t.Errorf("check: %d, want %s in %s", rec.Code, tt.want, rec.Body.String())
+			}
+		})
+	}
+}
