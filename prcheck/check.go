@@ -75,8 +75,13 @@ type Input struct {
 	URL     string
 	HeadSHA string
 	Labels  []string
-	Base    File
-	Head    File
+	// LabelStale: the removal label is on the pull request, but was not
+	// applied after the door had answered this head without it (the
+	// door knows); it approves nothing, so that a push after a
+	// maintainer's label does not ride on it.
+	LabelStale bool
+	Base       File
+	Head       File
 }
 
 // Refusal codes (see the package documentation).
@@ -275,7 +280,7 @@ func evaluateDomain(ctx context.Context, c Change, in Input, checker Checker, tx
 	if c.Kind == Removed {
 		d.Policy = c.Old
 		d.Passed = true // a removal needs no check, only a proof
-		if slices.Contains(in.Labels, o.RemovalLabel) {
+		if slices.Contains(in.Labels, o.RemovalLabel) && !in.LabelStale {
 			d.Proof = LabelProof(c.Domain, in.URL, o.RemovalLabel)
 			return d
 		}
@@ -298,6 +303,9 @@ func evaluateDomain(ctx context.Context, c Change, in Input, checker Checker, tx
 	p, err := VerifyProof(ctx, txt, c.Domain, in.URL, nil)
 	if err != nil {
 		return d
+	}
+	if c.Kind == Removed && !p.Proven && in.LabelStale && slices.Contains(in.Labels, o.RemovalLabel) {
+		p.Message += fmt.Sprintf(" The label %q was on the pull request before its latest commit was answered, so it approves nothing: a maintainer who agrees with the removals as they now are removes the label, waits for the answer, and applies it again.", o.RemovalLabel)
 	}
 	d.Proof = p
 	return d
@@ -341,6 +349,9 @@ func invalidUTF8At(b []byte) int {
 	}
 	return len(b)
 }
+
+// RemovalLabelOrDefault is RemovalLabel or its default.
+func (o Options) RemovalLabelOrDefault() string { return o.withDefaults().RemovalLabel }
 
 // MaxListSizeOrDefault is MaxListSize or its default.
 func (o Options) MaxListSizeOrDefault() int64 { return o.withDefaults().MaxListSize }

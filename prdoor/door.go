@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -64,6 +65,9 @@ type Outcome struct {
 	Report     *prcheck.Report
 	CommentID  int64
 	CommentURL string
+	// UnlabeledHead is the head answered without the removal label, or
+	// with it approving (the comment records it, UnlabeledMarker).
+	UnlabeledHead string
 	// SubmittedHead is the head commit whose domains the watcher handed
 	// to the lifecycle; the comment records it (SubmittedMarker).
 	SubmittedHead string
@@ -85,10 +89,39 @@ func (d *Door) commentBody(o *Outcome, adm []prcheck.Admission) string {
 			"The service goes on checking them and admits them as above; this comment is no longer updated. " +
 			"To withdraw a domain, ask for its removal (the web form, or a pull request that removes it, with the ownership proof).\n"
 	}
+	if isSHA(o.UnlabeledHead) {
+		body += "\n" + UnlabeledMarker(o.UnlabeledHead) + "\n"
+	}
 	if isSHA(o.SubmittedHead) {
 		body += "\n" + SubmittedMarker(o.SubmittedHead) + "\n"
 	}
 	return body
+}
+
+// UnlabeledMarker is the hidden line by which the bot's comment records
+// that head commit sha was answered without the removal label (or with
+// it approving): a label seen on that head afterwards was applied to it.
+func UnlabeledMarker(sha string) string {
+	return "<!-- starttls-preload:unlabeled " + sha + " -->"
+}
+
+// unlabeledHead returns the head the bot's comment on pull request n
+// records as answered without the removal label ("" if none).
+func (d *Door) unlabeledHead(ctx context.Context, n int) (string, error) {
+	c, err := d.findComment(ctx, n)
+	if err != nil || c == nil {
+		return "", err
+	}
+	const prefix = "\n<!-- starttls-preload:unlabeled "
+	_, rest, ok := strings.Cut(c.GetBody(), prefix)
+	if !ok {
+		return "", nil
+	}
+	sha, _, ok := strings.Cut(rest, " -->\n")
+	if !ok || !isSHA(sha) {
+		return "", nil
+	}
+	return sha, nil
 }
 
 func isSHA(s string) bool {
@@ -245,6 +278,18 @@ func (d *Door) evaluate(ctx context.Context, pr *github.PullRequest) (*Outcome, 
 		return o, nil
 	}
 	opts := d.Options
+	// The removal label approves the head it was applied to: only when
+	// the bot's comment records that this head was answered without it.
+	if slices.Contains(in.Labels, opts.RemovalLabelOrDefault()) {
+		seen, err := d.unlabeledHead(ctx, n)
+		if err != nil {
+			return nil, err
+		}
+		in.LabelStale = seen != o.HeadSHA
+	}
+	if !in.LabelStale {
+		o.UnlabeledHead = o.HeadSHA
+	}
 	if in.Base, err = d.readList(ctx, pr.GetBase().GetSHA(), opts.MaxListSizeOrDefault()); err != nil {
 		return nil, err
 	}

@@ -18,6 +18,7 @@ type prCase struct {
 	files    map[string][]byte
 	labels   []string
 	fork     bool
+	relabel  bool // answered first, then the maintainers' label applied
 	success  bool
 	contains []string
 }
@@ -36,7 +37,7 @@ func TestCheckPR(t *testing.T) {
 		{name: "malformed-list", files: map[string][]byte{"policy-list.json": []byte(`{"version": "1"}`)}, contains: []string{"list.parse"}},
 		{name: "removal-proof", setup: func(e *env) { e.domain("leaving.test", "good", 7) },
 			files: lf("listed.test"), success: true, contains: []string{"removed", "proof.ok"}},
-		{name: "removal-label", files: lf("listed.test"), labels: []string{"removal-approved"}, success: true, contains: []string{"proof.label"}},
+		{name: "removal-label", files: lf("listed.test"), relabel: true, success: true, contains: []string{"proof.label"}},
 		{name: "removal-neither", files: lf("listed.test"), contains: []string{"proof.missing", "removal-approved"}},
 		{name: "fork", setup: func(e *env) { e.domain("forked.test", "good", 7) },
 			files: lf("listed.test", "leaving.test", "forked.test"), fork: true, success: true},
@@ -56,6 +57,12 @@ func TestCheckPR(t *testing.T) {
 			o, err := e.door.CheckPR(t.Context(), 7)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if c.relabel {
+				e.gh.SetLabels(7, "removal-approved")
+				if o, err = e.door.CheckPR(t.Context(), 7); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if o.Success() != c.success {
 				t.Errorf("success %v, want %v", o.Success(), c.success)
@@ -288,5 +295,50 @@ func TestCheckPRFailureIsNotLeftPending(t *testing.T) {
 	}
 	if st := e.finalStatus(t, pr.HeadSHA); st.State != "error" || st.Description == "" {
 		t.Fatalf("final status %+v, want error", st)
+	}
+}
+
+// TestRemovalLabelBindsToHead: the maintainers' label approves the
+// removals of the head it was applied to, after the bot had answered that
+// head without it. A push after the label (one that removes more
+// domains) is not approved by it, nor is a label that was there before
+// the bot first answered; removing and applying it again approves.
+func TestRemovalLabelBindsToHead(t *testing.T) {
+	e := newEnv(t, "listed.test", "leaving.test", "victim.test")
+	check := func(when string, want bool, contains ...string) {
+		t.Helper()
+		o, err := e.door.CheckPR(t.Context(), 7)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if o.Success() != want {
+			t.Fatalf("%s: success %v, want %v:\n%s", when, o.Success(), want, e.botComments(7)[0].Body)
+		}
+		for _, s := range contains {
+			if !strings.Contains(e.botComments(7)[0].Body, s) {
+				t.Errorf("%s: comment lacks %q", when, s)
+			}
+		}
+	}
+	e.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "victim.test"))
+	check("no label", false)
+	e.gh.SetLabels(7, "removal-approved")
+	check("labelled", true, "proof.label")
+	e.gh.PushPR(7, listFile(t, "listed.test"))
+	check("pushed after the label", false, "applies it again")
+	e.gh.SetLabels(7)
+	check("label taken off", false)
+	e.gh.SetLabels(7, "removal-approved")
+	check("labelled again", true, "proof.label")
+
+	// A label already there when the bot first answers approves nothing.
+	e2 := newEnv(t, "listed.test", "leaving.test")
+	e2.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test"), "removal-approved")
+	o, err := e2.door.CheckPR(t.Context(), 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.Success() {
+		t.Fatal("a label older than the bot's first answer approved the removal")
 	}
 }
