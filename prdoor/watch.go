@@ -363,10 +363,17 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 					return err
 				}
 			}
+			var serr error
 			if done {
 				st.submitted = admittable(o)
 			} else {
-				st.submitted = w.submit(ctx, o)
+				st.submitted, serr = w.submit(ctx, o)
+			}
+			if serr != nil {
+				// Not recorded as submitted, and the key is kept: the
+				// next poll submits this head again.
+				st.outcome = nil
+				return serr
 			}
 			st.submittedHead, o.SubmittedHead = o.HeadSHA, o.HeadSHA
 		} else {
@@ -429,29 +436,53 @@ func (w *Watcher) closedComment(ctx context.Context, st *watched) error {
 // submit hands each proven, passing added or changed domain to the
 // lifecycle, and requests each proven removal, when the whole pull request
 // passes. It returns the domains submitted for admission.
-func (w *Watcher) submit(ctx context.Context, o *Outcome) []string {
+// The error is non-nil when the store could not take a domain (the head
+// is then submitted again); a request the lifecycle refuses is logged.
+func (w *Watcher) submit(ctx context.Context, o *Outcome) ([]string, error) {
 	if !o.Success() {
-		return nil
+		return nil, nil
 	}
 	var out []string
+	var errs []error
 	for _, d := range o.Report.Domains {
 		ev := lifecycle.Evidence{By: lifecycle.ByPullRequest, Detail: evidence(d, o.URL)}
 		if d.Kind == prcheck.Removed {
-			if _, err := w.Lifecycle.RemoveProven(ctx, d.Domain, ev); err != nil && !errors.Is(err, lifecycle.ErrNotFound) && !errors.Is(err, lifecycle.ErrAlreadyRemoved) {
+			_, err := w.Lifecycle.RemoveProven(ctx, d.Domain, ev)
+			switch {
+			case err == nil, errors.Is(err, lifecycle.ErrNotFound), errors.Is(err, lifecycle.ErrAlreadyRemoved):
+			case refused(err):
 				w.Door.log().Error("requesting a removal from a pull request", "domain", d.Domain, "pr", o.URL, "err", err)
+			default:
+				errs = append(errs, fmt.Errorf("prdoor: requesting the removal of %s from %s: %w", d.Domain, o.URL, err))
 			}
 			continue
 		}
 		r := lifecycle.Request{Domain: d.Domain, WantEnforce: d.Policy.Mode == "enforce", MXPatterns: d.Policy.MXs, Source: o.URL}
 		ch, err := w.Lifecycle.AdmitProven(ctx, r, ev)
-		if err != nil {
+		switch {
+		case err == nil:
+		case refused(err):
 			w.Door.log().Error("submitting a domain from a pull request", "domain", d.Domain, "pr", o.URL, "err", err)
+			continue
+		default:
+			errs = append(errs, fmt.Errorf("prdoor: submitting %s from %s: %w", d.Domain, o.URL, err))
 			continue
 		}
 		w.Door.log().Info("domain submitted by pull request", "domain", d.Domain, "pr", o.URL, "from", ch.From, "to", ch.To)
 		out = append(out, d.Domain)
 	}
-	return out
+	return out, errors.Join(errs...)
+}
+
+// refused reports whether the lifecycle refused a request (trying again
+// changes nothing), as opposed to failing to store it.
+func refused(err error) bool {
+	for _, e := range []error{lifecycle.ErrInvalidRequest, lifecycle.ErrNotFound, lifecycle.ErrAlreadyActive, lifecycle.ErrAlreadyRemoved, lifecycle.ErrStateChanged} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
 
 // admittable returns the added and changed domains of a passing report:

@@ -1,6 +1,7 @@
 package prdoor
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -393,5 +394,35 @@ func TestWatcherPagesOnNotModified(t *testing.T) {
 	we.w.mu.Unlock()
 	if !ok {
 		t.Fatal("the watcher forgot pull request 1")
+	}
+}
+
+// flakyAdmitter fails its first AdmitProven as a store that is down does.
+type flakyAdmitter struct {
+	Admitter
+	failed bool
+}
+
+func (f *flakyAdmitter) AdmitProven(ctx context.Context, r lifecycle.Request, ev lifecycle.Evidence) (lifecycle.Change, error) {
+	if !f.failed {
+		f.failed = true
+		return lifecycle.Change{}, errors.New("store: connection refused")
+	}
+	return f.Admitter.AdmitProven(ctx, r, ev)
+}
+
+// TestWatcherRetriesAFailedSubmission: a submission the store could not
+// take is tried again at the next poll, not lost until the next push.
+func TestWatcherRetriesAFailedSubmission(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	we.w.Lifecycle = &flakyAdmitter{Admitter: we.lc}
+	we.domain("new.test", "good", 7)
+	we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	if err := we.w.Poll(t.Context()); err == nil {
+		t.Error("a failed submission is not reported")
+	}
+	we.poll(t)
+	if d, err := we.st.GetDomain(t.Context(), "new.test"); err != nil || d.State != store.StateValidating {
+		t.Fatalf("new.test after the retry: %+v %v", d, err)
 	}
 }
