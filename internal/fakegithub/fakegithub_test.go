@@ -88,3 +88,15 @@ func itoa(i int64) string {
 	b, _ := json.Marshal(i)
 	return string(b)
 }
+
+// TestCallRecordedBeforeAnswer: a request is in Calls as soon as its
+// answer has arrived, so a test may count calls right after making them.
+func TestCallRecordedBeforeAnswer(t *testing.T) {
+	s := New(t, "o", "r", map[string][]byte{"a.txt": []byte("a")})
+	for i := range 300 {
+		get(t, s.APIURL()+"/repos/o/r", nil)
+		if n := len(s.Calls()); n != i+1 {
+			t.Fatalf("after %d requests, %d recorded", i+1, n)
+		}
+	}
+}
