@@ -93,6 +93,10 @@ type Archive struct {
 	mu    sync.Mutex
 	cur   *Snapshot   // cache of the last snapshot Current returned
 	curFi os.FileInfo // DIR/current when cur was read
+	curAt time.Time   // when DIR/current was last seen to name cur; zero after an Add
+	adds  uint64      // Adds done, so that a look begun before one does not set curAt
+
+	recheck atomic.Int64 // see SetRecheck; 0: look at DIR/current on every call
 
 	published atomic.Int64 // highest serial seen in DIR/current: lower ones are published for good
 
@@ -149,12 +153,33 @@ func (a *Archive) currentSerial() (int64, error) {
 	return n, nil
 }
 
+// SetRecheck lets Current answer from memory for d after each look at
+// DIR/current: a list this Archive adds is current at once, one added by
+// another process (another Archive on the same directory) within d. For
+// an archive whose only writer is this process (serve's own archive),
+// where a stat(2) per status page was a measurable part of its cost.
+// Zero, the default, looks at DIR/current on every call.
+func (a *Archive) SetRecheck(d time.Duration) { a.recheck.Store(int64(max(d, 0))) }
+
 // Current returns the newest list, or ErrNotFound when none is published.
-// A call costs one stat(2) while DIR/current does not change.
+// A call costs one stat(2) while DIR/current does not change (none within
+// the SetRecheck interval).
 func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	if d := time.Duration(a.recheck.Load()); d > 0 {
+		a.mu.Lock()
+		cur, at := a.cur, a.curAt
+		a.mu.Unlock()
+		if cur != nil && !at.IsZero() && time.Since(at) < d {
+			return cur, nil
+		}
+	}
+	a.mu.Lock()
+	adds := a.adds
+	a.mu.Unlock()
+	seen := time.Now()
 	path := filepath.Join(a.dir, "current")
 	fi, err := os.Stat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -168,6 +193,11 @@ func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 	a.mu.Unlock()
 	// DIR/current is only ever replaced by a rename: a new file.
 	if cur != nil && curFi != nil && os.SameFile(fi, curFi) && fi.ModTime().Equal(curFi.ModTime()) && fi.Size() == curFi.Size() {
+		a.mu.Lock()
+		if a.cur == cur && a.adds == adds && a.curAt.Before(seen) {
+			a.curAt = seen
+		}
+		a.mu.Unlock()
 		return cur, nil
 	}
 	n, err := a.currentSerial()
@@ -185,6 +215,9 @@ func (a *Archive) Current(ctx context.Context) (*Snapshot, error) {
 	a.mu.Lock()
 	if a.cur == nil || a.cur.Serial <= cur.Serial {
 		a.cur, a.curFi = cur, fi
+		if a.adds == adds {
+			a.curAt = seen
+		}
 	}
 	a.mu.Unlock()
 	return cur, nil
@@ -477,7 +510,13 @@ func (a *Archive) Add(ctx context.Context, s *Snapshot) error {
 	if err := syncDir(vdir); err != nil {
 		return fmt.Errorf("publish: archive: %w", err)
 	}
-	if err := writeFileAtomic(filepath.Join(a.dir, "current"), []byte(strconv.FormatInt(s.Serial, 10)+"\n"), 0o644); err != nil {
+	err = writeFileAtomic(filepath.Join(a.dir, "current"), []byte(strconv.FormatInt(s.Serial, 10)+"\n"), 0o644)
+	// Whatever the outcome, Current looks at DIR/current again.
+	a.mu.Lock()
+	a.adds++
+	a.curAt = time.Time{}
+	a.mu.Unlock()
+	if err != nil {
 		return fmt.Errorf("publish: archive: %w", err)
 	}
 	return nil

@@ -171,6 +171,10 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	if err != nil {
 		return fail(failf("%v", err))
 	}
+	// serve is its archive's one writer: its own lists are current at
+	// once, and DIR/current is looked at again at most every second, not
+	// on every status page and list request.
+	arch.SetRecheck(time.Second)
 	now := deps.now
 	if now == nil {
 		now = time.Now
