@@ -84,6 +84,10 @@ func BenchmarkWebRoutes(b *testing.B) {
 		{"check-flood", func(i int) string { return "/api/v1/check?domain=" + benchseed.Name(i) }, nil, http.StatusOK},
 	} {
 		b.Run(bm.name, func(b *testing.B) {
+			// The first request pays once for what is then kept (the
+			// current list parsed for the status pages): not timed.
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, bm.path(0), nil))
+			b.ResetTimer()
 			cpu0 := processCPU()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
