@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/prcheck"
 )
 
@@ -340,5 +341,26 @@ func TestRemovalLabelBindsToHead(t *testing.T) {
 	}
 	if o.Success() {
 		t.Fatal("a label older than the bot's first answer approved the removal")
+	}
+}
+
+// TestStatusDescriptionFits: GitHub refuses a commit status description
+// over 140 characters with a 422; every description fits.
+func TestStatusDescriptionFits(t *testing.T) {
+	many := &prcheck.Report{}
+	for range 100000 {
+		many.Domains = append(many.Domains, prcheck.DomainReport{Domain: "x.test"})
+	}
+	probs := &prcheck.Report{}
+	for range 100000 {
+		probs.Problems = append(probs.Problems, listgen.Problem{Code: "x"})
+	}
+	for _, r := range []*prcheck.Report{
+		{ServiceList: true}, {}, many, probs,
+		{Refusal: &prcheck.Refusal{Code: prcheck.RefuseTooMany, Message: strings.Repeat("m", 1000)}},
+	} {
+		if d := statusDescription(r); len([]rune(d)) > 140 || d == "" {
+			t.Errorf("description %q", d)
+		}
 	}
 }
