@@ -62,9 +62,11 @@ type Watcher struct {
 	// shown (passes of MinChecks; earliest admission PassingSince+MinDays).
 	MinChecks int
 	MinDays   int
-	// Recheck is how often a pull request that did not pass is evaluated
-	// again without a new push, so that a TXT record or a fix published
-	// meanwhile is seen (DefaultRecheck; negative: never).
+	// Recheck is how often a pull request that did not pass has its
+	// proofs looked up again without a new push, and is evaluated again
+	// (checks included) when one changed, so that a TXT record published
+	// meanwhile is seen without dialling strangers' MX hosts every time
+	// (DefaultRecheck; negative: never).
 	Recheck time.Duration
 
 	mu      sync.Mutex
@@ -327,6 +329,16 @@ func (w *Watcher) one(ctx context.Context, pr *github.PullRequest) error {
 		recheck = DefaultRecheck
 	}
 	stale := st.outcome != nil && !st.outcome.Success() && recheck > 0 && !w.now().Before(st.evaluated.Add(recheck))
+	if st.key == key && stale {
+		// Same head: only a proof can have appeared. Ask the DNS first,
+		// and check again (dialling the MX hosts) only when one did.
+		st.evaluated = w.now()
+		changed, err := w.proofsChanged(ctx, st.outcome)
+		if err != nil {
+			return err
+		}
+		stale = changed
+	}
 	if st.key != key || stale {
 		st.evaluated = w.now()
 		o, err := w.Door.evaluate(ctx, pr)
@@ -431,6 +443,31 @@ func (w *Watcher) closedComment(ctx context.Context, st *watched) error {
 	o := *st.outcome
 	o.State = "closed"
 	return w.Door.WriteComment(ctx, &o, adm)
+}
+
+// proofsChanged reports whether any domain's ownership proof in o's report
+// would now be found differently. A refused or unlinted report has no
+// proofs: only a push changes it.
+func (w *Watcher) proofsChanged(ctx context.Context, o *Outcome) (bool, error) {
+	r := o.Report
+	if r == nil || r.Refusal != nil || len(r.Problems) > 0 || w.Door.TXT == nil {
+		return false, nil
+	}
+	for _, d := range r.Domains {
+		if d.Proof.Code == prcheck.ProofLabel {
+			continue
+		}
+		p, err := prcheck.VerifyProof(ctx, w.Door.TXT, d.Domain, o.URL, nil)
+		if err != nil {
+			return false, err
+		}
+		// A proof that changed, or a proven domain the checker could
+		// not check (a failure of ours, not a finding).
+		if p.Code != d.Proof.Code || p.Proven && d.CheckError != "" {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // submit hands each proven, passing added or changed domain to the

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/internal/testclock"
 	"github.com/starttls-preload/starttls-preload/lifecycle"
+	"github.com/starttls-preload/starttls-preload/prcheck"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 	"github.com/starttls-preload/starttls-preload/validate"
@@ -424,5 +426,48 @@ func TestWatcherRetriesAFailedSubmission(t *testing.T) {
 	we.poll(t)
 	if d, err := we.st.GetDomain(t.Context(), "new.test"); err != nil || d.State != store.StateValidating {
 		t.Fatalf("new.test after the retry: %+v %v", d, err)
+	}
+}
+
+// countingChecker counts the domains checked.
+type countingChecker struct {
+	prcheck.Checker
+	n *atomic.Int64
+}
+
+func (c countingChecker) Check(ctx context.Context, d string) (*validate.Result, error) {
+	c.n.Add(1)
+	return c.Checker.Check(ctx, d)
+}
+
+// TestWatcherRecheckLooksAtProofsFirst: the hourly look at a pull request
+// that did not pass asks the DNS for its proofs, and runs the full checks
+// (which dial strangers' MX hosts) again only when a proof changed, so
+// that open pull requests naming other people's domains do not make the
+// service dial them every hour.
+func TestWatcherRecheckLooksAtProofsFirst(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	var n atomic.Int64
+	v := we.v
+	we.door.Checker = func() prcheck.Checker { return countingChecker{v.NewRound(), &n} }
+	we.domain("late.test", "good", 0)
+	pr := we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "late.test"))
+	we.poll(t)
+	if n.Load() != 1 {
+		t.Fatalf("%d checks", n.Load())
+	}
+	we.clock.Add(DefaultRecheck)
+	we.poll(t)
+	if n.Load() != 1 {
+		t.Errorf("checked again without a new proof: %d checks", n.Load())
+	}
+	we.dns.Add(`_starttls-preload.late.test. 300 IN TXT "` + we.gh.PRURL(7) + `"`)
+	we.clock.Add(DefaultRecheck)
+	we.poll(t)
+	if n.Load() != 2 {
+		t.Errorf("%d checks after the proof appeared, want 2", n.Load())
+	}
+	if st := we.finalStatus(t, pr.HeadSHA); st.State != "success" {
+		t.Errorf("status %q", st.State)
 	}
 }
