@@ -36,3 +36,34 @@ type txtAll struct{ v string }
 func (a txtAll) LookupTXT(_ context.Context, name string) ([]string, error) {
 	return []string{a.v}, nil
 }
+
+// FuzzEscape feeds any remote text to the escaper: what GitHub would show
+// holds no HTML, no line break, no unescaped table pipe, no @mention and
+// no issue reference.
+func FuzzEscape(f *testing.F) {
+	for _, s := range []string{"@everyone", "x|y", "<b>", "GH-1 #2 o/r#3", "a\nb", "\\@x", "&#64;x", "＠x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		out := esc(s)
+		if strings.ContainsAny(out, "<>\n\r") {
+			t.Fatalf("esc(%q) = %q", s, out)
+		}
+		for i := 0; i < len(out); i++ {
+			if out[i] != '|' {
+				continue
+			}
+			// Escaped: an odd run of backslashes right before it.
+			k := 0
+			for j := i - 1; j >= 0 && out[j] == '\\'; j-- {
+				k++
+			}
+			if k%2 == 0 {
+				t.Fatalf("esc(%q) = %q: unescaped pipe", s, out)
+			}
+		}
+		if r := rendered(out); reMention.MatchString(r) || reReference.MatchString(r) {
+			t.Fatalf("esc(%q) renders as %q", s, r)
+		}
+	})
+}
