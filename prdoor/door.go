@@ -393,11 +393,16 @@ func isStatus(err error, code int) bool {
 // WriteComment writes the one bot comment on the pull request: the comment
 // carrying the marker is edited in place, or created when there is none.
 func (d *Door) WriteComment(ctx context.Context, o *Outcome, adm []prcheck.Admission) error {
-	body := d.commentBody(o, adm)
 	c, err := d.findComment(ctx, o.Number)
 	if err != nil {
 		return err
 	}
+	// The watcher's record that this head was submitted stays, whoever
+	// writes the comment (a pr-check run knows nothing of submissions).
+	if c != nil && o.SubmittedHead == "" && isSHA(o.HeadSHA) && strings.Contains(c.GetBody(), "\n"+SubmittedMarker(o.HeadSHA)+"\n") {
+		o.SubmittedHead = o.HeadSHA
+	}
+	body := d.commentBody(o, adm)
 	if c != nil {
 		o.CommentID, o.CommentURL = c.GetID(), c.GetHTMLURL()
 		if c.GetBody() == body {

@@ -471,3 +471,20 @@ func TestWatcherRecheckLooksAtProofsFirst(t *testing.T) {
 		t.Errorf("status %q", st.State)
 	}
 }
+
+// TestCheckPRKeepsTheSubmittedRecord: a pr-check run (the workflow) on a
+// head the watcher submitted keeps the comment's record of it, so a
+// restart of the watcher does not submit that head again.
+func TestCheckPRKeepsTheSubmittedRecord(t *testing.T) {
+	we := newWatchEnv(t, "listed.test")
+	ctx := t.Context()
+	we.domain("new.test", "good", 7)
+	pr := we.gh.OpenPR(7, "contributor/list", listFile(t, "listed.test", "new.test"))
+	we.poll(t)
+	if _, err := we.door.CheckPR(ctx, 7); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(we.comment(t, 7), SubmittedMarker(pr.HeadSHA)) {
+		t.Fatalf("the record of the submitted head is gone:\n%s", we.comment(t, 7))
+	}
+}
