@@ -415,9 +415,11 @@ func (s *Server) withdraw(ctx context.Context, r *http.Request, raw, token strin
 // then what the pages add.
 type statusView struct {
 	admission.Detail
-	StateText     string      `json:"state_text"`
-	Progress      progress    `json:"progress"`
-	Listed        *listedIn   `json:"listed"` // the current list's entry; null when not in it
+	StateText string    `json:"state_text"`
+	Progress  progress  `json:"progress"`
+	Listed    *listedIn `json:"listed"` // the current list's entry; null when not in it
+	// CurrentSerial is the serial of the current list (0: none yet).
+	CurrentSerial int64       `json:"current_serial"`
 	PendingProofs []proofJSON `json:"pending_proofs"`
 	StatusURL     string      `json:"status_url"`
 }
@@ -485,8 +487,11 @@ func (s *Server) statusOf(ctx context.Context, raw string) (statusView, *doorErr
 	v.Progress = s.progressOf(det.Status)
 	if cur, err := s.lists.current(ctx); err != nil {
 		s.log.WarnContext(ctx, "reading the current list", "err", err)
-	} else if e, ok := cur.lookup(domain); ok {
-		v.Listed = &listedIn{Serial: cur.Serial, Mode: e.Mode, MXs: e.MXs}
+	} else if cur != nil { // nil: no list published yet
+		v.CurrentSerial = cur.Serial
+		if e, ok := cur.lookup(domain); ok {
+			v.Listed = &listedIn{Serial: cur.Serial, Mode: e.Mode, MXs: e.MXs}
+		}
 	}
 	// Only a proof neither used nor superseded can be open.
 	if s.c.Lifecycle != nil && det.State != store.StateRemoved && sd.UnusedProofs {

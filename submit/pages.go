@@ -436,6 +436,9 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	switch v.State {
 	case store.StateRemovalRequested:
 		d.RemovalNote = "It leaves the next list. " + s.dropNote()
+		if v.Listed == nil && v.CurrentSerial > 0 {
+			d.RemovalNote = fmt.Sprintf("It is not in the current list (serial %d). ", v.CurrentSerial) + s.dropNote()
+		}
 	case store.StateRemoved:
 		d.RemovalNote = "It is on no list published since its removal; mail servers dropped it at their next fetch of the list."
 	}
