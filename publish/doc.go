@@ -19,12 +19,29 @@
 // FetchOptions.PublicKeys) and verifies the signature over the exact bytes it
 // downloaded, refuses a serial lower than the one installed (rollback) and
 // withdraws enforcement when the list it has expired, or was signed by a
-// key no longer pinned and no list by a pinned key can be had. It writes
-// every file
-// through a temporary file, fsync and rename, compiles the Postfix map with
-// postmap before it is renamed into place, and reloads the MTA only when a
-// file changed. On failure the files installed before are left exactly as
-// they were.
+// key no longer pinned and no list by a pinned key can be had. The list is
+// downloaded into a temporary file in the state directory, at most MaxSize
+// bytes, so memory follows the list's size and not what a server sends, and
+// it is parsed only after its signature verifies; a list with serial 0, an
+// expiry not after its timestamp or a validity over MaxValidity is refused.
+// Only bounded, well-formed ETags and Last-Modified values are kept, and
+// server text is cleaned of control characters and cut short before it is
+// shown.
+//
+// The state directory must belong to the running user and not be writable
+// by group or others. It holds state.json (serial, validators, the
+// installed files; read at most 1 MiB) and, kept apart, expiry.json (the
+// installed list's identity and expiry, taken from the verified list only),
+// so that an expired list is withdrawn even when state.json cannot be read.
+// Temporary files left by an interrupted run are removed.
+//
+// Fetch writes every file through a temporary file, fsync and rename,
+// compiles the Postfix map with postmap before it is renamed into place,
+// keeps the owner, group and mode an installed file had, and reloads the
+// MTA only when a file changed. postmap and the reload command are killed,
+// with their children, after FetchOptions.CommandTimeout (default
+// DefaultCommandTimeout) or on cancellation. On failure the files installed
+// before are left exactly as they were.
 //
 // publish imports listgen only: the client stays small on MTA hosts.
 package publish

@@ -39,7 +39,8 @@ type FetchOptions struct {
 	// of them, so that the service can switch to a key announced before.
 	// They are never fetched from the server.
 	PublicKeys []crypto.PublicKey
-	// StateDir keeps the last good list, its ETag and the lock.
+	// StateDir keeps the state (state.json, expiry.json), the kept copy
+	// of the installed list, the lock and the download in progress.
 	StateDir string
 
 	// PostfixMap is the Postfix smtp_tls_policy_maps table to write ("" = none).
