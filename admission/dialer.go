@@ -72,7 +72,13 @@ func (d *LimitDialer) sleep(ctx context.Context, wait time.Duration) error {
 	if d.Sleep != nil {
 		return d.Sleep(ctx, wait)
 	}
-	t := time.NewTimer(wait)
+	return Sleep(ctx, wait)
+}
+
+// Sleep waits for d on the real clock, or until ctx is done (then it
+// returns ctx's error). It is the default of every injectable Sleep.
+func Sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
 	case <-t.C:

@@ -2,6 +2,7 @@ package admission
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -267,5 +268,16 @@ func TestLimitDialerCancelReturnsToken(t *testing.T) {
 	}
 	if len(waits) != 2 || waits[1] != waits[0] {
 		t.Errorf("waits = %v, want the second as long as the first (the cancelled token returned)", waits)
+	}
+}
+
+func TestSleepEndsWithContext(t *testing.T) {
+	if err := Sleep(context.Background(), 0); err != nil {
+		t.Fatalf("Sleep(0) = %v, want nil", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Sleep(ctx, time.Hour); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Sleep with a cancelled context = %v, want context.Canceled", err)
 	}
 }

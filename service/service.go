@@ -164,7 +164,7 @@ func New(cfg Config) (*Service, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Sleep == nil {
-		cfg.Sleep = sleep
+		cfg.Sleep = admission.Sleep
 	}
 	if cfg.MinWait <= 0 {
 		cfg.MinWait = time.Second
@@ -346,17 +346,6 @@ func (s *Service) Run(ctx context.Context) error {
 		if err := s.cfg.Sleep(ctx, s.NextWait(ctx)); err != nil || ctx.Err() != nil {
 			return nil
 		}
-	}
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
 	}
 }
 
