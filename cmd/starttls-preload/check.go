@@ -66,28 +66,17 @@ configuration error.`,
 	f := cmd.Flags()
 	f.Bool("json", false, "print one JSON object per domain per line")
 	f.String("domains-file", "", "read domains from FILE, one a line ('-' for stdin)")
-	f.String("resolver", "", "DNS server to ask, HOST:PORT (default: the system's, from /etc/resolv.conf)")
-	f.String("ca-file", "", "PEM file of roots trusted in addition to the system pool")
-	f.Bool("allow-private", false, "permit loopback, private and other non-public target addresses (labs only)")
-	f.Duration("timeout", 30*time.Second, "deadline for each network step")
+	addCheckerFlags(cmd)
 	f.Duration("greeting-timeout", 60*time.Second, "how long to wait for the 220 greeting")
 	f.Int("concurrency", 64, "domains checked at the same time in bulk runs")
-	f.Int("smtp-port", 25, "SMTP port to connect to (labs only; mail is always on 25)")
-	f.String("helo-name", "", "name to give in EHLO (default: this host's name); receivers may check that it resolves")
 	return cmd
 }
 
 func runCheck(cmd *cobra.Command, args []string) error {
-	c, err := loadConfig(cmd, map[string]string{
-		"validate.resolver":         "resolver",
-		"validate.ca_file":          "ca-file",
-		"validate.allow_private":    "allow-private",
-		"validate.timeout":          "timeout",
+	c, err := loadConfig(cmd, checkerFlagKeys(map[string]string{
 		"validate.greeting_timeout": "greeting-timeout",
 		"validate.concurrency":      "concurrency",
-		"validate.smtp_port":        "smtp-port",
-		"validate.helo_name":        "helo-name",
-	})
+	}))
 	if err != nil {
 		return err
 	}
@@ -135,16 +124,9 @@ func runCheck(cmd *cobra.Command, args []string) error {
 			in = f
 		}
 	}
-	v, err := validate.New(validate.Config{
-		Resolver:        vc.Resolver,
-		CAFile:          vc.CAFile,
-		AllowPrivate:    vc.AllowPrivate,
-		Timeout:         vc.Timeout,
-		GreetingTimeout: vc.GreetingTimeout,
-		SMTPPort:        vc.SMTPPort,
-		HELOName:        vc.HELOName,
-		Concurrency:     max(vc.Concurrency, 1) * 4,
-	})
+	vcfg := vc.checker()
+	vcfg.Concurrency = max(vc.Concurrency, 1) * 4
+	v, err := validate.New(vcfg)
 	if err != nil {
 		return usagef("%v", strings.TrimPrefix(err.Error(), "validate: "))
 	}

@@ -4,12 +4,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
+
+	"github.com/starttls-preload/starttls-preload/validate"
 )
 
 // Config is the one configuration struct. Every key can be set in the config
@@ -84,6 +87,47 @@ type ValidateConfig struct {
 	Concurrency     int           `mapstructure:"concurrency"`
 	// HELOName is the name given in EHLO; empty means this host's name.
 	HELOName string `mapstructure:"helo_name"`
+}
+
+// addCheckerFlags registers the checker's flags that check and pr-check
+// share; checkerFlagKeys binds them to their validate.* keys.
+func addCheckerFlags(cmd *cobra.Command) {
+	f := cmd.Flags()
+	f.String("resolver", "", "DNS server to ask, HOST:PORT (default: the system's, from /etc/resolv.conf)")
+	f.String("ca-file", "", "PEM file of roots trusted in addition to the system pool")
+	f.Bool("allow-private", false, "permit loopback, private and other non-public target addresses (labs only)")
+	f.Duration("timeout", 30*time.Second, "deadline for each network step")
+	f.Int("smtp-port", 25, "SMTP port to connect to (labs only; mail is always on 25)")
+	f.String("helo-name", "", "name to give in EHLO (default: this host's name); receivers may check that it resolves")
+}
+
+// checkerFlagKeys maps the validate.* keys to the flags of addCheckerFlags,
+// plus extra (more keys of the command), for loadConfig.
+func checkerFlagKeys(extra map[string]string) map[string]string {
+	keys := map[string]string{
+		"validate.resolver":      "resolver",
+		"validate.ca_file":       "ca-file",
+		"validate.allow_private": "allow-private",
+		"validate.timeout":       "timeout",
+		"validate.smtp_port":     "smtp-port",
+		"validate.helo_name":     "helo-name",
+	}
+	maps.Copy(keys, extra)
+	return keys
+}
+
+// checker is the checker's configuration from validate.*, without the
+// concurrency and the dialer, which each command sets.
+func (vc ValidateConfig) checker() validate.Config {
+	return validate.Config{
+		Resolver:        vc.Resolver,
+		CAFile:          vc.CAFile,
+		AllowPrivate:    vc.AllowPrivate,
+		Timeout:         vc.Timeout,
+		GreetingTimeout: vc.GreetingTimeout,
+		SMTPPort:        vc.SMTPPort,
+		HELOName:        vc.HELOName,
+	}
 }
 
 // AdmissionConfig holds the admission rules (admission.*).

@@ -54,28 +54,17 @@ check), 1 not, or the API failed, 2 usage or configuration error.`,
 	f.String("api-url", "", "REST API base URL (default github.api_url, GITHUB_API_URL or https://api.github.com)")
 	f.String("removal-label", "removal-approved", "label by which maintainers approve a removal")
 	f.Bool("allow-test-tld", false, "admit RFC 6761 .test names (labs only)")
-	f.String("resolver", "", "DNS server to ask, HOST:PORT (default: the system's)")
-	f.String("ca-file", "", "PEM file of roots trusted in addition to the system pool")
-	f.Bool("allow-private", false, "permit loopback and private MX addresses (labs only)")
-	f.Duration("timeout", 30*time.Second, "deadline for each network step")
-	f.Int("smtp-port", 25, "SMTP port to connect to (labs only)")
-	f.String("helo-name", "", "name to give in EHLO (default: this host's name)")
+	addCheckerFlags(cmd)
 	return cmd
 }
 
 func runPRCheck(cmd *cobra.Command, _ []string) error {
-	c, err := loadConfig(cmd, map[string]string{
-		"github.repository":      "repo",
-		"github.api_url":         "api-url",
-		"list.removal_label":     "removal-label",
-		"list.allow_test_tld":    "allow-test-tld",
-		"validate.resolver":      "resolver",
-		"validate.ca_file":       "ca-file",
-		"validate.allow_private": "allow-private",
-		"validate.timeout":       "timeout",
-		"validate.smtp_port":     "smtp-port",
-		"validate.helo_name":     "helo-name",
-	})
+	c, err := loadConfig(cmd, checkerFlagKeys(map[string]string{
+		"github.repository":   "repo",
+		"github.api_url":      "api-url",
+		"list.removal_label":  "removal-label",
+		"list.allow_test_tld": "allow-test-tld",
+	}))
 	if err != nil {
 		return err
 	}
@@ -180,16 +169,7 @@ func firstNonEmpty(s ...string) string {
 
 // newPRValidator builds the checker from validate.*.
 func newPRValidator(c *Config) (*validate.Validator, error) {
-	vc := c.Validate
-	v, err := validate.New(validate.Config{
-		Resolver:        vc.Resolver,
-		CAFile:          vc.CAFile,
-		AllowPrivate:    vc.AllowPrivate,
-		Timeout:         vc.Timeout,
-		GreetingTimeout: vc.GreetingTimeout,
-		SMTPPort:        vc.SMTPPort,
-		HELOName:        vc.HELOName,
-	})
+	v, err := validate.New(c.Validate.checker())
 	if err != nil {
 		return nil, usagef("%v", strings.TrimPrefix(err.Error(), "validate: "))
 	}

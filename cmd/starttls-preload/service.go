@@ -90,17 +90,11 @@ func newPoliteDialer(c *Config, deps schedulerDeps) *admission.LimitDialer {
 // newValidatorWith builds a checker over the polite dialer polite, reaching
 // private addresses only when allowPrivate.
 func newValidatorWith(c *Config, polite *admission.LimitDialer, allowPrivate bool) (*validate.Validator, error) {
-	v, err := validate.New(validate.Config{
-		Resolver:        c.Validate.Resolver,
-		CAFile:          c.Validate.CAFile,
-		AllowPrivate:    allowPrivate,
-		Timeout:         c.Validate.Timeout,
-		GreetingTimeout: c.Validate.GreetingTimeout,
-		SMTPPort:        c.Validate.SMTPPort,
-		HELOName:        c.Validate.HELOName,
-		Concurrency:     c.Validate.Concurrency,
-		Dialer:          polite,
-	})
+	vcfg := c.Validate.checker()
+	vcfg.AllowPrivate = allowPrivate
+	vcfg.Concurrency = c.Validate.Concurrency
+	vcfg.Dialer = polite
+	v, err := validate.New(vcfg)
 	if err != nil {
 		return nil, usagef("validator: %v", err)
 	}
