@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
 
@@ -259,9 +260,9 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("fetch.early_adopter", false)
 	v.SetDefault("fetch.jitter", time.Duration(0))
 	v.SetDefault("fetch.ca_file", "")
-	v.SetDefault("fetch.timeout", 2*time.Minute)
-	v.SetDefault("fetch.max_size", int64(256<<20))
-	v.SetDefault("fetch.command_timeout", 5*time.Minute)
+	v.SetDefault("fetch.timeout", publish.DefaultTimeout)
+	v.SetDefault("fetch.max_size", int64(publish.DefaultMaxSize))
+	v.SetDefault("fetch.command_timeout", publish.DefaultCommandTimeout)
 	v.SetDefault("notify.smtp_relay", "")
 	v.SetDefault("notify.from", "")
 	v.SetDefault("notify.starttls", true)

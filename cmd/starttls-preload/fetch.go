@@ -57,7 +57,7 @@ Run it from cron or a systemd timer (see contrib/) with --jitter.`,
 	f := cmd.Flags()
 	f.String("url", "", "location of policy-list.json (its signature is URL.sig)")
 	f.String("pubkey", "", "pinned public key file: PEM or allowed_signers, one key or several (current and next)")
-	f.String("state-dir", "/var/lib/starttls-preload", "where the last good list, its ETag and the lock are kept")
+	f.String("state-dir", "/var/lib/starttls-preload", "where the state (state.json, expiry.json), the installed list's copy, the lock and the download in progress are kept")
 	f.String("postfix-map", "", "Postfix smtp_tls_policy_maps table to write")
 	f.String("postmap", "", "compile the Postfix map with postmap: hash, btree, lmdb or cdb (default: none, use texthash:)")
 	f.String("exim-file", "", "Exim lsearch policy file to write")
