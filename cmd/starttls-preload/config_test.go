@@ -3,10 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/viper"
 )
 
 // newConfigTestCmd is a command with the root's --config flag and one
@@ -88,5 +90,37 @@ func TestEnvOnlyKey(t *testing.T) {
 	}
 	if c.Demotion.Grace != 2*time.Hour || !c.Validate.AllowPrivate {
 		t.Errorf("env not applied: grace %v allow_private %v", c.Demotion.Grace, c.Validate.AllowPrivate)
+	}
+}
+
+// TestReadmeConfigurationTable checks that the README's configuration
+// table names every key once, and only keys that exist.
+func TestReadmeConfigurationTable(t *testing.T) {
+	b, err := os.ReadFile(repoFile(t, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, sec, ok := strings.Cut(string(b), "\n## Configuration\n")
+	if !ok {
+		t.Fatal("README has no Configuration section")
+	}
+	sec, _, _ = strings.Cut(sec, "\n## ")
+	seen := map[string]int{}
+	for line := range strings.Lines(sec) {
+		if k, ok := strings.CutPrefix(line, "| `"); ok {
+			k, _, _ = strings.Cut(k, "`")
+			seen[k]++
+		}
+	}
+	v := viper.New()
+	defaults(v)
+	for _, k := range v.AllKeys() {
+		if seen[k] != 1 {
+			t.Errorf("key %s: %d rows in the README's table, want 1", k, seen[k])
+		}
+		delete(seen, k)
+	}
+	for k := range seen {
+		t.Errorf("README's table names %s, which is no key", k)
 	}
 }
