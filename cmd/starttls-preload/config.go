@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -34,6 +35,24 @@ type Config struct {
 	Worker    WorkerConfig    `mapstructure:"worker"`
 	GitHub    GitHubConfig    `mapstructure:"github"`
 	Web       WebConfig       `mapstructure:"web"`
+}
+
+// archiveDir is the archive of signed lists: publish.archive, by default
+// under the data directory.
+func (c *Config) archiveDir() string {
+	if c.Publish.Archive != "" {
+		return c.Publish.Archive
+	}
+	return filepath.Join(c.DataDir, "archive")
+}
+
+// listKeyPath is the list signing key's file: list.key, by default under
+// the data directory.
+func (c *Config) listKeyPath() string {
+	if c.List.Key != "" {
+		return c.List.Key
+	}
+	return filepath.Join(c.DataDir, "list-signing.key")
 }
 
 // WebConfig holds the web door's settings (web.*).

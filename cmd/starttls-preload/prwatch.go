@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -149,10 +148,7 @@ func runPublishGitHub(cmd *cobra.Command, _ []string) error {
 	if err != nil {
 		return err
 	}
-	dir := c.Publish.Archive
-	if dir == "" {
-		dir = filepath.Join(c.DataDir, "archive")
-	}
+	dir := c.archiveDir()
 	arch, err := publish.OpenArchive(dir)
 	if err != nil {
 		return usagef("%v", err)

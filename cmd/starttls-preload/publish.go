@@ -61,10 +61,7 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 	if err != nil {
 		return err
 	}
-	archiveDir := c.Publish.Archive
-	if archiveDir == "" {
-		archiveDir = filepath.Join(c.DataDir, "archive")
-	}
+	archiveDir := c.archiveDir()
 	if _, err := os.Stat(filepath.Join(archiveDir, "current")); err != nil {
 		return failf("no published list in %s (see --archive)", archiveDir)
 	}
@@ -117,10 +114,7 @@ func exportPublicKeys(c *Config) ([]crypto.PublicKey, string, error) {
 		}
 		return keys, p, nil
 	}
-	p := c.List.Key
-	if p == "" {
-		p = filepath.Join(c.DataDir, "list-signing.key")
-	}
+	p := c.listKeyPath()
 	b, err := os.ReadFile(p)
 	if err != nil {
 		return nil, p, usagef("no --pubkey and no signing key: %v", err)

@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -163,10 +162,7 @@ func newServeApp(ctx context.Context, c *Config, deps schedulerDeps) (*serveApp,
 	if err != nil {
 		return fail(err)
 	}
-	archDir := c.Publish.Archive
-	if archDir == "" {
-		archDir = filepath.Join(c.DataDir, "archive")
-	}
+	archDir := c.archiveDir()
 	arch, err := publish.OpenArchive(archDir)
 	if err != nil {
 		return fail(failf("%v", err))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -170,10 +169,7 @@ func newRegistry() (*prometheus.Registry, *admission.Metrics) {
 // data directory), creating it on first run, and the key files to publish:
 // the signing key, then the next key(s) announced with list.next_pubkey.
 func listSigner(c *Config) (service.Keys, error) {
-	path := c.List.Key
-	if path == "" {
-		path = filepath.Join(c.DataDir, "list-signing.key")
-	}
+	path := c.listKeyPath()
 	keys, created, err := service.LoadKeys(path, c.List.NextPubKey, slog.Default())
 	switch {
 	case errors.Is(err, service.ErrNextKey):
