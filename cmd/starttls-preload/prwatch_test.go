@@ -32,22 +32,10 @@ func TestServeWatchesPullRequests(t *testing.T) {
 	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
 
 	dataDir := t.TempDir()
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, dataDir, "127.0.0.1:0")
 	clock := testclock.New(time.Now().Add(time.Minute).UTC())
 	ctx := context.Background()
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now})
 
 	if err := app.Tick(ctx); err != nil {
 		t.Fatal(err)

@@ -71,22 +71,10 @@ func testServeAdmits(t *testing.T) {
 	dataDir := t.TempDir()
 	serveEnv(t, l)
 
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, dataDir, "127.0.0.1:0")
 	clock := testclock.New(time.Now().Add(time.Minute).UTC())
 	ctx := context.Background()
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now})
 	if _, err := app.builder.Publish(ctx, false); err != nil {
 		t.Fatal(err)
 	}
@@ -323,11 +311,7 @@ func TestServePrunesHistory(t *testing.T) {
 	}
 	ctx := context.Background()
 	clock := testclock.New(time.Now().Add(time.Minute).UTC())
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now})
 	for range 2 {
 		if err := app.Tick(ctx); err != nil {
 			t.Fatal(err)
@@ -435,11 +419,7 @@ func TestServeKeepsCheckInterval(t *testing.T) {
 		}
 		return ctx.Err()
 	}
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now, sleep: sleep})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now, sleep: sleep})
 	if err := app.Run(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -471,11 +451,7 @@ func TestServeRetriesDNSProofs(t *testing.T) {
 	}
 	ctx := context.Background()
 	clock := testclock.New(time.Now().UTC())
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now})
 	lc := &lifecycle.Lifecycle{Store: app.store, Now: clock.Now}
 	proof, err := lc.Submit(ctx, lifecycle.Request{Domain: "good.test", Contact: "postmaster@good.test", MXPatterns: []string{"mx.good.test"}, Source: "web"})
 	if err != nil {
@@ -510,4 +486,32 @@ func TestServeRetriesDNSProofs(t *testing.T) {
 	if s := state(); s != store.StateValidating {
 		t.Errorf("state after the retry: %s, want validating", s)
 	}
+}
+
+// testServeConfig is serve's configuration as
+// `serve --data-dir dataDir --listen listen` loads it from an empty
+// working directory, with the test's environment.
+func testServeConfig(t *testing.T, dataDir, listen string) *Config {
+	t.Helper()
+	cmd := newServeCmd()
+	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", listen}); err != nil {
+		t.Fatal(err)
+	}
+	t.Chdir(t.TempDir())
+	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// testServeApp is serve's application over c, closed when the test ends.
+func testServeApp(ctx context.Context, t *testing.T, c *Config, deps schedulerDeps) *serveApp {
+	t.Helper()
+	app, err := newServeApp(ctx, c, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	return app
 }

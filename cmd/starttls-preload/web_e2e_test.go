@@ -51,22 +51,10 @@ func TestWebEndToEnd(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	dataDir := t.TempDir()
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", dataDir, "--listen", ln.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, dataDir, ln.Addr().String())
 	clock := testclock.New(time.Now().Add(time.Minute).UTC())
 	ctx := t.Context()
-	app, err := newServeApp(ctx, c, schedulerDeps{now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{now: clock.Now})
 	if _, err := app.PublishStart(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -12,21 +12,9 @@ import (
 // the metrics, not only the door's pages.
 func TestServeSecurityHeadersOnEveryAnswer(t *testing.T) {
 	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, t.TempDir(), "127.0.0.1:0")
 	ctx := context.Background()
-	app, err := newServeApp(ctx, c, schedulerDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{})
 	if _, err := app.builder.Publish(ctx, true); err != nil {
 		t.Fatal(err)
 	}

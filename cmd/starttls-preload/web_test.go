@@ -39,24 +39,12 @@ func TestServeMountsWebDoor(t *testing.T) {
 	t.Setenv("STARTTLS_PRELOAD_WEB_BASE_URL", "https://lists.example.org")
 	t.Setenv("STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES", "10.0.0.0/8,192.0.2.1")
 	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", "127.0.0.1:0"}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, t.TempDir(), "127.0.0.1:0")
 	if c.Web.BaseURL != "https://lists.example.org" || len(c.Web.TrustedProxies) != 2 || !c.List.AllowTestTLD {
 		t.Fatalf("web config = %+v", c.Web)
 	}
 	ctx := context.Background()
-	app, err := newServeApp(ctx, c, schedulerDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{})
 	if _, err := app.builder.Publish(ctx, true); err != nil {
 		t.Fatal(err)
 	}
@@ -92,11 +80,8 @@ func TestServeMountsWebDoor(t *testing.T) {
 	}
 
 	t.Setenv("STARTTLS_PRELOAD_WEB_TRUSTED_PROXIES", "10.0.0.0/33")
-	c, err = loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, err = newServeApp(ctx, c, schedulerDeps{})
+	c = testServeConfig(t, c.DataDir, "127.0.0.1:0")
+	_, err := newServeApp(ctx, c, schedulerDeps{})
 	var ee *exitError
 	if !errors.As(err, &ee) || ee.code != exitUsage || !strings.Contains(err.Error(), "web.trusted_proxies") {
 		t.Errorf("a bad proxy prefix: %v", err)
@@ -114,21 +99,9 @@ func TestSetupInstructionsWork(t *testing.T) {
 	}
 	base := "http://" + ln.Addr().String()
 	t.Setenv("STARTTLS_PRELOAD_WEB_BASE_URL", base)
-	cmd := newServeCmd()
-	if err := cmd.ParseFlags([]string{"--data-dir", t.TempDir(), "--listen", ln.Addr().String()}); err != nil {
-		t.Fatal(err)
-	}
-	t.Chdir(t.TempDir())
-	c, err := loadConfig(cmd, map[string]string{"data_dir": "data-dir", "listen": "listen"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := testServeConfig(t, t.TempDir(), ln.Addr().String())
 	ctx := context.Background()
-	app, err := newServeApp(ctx, c, schedulerDeps{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
+	app := testServeApp(ctx, t, c, schedulerDeps{})
 	if _, err := app.builder.Publish(ctx, true); err != nil {
 		t.Fatal(err)
 	}
