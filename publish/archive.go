@@ -537,7 +537,7 @@ func writeSnapshotFiles(dir string, s *Snapshot) ([]byte, error) {
 		p := filepath.Join(dir, f.name)
 		t, err := writeTemp(p, f.data, 0o644)
 		if err == nil {
-			err = os.Rename(t, p)
+			err = renameTemp(t, p)
 		}
 		if err != nil {
 			return nil, err
@@ -547,27 +547,18 @@ func writeSnapshotFiles(dir string, s *Snapshot) ([]byte, error) {
 	}
 	// The gzipped list, compressed once here rather than per request.
 	p := filepath.Join(dir, gzListFile)
-	f, err := createTemp(p, 0o644)
-	if err != nil {
-		return nil, err
-	}
 	h := sha256.New()
-	zw, _ := gzip.NewWriterLevel(io.MultiWriter(f, h), gzip.BestSpeed)
-	_, err = zw.Write(s.List)
+	t, err := writeTempFrom(p, 0o644, func(w io.Writer) error {
+		zw, _ := gzip.NewWriterLevel(io.MultiWriter(w, h), gzip.BestSpeed)
+		if _, err := zw.Write(s.List); err != nil {
+			return err
+		}
+		return zw.Close()
+	})
 	if err == nil {
-		err = zw.Close()
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), p)
+		err = renameTemp(t, p)
 	}
 	if err != nil {
-		os.Remove(f.Name())
 		return nil, err
 	}
 	add(gzListFile, h.Sum(nil))

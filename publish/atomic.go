@@ -31,26 +31,41 @@ func createTemp(path string, perm os.FileMode) (*os.File, error) {
 // writeTemp writes data to a new temporary file beside path, fsyncs and
 // closes it, and returns its name.
 func writeTemp(path string, data []byte, perm os.FileMode) (string, error) {
+	return writeTempFrom(path, perm, func(w io.Writer) error {
+		_, err := w.Write(data)
+		return err
+	})
+}
+
+// writeTempFrom is writeTemp of what write writes, streamed. On any
+// failure the temporary file is removed.
+func writeTempFrom(path string, perm os.FileMode, write func(io.Writer) error) (string, error) {
 	f, err := createTemp(path, perm)
 	if err != nil {
 		return "", err
 	}
-	name := f.Name()
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		os.Remove(name)
+	err = write(f)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
 		return "", err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		os.Remove(name)
-		return "", err
+	return f.Name(), nil
+}
+
+// renameTemp renames the temporary file tmp to path, and removes it when
+// that fails.
+func renameTemp(tmp, path string) error {
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
 	}
-	if err := f.Close(); err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
+	return nil
 }
 
 // writeFileAtomic replaces path with data so that a reader sees either the
@@ -61,8 +76,7 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := renameTemp(tmp, path); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(path))

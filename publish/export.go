@@ -91,22 +91,14 @@ func exportFile(ctx context.Context, src Source, serial int64, name, path string
 		}
 		return nil
 	}
-	t, err := createTemp(path, 0o644)
-	if err != nil {
-		return fmt.Errorf("publish: export: %w", err)
-	}
-	_, err = io.Copy(t, io.NewSectionReader(f, 0, f.Size))
+	t, err := writeTempFrom(path, 0o644, func(w io.Writer) error {
+		_, err := io.Copy(w, io.NewSectionReader(f, 0, f.Size))
+		return err
+	})
 	if err == nil {
-		err = t.Sync()
-	}
-	if cerr := t.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(t.Name(), path)
+		err = renameTemp(t, path)
 	}
 	if err != nil {
-		os.Remove(t.Name())
 		return fmt.Errorf("publish: export: %w", err)
 	}
 	return nil

@@ -686,8 +686,7 @@ func (f *fetcher) commitPending() error {
 		os.Remove(p.tmp)
 		return fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
-	if err := os.Rename(p.tmp, f.path(ListFile)); err != nil {
-		os.Remove(p.tmp)
+	if err := renameTemp(p.tmp, f.path(ListFile)); err != nil {
 		return fmt.Errorf("%w: %w", ErrStateDir, err)
 	}
 	if err := syncDir(f.o.StateDir); err != nil {
