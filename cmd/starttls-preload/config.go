@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/viper"
 
+	"github.com/starttls-preload/starttls-preload/prcheck"
 	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/validate"
 )
@@ -294,7 +295,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("web.trusted_proxies", []string{})
 	v.SetDefault("web.allow_private", false)
 	v.SetDefault("list.allow_test_tld", false)
-	v.SetDefault("list.removal_label", "removal-approved")
+	v.SetDefault("list.removal_label", prcheck.DefaultRemovalLabel)
 	v.SetDefault("github.api_url", "")
 	v.SetDefault("github.repository", "")
 	v.SetDefault("github.token", "")

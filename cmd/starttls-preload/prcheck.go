@@ -52,7 +52,7 @@ check), 1 not, or the API failed, 2 usage or configuration error.`,
 	f.String("repo", "", "repository OWNER/NAME (default github.repository, the event's, or GITHUB_REPOSITORY)")
 	f.Int("pr", 0, "pull request number (default: the event's, from GITHUB_EVENT_PATH)")
 	f.String("api-url", "", "REST API base URL (default github.api_url, GITHUB_API_URL or https://api.github.com)")
-	f.String("removal-label", "removal-approved", "label by which maintainers approve a removal")
+	f.String("removal-label", prcheck.DefaultRemovalLabel, "label by which maintainers approve a removal")
 	f.Bool("allow-test-tld", false, "admit RFC 6761 .test names (labs only)")
 	addCheckerFlags(cmd)
 	return cmd
