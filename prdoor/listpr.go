@@ -4,14 +4,17 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/go-github/v60/github"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
 	"github.com/starttls-preload/starttls-preload/prcheck"
+	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store"
 )
 
@@ -259,4 +262,53 @@ func mdText(s string) string {
 		s = s[:i] + "…"
 	}
 	return prcheck.Escape(s)
+}
+
+// ListSource is where the published lists come from (a publish.Archive).
+type ListSource interface {
+	Current(ctx context.Context) (*publish.Snapshot, error)
+}
+
+var _ ListSource = (*publish.Archive)(nil)
+
+// ListJob proposes each list Source publishes once, through Publisher: the
+// service runs Run as a periodic job. A serial not newer than the last one
+// proposed is not proposed again; one that failed is tried at the next run.
+type ListJob struct {
+	Publisher *ListPublisher
+	Source    ListSource
+	Log       *slog.Logger // default slog.Default()
+
+	mu   sync.Mutex
+	done int64 // the serial last proposed
+}
+
+// Run proposes the current list when it is newer than the last proposed.
+// Nothing published yet is not an error.
+func (j *ListJob) Run(ctx context.Context) error {
+	snap, err := j.Source.Current(ctx)
+	if err != nil {
+		return nil // nothing published yet
+	}
+	j.mu.Lock()
+	done := j.done
+	j.mu.Unlock()
+	if snap.Serial <= done {
+		return nil
+	}
+	r, err := j.Publisher.Publish(ctx, snap.List, snap.Serial)
+	if err != nil {
+		return err
+	}
+	j.mu.Lock()
+	j.done = snap.Serial
+	j.mu.Unlock()
+	if !r.UpToDate {
+		log := j.Log
+		if log == nil {
+			log = slog.Default()
+		}
+		log.InfoContext(ctx, "list pull request", "serial", snap.Serial, "url", r.URL, "created", r.Created, "merged", r.Merged, "changes", len(r.Changes))
+	}
+	return nil
 }

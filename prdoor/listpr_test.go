@@ -1,11 +1,14 @@
 package prdoor
 
 import (
+	"context"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/publish"
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
 )
@@ -207,5 +210,53 @@ func TestListPublisherRetryWritesNothingNew(t *testing.T) {
 	}
 	if n := e.gh.CallCount("PATCH", `/git/refs/`); n != 0 || e.gh.Branch(DefaultListBranch) != head {
 		t.Errorf("branch moved (%d updates)", n)
+	}
+}
+
+// snapshots is a ListSource serving cur (nil: nothing published).
+type snapshots struct{ cur *publish.Snapshot }
+
+func (s *snapshots) Current(context.Context) (*publish.Snapshot, error) {
+	if s.cur == nil {
+		return nil, publish.ErrNotFound
+	}
+	return s.cur, nil
+}
+
+// TestListJob: nothing published is no error; a list is proposed once,
+// however often the job runs, and a newer serial is proposed again.
+func TestListJob(t *testing.T) {
+	e := newEnv(t, "listed.test")
+	st := memstore.New()
+	t.Cleanup(func() { st.Close() })
+	ctx := t.Context()
+	src := &snapshots{}
+	j := &ListJob{Publisher: &ListPublisher{Door: e.door, Decisions: st}, Source: src, Log: slog.New(slog.DiscardHandler)}
+
+	if err := j.Run(ctx); err != nil {
+		t.Fatalf("nothing published: %v", err)
+	}
+	src.cur = &publish.Snapshot{Serial: 2, List: publishedList(t, 2, "listed.test", "new.test")}
+	for range 2 {
+		if err := j.Run(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(e.gh.PRs()); n != 1 {
+		t.Fatalf("%d pull requests, want 1", n)
+	}
+	before := len(e.gh.Calls())
+	if err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := len(e.gh.Calls()); got != before {
+		t.Errorf("serial 2 proposed again: %d API calls, want none", got-before)
+	}
+	src.cur = &publish.Snapshot{Serial: 3, List: publishedList(t, 3, "new.test")}
+	if err := j.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := e.gh.File(DefaultListBranch, "policy-list.json"); string(b) != string(src.cur.List) {
+		t.Errorf("serial 3 not proposed: the branch holds %q", b)
 	}
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -65,43 +63,10 @@ func githubJobsFor(process string, p serveParts) ([]service.Job, error) {
 		jobs = append(jobs, service.Job{Name: "pull requests", Every: c.GitHub.PollInterval, Run: w.Poll})
 	}
 	if p.Archive != nil {
-		lp := &listPRJob{pub: &prdoor.ListPublisher{Door: door, Decisions: p.Store, AutoMerge: c.GitHub.AutoMerge}, archive: p.Archive}
-		jobs = append(jobs, service.Job{Name: "list pull request", Every: c.GitHub.PollInterval, Run: lp.run})
+		lp := &prdoor.ListJob{Publisher: &prdoor.ListPublisher{Door: door, Decisions: p.Store, AutoMerge: c.GitHub.AutoMerge}, Source: p.Archive}
+		jobs = append(jobs, service.Job{Name: "list pull request", Every: c.GitHub.PollInterval, Run: lp.Run})
 	}
 	return jobs, nil
-}
-
-// listPRJob proposes each newly published list once.
-type listPRJob struct {
-	pub     *prdoor.ListPublisher
-	archive publish.Source
-
-	mu   sync.Mutex
-	done int64 // the serial last proposed
-}
-
-func (j *listPRJob) run(ctx context.Context) error {
-	snap, err := j.archive.Current(ctx)
-	if err != nil {
-		return nil // nothing published yet
-	}
-	j.mu.Lock()
-	done := j.done
-	j.mu.Unlock()
-	if snap.Serial <= done {
-		return nil
-	}
-	r, err := j.pub.Publish(ctx, snap.List, snap.Serial)
-	if err != nil {
-		return err
-	}
-	j.mu.Lock()
-	j.done = snap.Serial
-	j.mu.Unlock()
-	if !r.UpToDate {
-		slog.InfoContext(ctx, "list pull request", "serial", snap.Serial, "url", r.URL, "created", r.Created, "merged", r.Merged, "changes", len(r.Changes))
-	}
-	return nil
 }
 
 func newPublishGitHubCmd() *cobra.Command {
