@@ -95,16 +95,9 @@ func runFetch(cmd *cobra.Command, _ []string) error {
 	case !strings.HasPrefix(fc.URL, "https://") && !strings.HasPrefix(fc.URL, "http://"):
 		return usagef("--url must be an http(s) URL, not %q", fc.URL)
 	}
-	keyFile, err := publish.ReadFileLimit(fc.PubKey, maxKeyFileSize)
-	switch {
-	case errors.Is(err, publish.ErrTooLarge):
-		return usagef("--pubkey %v", err)
-	case err != nil:
-		return usagef("--pubkey: %v", err)
-	}
-	pubs, err := listgen.ParsePublicKeys(keyFile)
+	pubs, err := readPublicKeys("--pubkey", fc.PubKey)
 	if err != nil {
-		return usagef("--pubkey %s: %v", fc.PubKey, err)
+		return err
 	}
 	res, err := publish.Fetch(cmd.Context(), publish.FetchOptions{
 		URL:            fc.URL,

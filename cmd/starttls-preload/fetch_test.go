@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -176,5 +177,31 @@ func TestContribFetchConfig(t *testing.T) {
 	}
 	if c, err = loadConfig(cmd, map[string]string{"fetch.command_timeout": "command-timeout"}); err != nil || c.Fetch.CommandTimeout != 7*time.Second {
 		t.Errorf("--command-timeout 7s: %v, %v", c.Fetch.CommandTimeout, err)
+	}
+}
+
+// publish export reads --pubkey as fetch and verify do: bounded, so a
+// file that never ends (here a pipe whose writer stays open) is refused
+// once it passed the bound, not read whole.
+func TestPublishExportBoundsPubKey(t *testing.T) {
+	l := newFetchLab(t, time.Now().Add(24*time.Hour))
+	fifo := filepath.Join(t.TempDir(), "endless.pem")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Skipf("no named pipes: %v", err)
+	}
+	hold := make(chan struct{})
+	defer close(hold)
+	go func() {
+		w, err := os.OpenFile(fifo, os.O_WRONLY, 0)
+		if err != nil {
+			return
+		}
+		defer w.Close()
+		w.Write(make([]byte, maxKeyFileSize+1))
+		<-hold // no EOF until the test ends
+	}()
+	_, errOut, code := execCLI(t, "publish", "export", "--data-dir", l.dataDir, "--pubkey", fifo, l.site)
+	if code != exitUsage || !strings.Contains(errOut, "larger than") {
+		t.Fatalf("export with an endless --pubkey: exit %d, %q", code, errOut)
 	}
 }

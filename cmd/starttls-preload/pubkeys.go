@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto"
 	"errors"
 	"fmt"
 
@@ -57,6 +58,24 @@ const (
 	maxKeyFileSize = 64 << 10
 	maxSigFileSize = 64 << 10
 )
+
+// readPublicKeys reads the public keys of the file at path, given with
+// flag: at most maxKeyFileSize bytes are read, and a file that is larger,
+// cannot be read or holds no valid keys is a usage error naming flag.
+func readPublicKeys(flag, path string) ([]crypto.PublicKey, error) {
+	b, err := publish.ReadFileLimit(path, maxKeyFileSize)
+	switch {
+	case errors.Is(err, publish.ErrTooLarge):
+		return nil, usagef("%s %v", flag, err)
+	case err != nil:
+		return nil, usagef("%s: %v", flag, err)
+	}
+	keys, err := listgen.ParsePublicKeys(b)
+	if err != nil {
+		return nil, usagef("%s %s: %v", flag, path, err)
+	}
+	return keys, nil
+}
 
 // readKeyFile reads a public key file of at most maxKeyFileSize bytes: a
 // larger one is a failure (exit 1), as a bad key file is; one that cannot

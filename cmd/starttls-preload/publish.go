@@ -104,18 +104,11 @@ func runPublishExport(cmd *cobra.Command, args []string) error {
 // key(s) of list.next_pubkey, as serve publishes them.
 func exportPublicKeys(c *Config) ([]crypto.PublicKey, string, error) {
 	if p := c.Publish.PubKey; p != "" {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return nil, p, usagef("--pubkey: %v", err)
-		}
-		keys, err := listgen.ParsePublicKeys(b)
-		if err != nil {
-			return nil, p, usagef("--pubkey %s: %v", p, err)
-		}
-		return keys, p, nil
+		keys, err := readPublicKeys("--pubkey", p)
+		return keys, p, err
 	}
 	p := c.listKeyPath()
-	b, err := os.ReadFile(p)
+	b, err := publish.ReadFileLimit(p, maxKeyFileSize)
 	if err != nil {
 		return nil, p, usagef("no --pubkey and no signing key: %v", err)
 	}

@@ -46,16 +46,9 @@ func runVerify(cmd *cobra.Command, args []string) error {
 	if pubPath == "" {
 		return usagef("--pubkey is required (see %s --help)", cmd.CommandPath())
 	}
-	pubBytes, err := publish.ReadFileLimit(pubPath, maxKeyFileSize)
-	switch {
-	case errors.Is(err, publish.ErrTooLarge):
-		return usagef("--pubkey %v", err)
-	case err != nil:
-		return usagef("--pubkey: %v", err)
-	}
-	pubs, err := listgen.ParsePublicKeys(pubBytes)
+	pubs, err := readPublicKeys("--pubkey", pubPath)
 	if err != nil {
-		return usagef("--pubkey %s: %v", pubPath, err)
+		return err
 	}
 	file := args[0]
 	data, err := readListFile(file)
