@@ -16,9 +16,6 @@ import (
 // ErrKeyFile: the signing key file exists but holds no usable key.
 var ErrKeyFile = errors.New("admission: signing key file is damaged")
 
-// maxKeyFile bounds the signing key file read back.
-const maxKeyFile = 64 << 10
-
 // LoadOrCreateKey reads the list signing key at path, creating it (mode
 // 0600, algorithm alg, "" for the default) when the file does not exist.
 // created reports a new key.
@@ -69,7 +66,7 @@ func LoadOrCreateKey(path, alg string) (key crypto.Signer, created bool, err err
 // loadKey reads and parses the key at path; the error wraps
 // fs.ErrNotExist when there is no file.
 func loadKey(path string) (crypto.Signer, error) {
-	b, err := publish.ReadFileLimit(path, maxKeyFile)
+	b, err := publish.ReadFileLimit(path, listgen.MaxKeyFile)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}

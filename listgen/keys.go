@@ -27,8 +27,9 @@ const (
 // of AllowedSignersLine.
 const SSHNamespace = "starttls-preload"
 
-// maxKeyFile bounds the key files ParsePrivateKey and ParsePublicKeys read.
-const maxKeyFile = 64 << 10
+// MaxKeyFile bounds the key files ParsePrivateKey and ParsePublicKeys
+// read; a reader of a key file need read no more.
+const MaxKeyFile = 64 << 10
 
 // GenerateKey makes a signing key: "ecdsa-p256" (also for "") or "ed25519".
 func GenerateKey(alg string) (crypto.Signer, error) {
@@ -88,8 +89,8 @@ func MarshalPrivateKey(s crypto.Signer) ([]byte, error) {
 // ParsePrivateKey decodes a PEM "PRIVATE KEY" (PKCS #8) or "EC PRIVATE KEY"
 // (SEC 1, as openssl writes it) holding an ECDSA P-256 or Ed25519 key.
 func ParsePrivateKey(b []byte) (crypto.Signer, error) {
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("%w: key file larger than %d bytes", ErrBadKey, maxKeyFile)
+	if len(b) > MaxKeyFile {
+		return nil, fmt.Errorf("%w: key file larger than %d bytes", ErrBadKey, MaxKeyFile)
 	}
 	block, _ := pem.Decode(b)
 	if block == nil {
@@ -200,8 +201,8 @@ const MaxKeys = 16
 // be ECDSA P-256 or Ed25519. At most MaxKeys keys, at most 64 KiB.
 // Errors wrap ErrBadKey and name the line.
 func ParsePublicKeys(b []byte) ([]crypto.PublicKey, error) {
-	if len(b) > maxKeyFile {
-		return nil, fmt.Errorf("%w: key file larger than %d bytes", ErrBadKey, maxKeyFile)
+	if len(b) > MaxKeyFile {
+		return nil, fmt.Errorf("%w: key file larger than %d bytes", ErrBadKey, MaxKeyFile)
 	}
 	var (
 		keys    []crypto.PublicKey

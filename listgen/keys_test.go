@@ -163,7 +163,7 @@ func TestParsePublicKeys(t *testing.T) {
 		{name: "private key PEM", file: "# oops\n" + string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: privDER})), wantErr: `line 2: PEM block "PRIVATE KEY"`},
 		{name: "PEM without END", file: strings.Split(pemPub(t, k[0]), "-----END")[0], wantErr: "line 1: PEM block without an END line"},
 		{name: "broken PEM before a good one", file: "-----BEGIN PUBLIC KEY-----\n!!!\n-----END PUBLIC KEY-----\n" + pemPub(t, k[0]), wantErr: "line 1: malformed PEM block"},
-		{name: "file too large", file: strings.Repeat("#", maxKeyFile+1), wantErr: "key file larger than"},
+		{name: "file too large", file: strings.Repeat("#", MaxKeyFile+1), wantErr: "key file larger than"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

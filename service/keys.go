@@ -20,9 +20,6 @@ var (
 	ErrNextKey = errors.New("service: list.next_pubkey")
 )
 
-// MaxKeyFile bounds a public key file read.
-const MaxKeyFile = 64 << 10
-
 // LoadKeys loads the list signing key at keyPath, creating it (mode 0600)
 // when the file does not exist, and the key files to publish: the signing
 // key's public key, then the keys of the nextPath file (list.next_pubkey),
@@ -61,7 +58,7 @@ func PublishedKeys(signing crypto.PublicKey, nextPath string, log *slog.Logger) 
 	if nextPath == "" {
 		return keys, nil
 	}
-	b, err := publish.ReadFileLimit(nextPath, MaxKeyFile)
+	b, err := publish.ReadFileLimit(nextPath, listgen.MaxKeyFile)
 	switch {
 	case errors.Is(err, publish.ErrTooLarge):
 		return nil, fmt.Errorf("%w %w", ErrNextKey, err)

@@ -55,7 +55,7 @@ holds no usable key or a line that cannot be read (the error names it).`,
 // Bounds of the small files the commands read: key files (as
 // listgen.ParsePublicKeys takes them) and signature files.
 const (
-	maxKeyFileSize = 64 << 10
+	maxKeyFileSize = listgen.MaxKeyFile
 	maxSigFileSize = 64 << 10
 )
 
