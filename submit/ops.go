@@ -344,19 +344,30 @@ func (s *Server) verify(ctx context.Context, r *http.Request, raw string) (chang
 // characters).
 const maxToken = 128
 
-// peek reports what a mailed token proves, consuming nothing.
-func (s *Server) peek(ctx context.Context, r *http.Request, raw, token string) (string, lifecycle.Purpose, *doorError) {
+// tokenRequest checks what every use of a mailed token needs before the
+// lifecycle sees it: proofs checked here, a domain name, a token of a sane
+// length and the client's token limit. It returns the normalised domain.
+func (s *Server) tokenRequest(r *http.Request, raw, token string) (string, *doorError) {
 	if s.c.Lifecycle == nil {
-		return "", "", &doorError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Proofs are not checked on this instance."}
+		return "", &doorError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Proofs are not checked on this instance."}
 	}
 	domain, de := s.parseDomain(raw)
 	if de != nil {
-		return "", "", de
+		return "", de
 	}
 	if token == "" || len(token) > maxToken {
-		return "", "", &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
+		return "", &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
 	}
 	if de := s.tokenLimits(r); de != nil {
+		return "", de
+	}
+	return domain, nil
+}
+
+// peek reports what a mailed token proves, consuming nothing.
+func (s *Server) peek(ctx context.Context, r *http.Request, raw, token string) (string, lifecycle.Purpose, *doorError) {
+	domain, de := s.tokenRequest(r, raw, token)
+	if de != nil {
 		return "", "", de
 	}
 	p, err := s.c.Lifecycle.PeekToken(ctx, domain, token)
@@ -368,45 +379,28 @@ func (s *Server) peek(ctx context.Context, r *http.Request, raw, token string) (
 
 // confirm uses a mailed token (POST only).
 func (s *Server) confirm(ctx context.Context, r *http.Request, raw, token string) (changeResponse, *doorError) {
-	if s.c.Lifecycle == nil {
-		return changeResponse{}, &doorError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Proofs are not checked on this instance."}
-	}
-	domain, de := s.parseDomain(raw)
-	if de != nil {
-		return changeResponse{}, de
-	}
-	if token == "" || len(token) > maxToken {
-		return changeResponse{}, &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
-	}
-	if de := s.tokenLimits(r); de != nil {
-		return changeResponse{}, de
-	}
-	c, err := s.c.Lifecycle.ConfirmToken(ctx, domain, token)
-	if err != nil {
-		return changeResponse{}, s.lifecycleFailure(ctx, "confirm", domain, err)
-	}
-	return s.changeResponse(c), nil
+	return s.useToken(ctx, r, raw, token, "confirm", func(l Lifecycle) tokenOp { return l.ConfirmToken })
 }
 
 // withdraw uses a mailed add token to drop a pending submission (POST
 // only): the mailbox's owner says it was not them.
 func (s *Server) withdraw(ctx context.Context, r *http.Request, raw, token string) (changeResponse, *doorError) {
-	if s.c.Lifecycle == nil {
-		return changeResponse{}, &doorError{status: http.StatusServiceUnavailable, code: "unavailable", msg: "Proofs are not checked on this instance."}
-	}
-	domain, de := s.parseDomain(raw)
+	return s.useToken(ctx, r, raw, token, "withdraw", func(l Lifecycle) tokenOp { return l.Withdraw })
+}
+
+// tokenOp is a lifecycle operation that uses a mailed token.
+type tokenOp func(ctx context.Context, domain, token string) (lifecycle.Change, error)
+
+// useToken uses a mailed token through the lifecycle operation op picks
+// (picked only once tokenRequest knows there is a lifecycle).
+func (s *Server) useToken(ctx context.Context, r *http.Request, raw, token, name string, op func(Lifecycle) tokenOp) (changeResponse, *doorError) {
+	domain, de := s.tokenRequest(r, raw, token)
 	if de != nil {
 		return changeResponse{}, de
 	}
-	if token == "" || len(token) > maxToken {
-		return changeResponse{}, &doorError{status: http.StatusForbidden, code: "token_invalid", msg: "This link is not valid for this domain."}
-	}
-	if de := s.tokenLimits(r); de != nil {
-		return changeResponse{}, de
-	}
-	c, err := s.c.Lifecycle.Withdraw(ctx, domain, token)
+	c, err := op(s.c.Lifecycle)(ctx, domain, token)
 	if err != nil {
-		return changeResponse{}, s.lifecycleFailure(ctx, "withdraw", domain, err)
+		return changeResponse{}, s.lifecycleFailure(ctx, name, domain, err)
 	}
 	return s.changeResponse(c), nil
 }

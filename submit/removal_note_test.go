@@ -37,3 +37,15 @@ func TestRemovalNoteFollowsTheList(t *testing.T) {
 		t.Errorf("status JSON: current serial %d, listed %+v", v.CurrentSerial, v.Listed)
 	}
 }
+
+// TestTokenRoutesWithoutLifecycle: an instance that checks no proofs
+// answers the mailed link's routes with 503, whatever the token.
+func TestTokenRoutesWithoutLifecycle(t *testing.T) {
+	e := newEnv(t)
+	for _, path := range []string{"/api/v1/domains/example.test/confirm", "/api/v1/domains/example.test/withdraw"} {
+		rec := e.postJSON(path, `{"token":"abc"}`)
+		if rec.Code != 503 {
+			t.Errorf("%s: %d %s", path, rec.Code, rec.Body.String())
+		}
+	}
+}
