@@ -1,6 +1,7 @@
 package submit
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -122,23 +123,14 @@ func (s *Server) apiPeek(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request) {
-	var in struct {
-		Token string `json:"token"`
-	}
-	if de := decodeJSON(r, &in); de != nil {
-		writeDoorError(w, de)
-		return
-	}
-	resp, de := s.confirm(r.Context(), r, r.PathValue("domain"), in.Token)
-	if de != nil {
-		writeDoorError(w, de)
-		return
-	}
-	writeJSON(w, http.StatusOK, resp)
-}
+func (s *Server) apiConfirm(w http.ResponseWriter, r *http.Request) { s.apiTokenUse(w, r, s.confirm) }
 
-func (s *Server) apiWithdraw(w http.ResponseWriter, r *http.Request) {
+func (s *Server) apiWithdraw(w http.ResponseWriter, r *http.Request) { s.apiTokenUse(w, r, s.withdraw) }
+
+// apiTokenUse answers a POST that uses a mailed token, {"token": "..."},
+// through use (confirm or withdraw).
+func (s *Server) apiTokenUse(w http.ResponseWriter, r *http.Request,
+	use func(ctx context.Context, r *http.Request, raw, token string) (changeResponse, *doorError)) {
 	var in struct {
 		Token string `json:"token"`
 	}
@@ -146,7 +138,7 @@ func (s *Server) apiWithdraw(w http.ResponseWriter, r *http.Request) {
 		writeDoorError(w, de)
 		return
 	}
-	resp, de := s.withdraw(r.Context(), r, r.PathValue("domain"), in.Token)
+	resp, de := use(r.Context(), r, r.PathValue("domain"), in.Token)
 	if de != nil {
 		writeDoorError(w, de)
 		return
