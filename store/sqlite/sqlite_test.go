@@ -3,10 +3,13 @@ package sqlite_test
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"os"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"testing/fstest"
+	"time"
 
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/internal/sqlstore"
@@ -129,6 +132,86 @@ func TestMigrateTokenAway(t *testing.T) {
 	ps, err := s.Proofs(ctx, "old.example")
 	if err != nil || len(ps) != 0 {
 		t.Errorf("proofs of the old domain: %v, %v", ps, err)
+	}
+}
+
+// TestMigrateChecksByDomain: a database of the second schema, whose
+// checks of two domains were written interleaved, opens with every check
+// kept under its id, a domain's checks read in one descent of the table's
+// key (no sort, no look-up by rowid), and new checks numbered after the
+// largest id.
+func TestMigrateChecksByDomain(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), sqlite.FileName)
+	fsys := fstest.MapFS{}
+	for _, n := range []string{"0001_init.sql", "0002_proofs.sql"} {
+		b, err := os.ReadFile("migrations/" + n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fsys[n] = &fstest.MapFile{Data: b}
+	}
+	db, err := sql.Open("sqlite", "file:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sqlstore.Migrate(ctx, db, fsys, sqlstore.Dialect{IntTimes: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO domains (name, state, created_at, updated_at, next_check) VALUES ('a.example', 'validating', 1, 1, 1), ('b.example', 'validating', 1, 1, 1)`,
+		`INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker) VALUES
+			('a.example', 1000000, 1, '["mx.a.example"]', '{"n":1}', 'w'),
+			('b.example', 1000000, 0, '[]', NULL, ''),
+			('a.example', 2000000, 0, '[]', '{"n":3}', 'w'),
+			('b.example', 3000000, 1, '["mx.b.example"]', '{"n":4}', '')`,
+	} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+
+	s := open(t, path)
+	got, err := s.Checks(ctx, "a.example", time.Time{}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []store.CheckRecord{
+		{ID: 3, Domain: "a.example", At: time.UnixMicro(2000000).UTC(), MXHosts: []string{}, Findings: json.RawMessage(`{"n":3}`), Worker: "w"},
+		{ID: 1, Domain: "a.example", At: time.UnixMicro(1000000).UTC(), Eligible: true, MXHosts: []string{"mx.a.example"}, Findings: json.RawMessage(`{"n":1}`), Worker: "w"},
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("checks of a.example after the migration:\n got %+v\nwant %+v", got, want)
+	}
+	var plan []string
+	rows, err := s.DB().QueryContext(ctx, `EXPLAIN QUERY PLAN SELECT id, domain, at, eligible, mx_hosts, findings, worker FROM checks WHERE domain = ? ORDER BY at DESC, id DESC LIMIT 100`, "a.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	rows.Close()
+	if len(plan) != 1 || plan[0] != "SEARCH checks USING PRIMARY KEY (domain=?)" {
+		t.Errorf("query plan of a domain's checks: %q, want one search of the primary key", plan)
+	}
+
+	if err := s.RecordCheck(ctx, store.CheckUpdate{Check: store.CheckRecord{Domain: "b.example", At: time.UnixMicro(4000000), Eligible: true}, NextCheck: time.UnixMicro(5000000)}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.Checks(ctx, "b.example", time.Time{}, 1)
+	if err != nil || len(got) != 1 || got[0].ID != 5 {
+		t.Errorf("a new check after the migration: %+v, %v; want id 5", got, err)
+	}
+	n, err := s.PruneChecks(ctx, time.UnixMicro(2500000))
+	if err != nil || n != 3 {
+		t.Errorf("pruning the three older checks: %d, %v", n, err)
 	}
 }
 

@@ -40,6 +40,10 @@ type Dialect struct {
 	// multi-row VALUES (PostgreSQL): a few parameters and one cached
 	// statement whatever the batch size.
 	Arrays bool
+	// NumberChecks: the checks table has no rowid to number its rows
+	// (SQLite: clustered by domain, WITHOUT ROWID); the writer gives each
+	// check an id, one more than the largest, under the write lock.
+	NumberChecks bool
 	// MigrationLock is executed first in the migration transaction to
 	// keep concurrent openers apart (empty: the transaction is enough).
 	MigrationLock string
@@ -634,16 +638,29 @@ func (s *Store) applyWave(ctx context.Context, tx *sql.Tx, us []store.CheckUpdat
 	}
 
 	args = args[:0]
+	cols, ncols, id := `domain, at, eligible, mx_hosts, findings, worker`, 6, int64(0)
+	if s.d.NumberChecks {
+		// Inside the write transaction, which holds SQLite's one write
+		// lock: no other writer can take the same ids.
+		if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(id), 0) FROM checks`).Scan(&id); err != nil {
+			return err
+		}
+		cols, ncols = `id, `+cols, 7
+	}
 	for _, i := range ok {
 		c := us[i].Check
 		var findings any
 		if len(c.Findings) > 0 {
 			findings = string(c.Findings)
 		}
+		if s.d.NumberChecks {
+			id++
+			args = append(args, id)
+		}
 		args = append(args, c.Domain, s.t(c.At), c.Eligible, jsonList(c.MXHosts), findings, c.Worker)
 	}
-	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO checks (domain, at, eligible, mx_hosts, findings, worker) VALUES `+
-		placeholders(len(ok), 6)), args...); err != nil {
+	if _, err := tx.ExecContext(ctx, s.q(`INSERT INTO checks (`+cols+`) VALUES `+
+		placeholders(len(ok), ncols)), args...); err != nil {
 		return err
 	}
 
