@@ -1,8 +1,8 @@
 // Package benchseed fills a store with listed domains as a long-running
 // service would hold them, for the web speed figures (cmd/loadgen seed,
 // the web benchmarks of cmd/starttls-preload): each domain added as
-// validating, given passing checks six hours apart (findings as `check
-// --json` prints them), admitted to testing with the last one (a
+// validating, given passing checks six hours apart (their findings stored
+// as the scheduler stores them), admitted to testing with the last one (a
 // decision), and every tenth promoted to enforce. None is due again for a
 // year, so a service started on the store checks none of them.
 package benchseed
@@ -15,6 +15,7 @@ import (
 
 	"github.com/starttls-preload/starttls-preload/admission"
 	"github.com/starttls-preload/starttls-preload/store"
+	"github.com/starttls-preload/starttls-preload/validate"
 )
 
 // Name is the name of seeded domain i: d42.bench.test (RFC 6761 .test: the
@@ -45,7 +46,7 @@ func Seed(ctx context.Context, st store.Store, n, checks int, now time.Time, pro
 			var us []store.CheckUpdate
 			for i := lo; i < hi; i++ {
 				u := store.CheckUpdate{
-					Check:     store.CheckRecord{Domain: Name(i), At: at, Eligible: true, MXHosts: []string{"mx1." + Name(i)}, Findings: findings(Name(i), at)},
+					Check:     store.CheckRecord{Domain: Name(i), At: at, Eligible: true, MXHosts: []string{"mx1." + Name(i)}, Findings: findings(Name(i))},
 					NextCheck: next, ChecksPassed: k + 1, PassingSince: &t0,
 				}
 				if k == checks-1 {
@@ -82,19 +83,15 @@ func all(errs []error, err error) error {
 	return nil
 }
 
-// findings is a passing check's result as `check --json` prints it.
-func findings(domain string, at time.Time) json.RawMessage {
-	mx := "mx1." + domain
-	v := map[string]any{
-		"domain": domain, "eligible": true, "dnssec": false,
-		"mxs": []any{map[string]any{"host": mx, "preference": 10, "addresses": []any{map[string]any{
-			"ip": "192.0.2.25", "ok": true, "tls_version": "TLS 1.3", "cipher": "TLS_AES_128_GCM_SHA256",
-			"cert_subject": "CN=" + mx, "cert_issuer": "CN=Bench CA", "cert_not_after": at.Add(60 * 24 * time.Hour).Format(time.RFC3339),
-		}}}},
-		"findings": []any{map[string]any{"code": "tlsrpt.not_published", "severity": "info", "summary": "No TLS-RPT record",
-			"message": domain + " publishes no TLS-RPT record."}},
-		"checked_at": at.Format(time.RFC3339),
-	}
-	b, _ := json.Marshal(v)
+// findings is what the scheduler stores for a passing check of a domain
+// without MTA-STS and TLS-RPT: the result's findings array, two of
+// severity info, worded as the validator words them.
+func findings(domain string) json.RawMessage {
+	b, _ := json.Marshal([]validate.Finding{
+		{Code: validate.CodeMTASTSNotPublished, Severity: validate.SeverityInfo, Summary: "No MTA-STS",
+			Message: domain + " publishes no MTA-STS record. Publishing MTA-STS (RFC 8461) lets senders that do not use the preload list enforce TLS too."},
+		{Code: validate.CodeTLSRPTNotPublished, Severity: validate.SeverityInfo, Summary: "No TLS-RPT record",
+			Message: domain + " publishes no TLS-RPT record. Publish a TLS-RPT record (RFC 8460) at _smtp._tls.<domain> to learn about TLS failures senders see."},
+	})
 	return b
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/starttls-preload/starttls-preload/store"
 	"github.com/starttls-preload/starttls-preload/store/memstore"
+	"github.com/starttls-preload/starttls-preload/validate"
 )
 
 func TestSeed(t *testing.T) {
@@ -33,12 +34,9 @@ func TestSeed(t *testing.T) {
 	if err != nil || len(checks) != 3 || !checks[0].Eligible {
 		t.Fatalf("checks %+v %v", checks, err)
 	}
-	var res struct {
-		Domain   string           `json:"domain"`
-		Findings []map[string]any `json:"findings"`
-	}
-	if err := json.Unmarshal(checks[0].Findings, &res); err != nil || res.Domain != Name(7) || len(res.Findings) != 1 {
-		t.Errorf("findings %s: %v", checks[0].Findings, err)
+	var fs []validate.Finding
+	if err := json.Unmarshal(checks[0].Findings, &fs); err != nil || len(fs) != 2 || fs[1].Code != validate.CodeTLSRPTNotPublished {
+		t.Errorf("findings %s: %v; want the findings array the scheduler stores", checks[0].Findings, err)
 	}
 	decs, err := st.Decisions(ctx, Name(10))
 	if err != nil || len(decs) != 2 || decs[1].To != store.StateEnforce {
