@@ -10,11 +10,12 @@ import (
 )
 
 // The read statements that Checks, Decisions and DomainDetail share (one
-// prepared statement per text).
+// prepared statement per text). The domain asked for is not read back:
+// every row would carry a copy of it.
 const (
-	checksQuery    = `SELECT id, domain, at, eligible, mx_hosts, findings, worker FROM checks WHERE domain = ?`
+	checksQuery    = `SELECT id, at, eligible, mx_hosts, findings, worker FROM checks WHERE domain = ?`
 	checksOrder    = ` ORDER BY at DESC, id DESC`
-	decisionsQuery = `SELECT id, domain, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`
+	decisionsQuery = `SELECT id, at, from_state, to_state, reason FROM decisions WHERE domain = ? ORDER BY id`
 	// detailDomain is the domain's row and whether it has a proof neither
 	// used nor superseded.
 	detailDomain = `SELECT ` + domainCols + `, EXISTS (SELECT 1 FROM proofs WHERE proofs.domain = domains.name
@@ -59,13 +60,13 @@ func (s *Store) DomainDetail(ctx context.Context, name string, checkLimit int) (
 	if err != nil {
 		return store.Detail{}, s.wrap(err)
 	}
-	if out.Checks, err = scanChecks(rows); err != nil {
+	if out.Checks, err = scanChecks(rows, name); err != nil {
 		return store.Detail{}, s.wrap(err)
 	}
 	if rows, err = tx.StmtContext(ctx, stmts[2]).QueryContext(ctx, name); err != nil {
 		return store.Detail{}, s.wrap(err)
 	}
-	if out.Decisions, err = scanDecisions(rows); err != nil {
+	if out.Decisions, err = scanDecisions(rows, name); err != nil {
 		return store.Detail{}, s.wrap(err)
 	}
 	return out, nil
@@ -79,14 +80,15 @@ type extraScan struct {
 
 func (x extraScan) Scan(dest ...any) error { return x.r.Scan(append(dest, x.extra...)...) }
 
-// scanChecks reads the rows of checksQuery and closes them; never nil.
-func scanChecks(rows *sql.Rows) ([]store.CheckRecord, error) {
+// scanChecks reads the rows of checksQuery for domain and closes them;
+// never nil.
+func scanChecks(rows *sql.Rows, domain string) ([]store.CheckRecord, error) {
 	defer rows.Close()
 	out := []store.CheckRecord{}
 	for rows.Next() {
-		var c store.CheckRecord
+		c := store.CheckRecord{Domain: domain}
 		var findings sql.NullString
-		if err := rows.Scan(&c.ID, &c.Domain, tval{&c.At}, &c.Eligible, jlist{&c.MXHosts}, &findings, &c.Worker); err != nil {
+		if err := rows.Scan(&c.ID, tval{&c.At}, &c.Eligible, jlist{&c.MXHosts}, &findings, &c.Worker); err != nil {
 			return nil, err
 		}
 		if findings.Valid && findings.String != "" {
@@ -97,15 +99,15 @@ func scanChecks(rows *sql.Rows) ([]store.CheckRecord, error) {
 	return out, rows.Err()
 }
 
-// scanDecisions reads the rows of decisionsQuery and closes them; never
-// nil.
-func scanDecisions(rows *sql.Rows) ([]store.Decision, error) {
+// scanDecisions reads the rows of decisionsQuery for domain and closes
+// them; never nil.
+func scanDecisions(rows *sql.Rows, domain string) ([]store.Decision, error) {
 	defer rows.Close()
 	out := []store.Decision{}
 	for rows.Next() {
-		var d store.Decision
+		d := store.Decision{Domain: domain}
 		var from, to string
-		if err := rows.Scan(&d.ID, &d.Domain, tval{&d.At}, &from, &to, &d.Reason); err != nil {
+		if err := rows.Scan(&d.ID, tval{&d.At}, &from, &to, &d.Reason); err != nil {
 			return nil, err
 		}
 		d.From, d.To = store.State(from), store.State(to)

@@ -804,7 +804,7 @@ func (s *Store) Checks(ctx context.Context, domain string, since time.Time, limi
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	out, err := scanChecks(rows)
+	out, err := scanChecks(rows, domain)
 	return out, s.wrap(err)
 }
 
@@ -828,7 +828,7 @@ func (s *Store) Decisions(ctx context.Context, domain string) ([]store.Decision,
 	if err != nil {
 		return nil, s.wrap(err)
 	}
-	out, err := scanDecisions(rows)
+	out, err := scanDecisions(rows, domain)
 	return out, s.wrap(err)
 }
 
