@@ -45,20 +45,14 @@ func LoadOrCreateKey(path, alg string) (key crypto.Signer, created bool, err err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, false, fmt.Errorf("admission: signing key: %w", err)
 	}
-	tmp, err := writeKeyTemp(path, pem)
+	created, err = publish.CreateFileOnce(path, pem, 0o600)
 	if err != nil {
 		return nil, false, fmt.Errorf("admission: writing the signing key: %w", err)
 	}
-	defer os.Remove(tmp)
-	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
-		// Another process linked its key first: use that one.
+	if !created {
+		// Another process created its key first: use that one.
 		key, err := loadKey(path)
 		return key, false, err
-	} else if err != nil {
-		return nil, false, fmt.Errorf("admission: writing the signing key: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, false, fmt.Errorf("admission: writing the signing key: %w", err)
 	}
 	return key, true, nil
 }
@@ -81,39 +75,4 @@ func loadKey(path string) (crypto.Signer, error) {
 		return nil, fmt.Errorf("%w: %s: %w; restore it from a backup, or remove it to create a new key (which every client must then pin)", ErrKeyFile, path, err)
 	}
 	return key, nil
-}
-
-// writeKeyTemp writes pem to a new file (mode 0600) beside path, fsynced,
-// and returns its name. A temporary file left by a crash is never read.
-func writeKeyTemp(path string, pem []byte) (string, error) {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return "", err
-	}
-	name := f.Name()
-	err = f.Chmod(0o600)
-	if err == nil {
-		_, err = f.Write(pem)
-	}
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(name)
-		return "", err
-	}
-	return name, nil
-}
-
-// syncDir makes the new link in dir durable.
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

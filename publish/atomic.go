@@ -1,8 +1,10 @@
 package publish
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -80,6 +82,27 @@ func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
 		return err
 	}
 	return syncDir(filepath.Dir(path))
+}
+
+// CreateFileOnce creates path holding data (mode perm) unless it exists:
+// the data goes to a temporary file beside it, fsynced, then linked into
+// place with link(2), which fails when path exists. So path never holds a
+// part of data, whatever crashes, and of processes creating it at once
+// one creates it and the others find it (created false, nil error) —
+// unlike a rename, which would replace a file another process had just
+// created and read.
+func CreateFileOnce(path string, data []byte, perm os.FileMode) (created bool, err error) {
+	tmp, err := writeTemp(path, data, perm)
+	if err != nil {
+		return false, err
+	}
+	defer os.Remove(tmp)
+	if err := os.Link(tmp, path); errors.Is(err, fs.ErrExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	return true, syncDir(filepath.Dir(path))
 }
 
 // syncDir makes a rename in dir durable.

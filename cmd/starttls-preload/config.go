@@ -70,6 +70,18 @@ type WebConfig struct {
 	// (labs): by default a visitor cannot make the service probe a
 	// private network, whatever the rounds may reach.
 	AllowPrivate bool `mapstructure:"allow_private"`
+	// SecretFile holds the secret the forms' CSRF tokens are signed with,
+	// created on first run; empty: DATA_DIR/web-secret. Several serve
+	// processes behind one balancer are given the same file.
+	SecretFile string `mapstructure:"secret_file"`
+}
+
+// webSecretPath is web.secret_file, by default under the data directory.
+func (c *Config) webSecretPath() string {
+	if c.Web.SecretFile != "" {
+		return c.Web.SecretFile
+	}
+	return filepath.Join(c.DataDir, "web-secret")
 }
 
 // GitHubConfig holds the GitHub pull-request door's settings (github.*).
@@ -294,6 +306,7 @@ func defaults(v *viper.Viper) {
 	v.SetDefault("web.base_url", "")
 	v.SetDefault("web.trusted_proxies", []string{})
 	v.SetDefault("web.allow_private", false)
+	v.SetDefault("web.secret_file", "")
 	v.SetDefault("list.allow_test_tld", false)
 	v.SetDefault("list.removal_label", prcheck.DefaultRemovalLabel)
 	v.SetDefault("github.api_url", "")

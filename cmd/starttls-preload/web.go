@@ -27,6 +27,13 @@ func webRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	if err != nil {
 		return nil, usagef("web.trusted_proxies: %v", err)
 	}
+	secret, created, err := service.LoadOrCreateSecret(c.webSecretPath())
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		slog.Info("created the web door's secret (web.secret_file)", "file", c.webSecretPath())
+	}
 	var fps []string
 	if keys, err := listgen.ParsePublicKeys(p.Keys.PubPEM); err == nil {
 		for _, k := range keys {
@@ -44,6 +51,7 @@ func webRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 		Names:           listgen.NameOptions{AllowTestTLD: c.List.AllowTestTLD},
 		BaseURL:         base,
 		TrustedProxies:  proxies,
+		CSRFKey:         secret,
 		KeyFingerprints: fps,
 		Now:             p.Now,
 		Log:             slog.Default(),

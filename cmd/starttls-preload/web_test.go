@@ -8,12 +8,16 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/starttls-preload/starttls-preload/listgen"
+	"github.com/starttls-preload/starttls-preload/store"
 )
 
 func TestBaseURLFromListen(t *testing.T) {
@@ -209,5 +213,51 @@ func TestWebChecksKeepPrivateGuard(t *testing.T) {
 				t.Errorf("check: %d, want %s in %s", rec.Code, tt.want, rec.Body.String())
 			}
 		})
+	}
+}
+
+// TestWebFormsSurviveRestart: the forms' CSRF tokens are signed with the
+// secret of web.secret_file, created on first run (mode 0600), so a form
+// loaded before a restart posts after it; a serve with another secret
+// refuses it.
+func TestWebFormsSurviveRestart(t *testing.T) {
+	t.Setenv("STARTTLS_PRELOAD_LIST_ALLOW_TEST_TLD", "true")
+	ctx := context.Background()
+	dataDir := t.TempDir()
+	c := testServeConfig(t, dataDir, "127.0.0.1:0")
+	first, err := newServeApp(ctx, c, schedulerDeps{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := first.store.AddDomain(ctx, store.Domain{Name: "form.test", State: store.StateValidating, NextCheck: time.Now().Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	rec := httptest.NewRecorder()
+	first.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/domains/form.test", nil))
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(rec.Body.String())
+	cookies := rec.Result().Cookies()
+	if rec.Code != 200 || m == nil || len(cookies) != 1 {
+		t.Fatalf("status page: %d, token %v, cookies %v", rec.Code, m, cookies)
+	}
+	first.Close()
+	if fi, err := os.Stat(filepath.Join(dataDir, "web-secret")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("web secret file: %v, %v", fi, err)
+	}
+
+	post := func(app *serveApp) int {
+		req := httptest.NewRequest(http.MethodPost, "/domains/form.test/removal", strings.NewReader(url.Values{"csrf": {m[1]}}.Encode()))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.AddCookie(cookies[0])
+		rec := httptest.NewRecorder()
+		app.Handler().ServeHTTP(rec, req)
+		return rec.Code
+	}
+	if code := post(testServeApp(ctx, t, c, schedulerDeps{})); code == http.StatusForbidden || code >= 500 {
+		t.Errorf("the form posted to the restarted serve: %d, want it accepted", code)
+	}
+	t.Setenv("STARTTLS_PRELOAD_WEB_SECRET_FILE", filepath.Join(t.TempDir(), "other-secret"))
+	other := testServeConfig(t, dataDir, "127.0.0.1:0")
+	if code := post(testServeApp(ctx, t, other, schedulerDeps{})); code != http.StatusForbidden {
+		t.Errorf("the form posted to a serve with another secret: %d, want 403", code)
 	}
 }
