@@ -79,6 +79,8 @@ type fakeArchive struct {
 	mu    sync.Mutex
 	snaps map[int64]*publish.Snapshot
 	cur   int64
+	// serialsCalls counts the readings of the archive's serials.
+	serialsCalls int
 }
 
 func (a *fakeArchive) Current(ctx context.Context) (*publish.Snapshot, error) {
@@ -102,6 +104,7 @@ func (a *fakeArchive) BySerial(ctx context.Context, serial int64) (*publish.Snap
 func (a *fakeArchive) Serials(ctx context.Context) ([]int64, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.serialsCalls++
 	var out []int64
 	for s := range a.snaps {
 		out = append(out, s)

@@ -59,8 +59,12 @@ type listCache struct {
 	points map[int64]StatsPoint // per serial; a serial never changes
 
 	// statsMu makes concurrent first readers of the statistics wait for
-	// one reading of the archive instead of each reading every list.
-	statsMu sync.Mutex
+	// one reading of the archive instead of each reading every list;
+	// it guards statsOf and stats, the statistics as of the current list
+	// statsOf (0: none yet), which change only when a list is published.
+	statsMu  sync.Mutex
+	statsOf  int64
+	statsOut []StatsPoint
 }
 
 func newListCache(a ListArchive) *listCache {
@@ -158,17 +162,26 @@ func (cl *currentList) lookup(domain string) (ListEntry, bool) {
 }
 
 // stats returns the list size by mode for up to maxStatsPoints serials,
-// oldest first. Lists that cannot be read are skipped.
+// oldest first. Lists that cannot be read are skipped. The archive is read
+// once per current list (a directory of thousands of serials after a
+// year of hourly lists), not per request.
 func (lc *listCache) stats(ctx context.Context) ([]StatsPoint, error) {
 	out := []StatsPoint{}
 	if lc.a == nil {
 		return out, nil
 	}
-	if _, err := lc.a.Current(ctx); errors.Is(err, publish.ErrNotFound) {
+	cur, err := lc.a.Current(ctx)
+	if errors.Is(err, publish.ErrNotFound) {
 		return out, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	lc.statsMu.Lock()
 	defer lc.statsMu.Unlock()
+	if lc.statsOf == cur.Serial {
+		return slices.Clone(lc.statsOut), nil
+	}
 	serials, err := lc.a.Serials(ctx)
 	if err != nil {
 		return nil, err
@@ -201,5 +214,6 @@ func (lc *listCache) stats(ctx context.Context) ([]StatsPoint, error) {
 		}
 		out = append(out, p)
 	}
+	lc.statsOf, lc.statsOut = cur.Serial, slices.Clone(out)
 	return out, nil
 }

@@ -39,6 +39,31 @@ func TestStatsSamplesSerials(t *testing.T) {
 	}
 }
 
+// The statistics are read from the archive once per current list: until
+// the next list is published, requests are answered from memory.
+func TestStatsReadOncePerList(t *testing.T) {
+	e := newEnv(t)
+	e.arch.publish(t, 1, t0, map[string]string{"a.test": "testing"})
+	e.arch.publish(t, 2, t0.Add(time.Hour), map[string]string{"a.test": "testing", "b.test": "enforce"})
+	calls := func() int {
+		e.arch.mu.Lock()
+		defer e.arch.mu.Unlock()
+		return e.arch.serialsCalls
+	}
+	for range 5 {
+		decode[statsResponse](t, e.get("/api/v1/stats"))
+		e.get("/stats")
+	}
+	if n := calls(); n != 1 {
+		t.Errorf("ten requests read the archive's serials %d times, want once", n)
+	}
+	e.arch.publish(t, 3, t0.Add(2*time.Hour), map[string]string{"c.test": "enforce"})
+	st := decode[statsResponse](t, e.get("/api/v1/stats"))
+	if n := calls(); n != 2 || len(st.Lists) != 3 || st.Lists[2].Serial != 3 || st.Lists[2].Enforce != 1 {
+		t.Errorf("after serial 3: %d readings, %+v", n, st.Lists)
+	}
+}
+
 // /list pages through a large list and its search.
 func TestListPages(t *testing.T) {
 	e := newEnv(t)
