@@ -89,6 +89,7 @@ func newHistoryChart(checks []admission.CheckEntry) historyChart {
 		c.Rows = append(c.Rows, chartRow{Label: cut(l, 26), TextY: top + 15, MidY: top + chartRowH/2})
 	}
 	n := len(checks)
+	c.Marks = make([]chartMark, 0, n*len(labels))
 	span := c.Right - c.Left
 	w := min(maxMarkW, max(2, span/n-1))
 	step := float64(span-w) / float64(max(n-1, 1))
@@ -126,11 +127,18 @@ func newHistoryChart(checks []admission.CheckEntry) historyChart {
 // draw writes the chart as SVG. Every text and attribute value from
 // outside (host names come from DNS) goes through html.EscapeString.
 func (c historyChart) draw() template.HTML {
-	b := make([]byte, 0, 512+260*len(c.Marks))
-	num := func(n int) { b = strconv.AppendInt(b, int64(n), 10) }
+	// A strings.Builder: its String is the SVG without a copy (a chart
+	// of 100 checks is some 80 KB).
+	var b strings.Builder
+	b.Grow(512 + 260*len(c.Marks))
+	var scratch []byte
+	num := func(n int) {
+		scratch = strconv.AppendInt(scratch[:0], int64(n), 10)
+		b.Write(scratch)
+	}
 	str := func(ss ...string) {
 		for _, s := range ss {
-			b = append(b, s...)
+			b.WriteString(s)
 		}
 	}
 	str(`<svg id="history-chart" class="chart" xmlns="http://www.w3.org/2000/svg" width="`)
@@ -158,6 +166,12 @@ func (c historyChart) draw() template.HTML {
 		str(`"/></g>`, "\n")
 	}
 	escaped := map[string]string{}
+	// A check's marks (one per row) follow each other and share its time:
+	// its two spellings are written once per check, then copied.
+	var (
+		lastAt             time.Time
+		rfc3339, titleTime []byte
+	)
 	for _, m := range c.Marks {
 		class := "pass"
 		if !m.Pass {
@@ -168,7 +182,12 @@ func (c historyChart) draw() template.HTML {
 			l = html.EscapeString(m.Label)
 			escaped[m.Label] = l
 		}
-		at := m.At.UTC()
+		if rfc3339 == nil || !m.At.Equal(lastAt) {
+			at := m.At.UTC()
+			lastAt = m.At
+			rfc3339 = at.AppendFormat(rfc3339[:0], time.RFC3339)
+			titleTime = at.AppendFormat(titleTime[:0], "2006-01-02 15:04 UTC")
+		}
 		str(`<rect class="mark `, class, `" x="`)
 		num(m.X)
 		str(`" y="`)
@@ -178,9 +197,9 @@ func (c historyChart) draw() template.HTML {
 		str(`" height="`)
 		num(m.H)
 		str(`" data-at="`)
-		b = at.AppendFormat(b, time.RFC3339)
+		b.Write(rfc3339)
 		str(`" data-host="`, l, `"><title>`)
-		b = at.AppendFormat(b, "2006-01-02 15:04 UTC")
+		b.Write(titleTime)
 		str(" ", l, ": ", class, "</title></rect>\n")
 	}
 	str(`<text class="axis" x="`)
@@ -188,15 +207,17 @@ func (c historyChart) draw() template.HTML {
 	str(`" y="`)
 	num(c.AxisY)
 	str(`">`)
-	b = c.From.UTC().AppendFormat(b, "2006-01-02")
+	scratch = c.From.UTC().AppendFormat(scratch[:0], "2006-01-02")
+	b.Write(scratch)
 	str(`</text><text class="axis" x="`)
 	num(c.Right)
 	str(`" y="`)
 	num(c.AxisY)
 	str(`" text-anchor="end">`)
-	b = c.To.UTC().AppendFormat(b, "2006-01-02")
+	scratch = c.To.UTC().AppendFormat(scratch[:0], "2006-01-02")
+	b.Write(scratch)
 	str("</text>\n</svg>")
-	return template.HTML(b) // every piece above is escaped or ours
+	return template.HTML(b.String()) // every piece above is escaped or ours
 }
 
 func cut(s string, n int) string {
