@@ -236,3 +236,13 @@ func TestBogusTokensDoNotLockOutTheOwner(t *testing.T) {
 		t.Fatalf("the owner's confirmation: %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// The security headers are stored under their canonical keys (set into
+// the header map directly, without Header.Set's canonicalisation).
+func TestSecurityHeaderKeysCanonical(t *testing.T) {
+	for _, h := range securityHeaders {
+		if c := http.CanonicalHeaderKey(h.key); c != h.key || len(h.value) != 1 || cap(h.value) != 1 {
+			t.Errorf("%q: canonical %q, value %q (cap %d)", h.key, c, h.value, cap(h.value))
+		}
+	}
+}

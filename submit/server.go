@@ -175,11 +175,23 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // setSecurityHeaders sets the headers every answer carries: no inline
 // script anywhere, no framing (clickjacking of the confirm and removal
 // buttons), no sniffing, no Referer (a mailed link's token is in its URL).
+// securityHeaders are set on every answer. Their values are shared,
+// read-only slices of length and capacity 1 (an Add to one copies it), so
+// that setting them allocates nothing per request.
+var securityHeaders = [...]struct {
+	key   string // canonical form
+	value []string
+}{
+	{"Content-Security-Policy", []string{"default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"}},
+	{"X-Content-Type-Options", []string{"nosniff"}},
+	{"X-Frame-Options", []string{"DENY"}},
+	{"Referrer-Policy", []string{"no-referrer"}},
+}
+
 func setSecurityHeaders(hd http.Header) {
-	hd.Set("Content-Security-Policy", "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
+	for _, h := range securityHeaders {
+		hd[h.key] = h.value
+	}
 }
 
 // SecurityHeaders wraps a whole server's handler (the service's mux the
