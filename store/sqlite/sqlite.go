@@ -43,7 +43,7 @@ type Store struct{ *sqlstore.Store }
 
 var _ store.Store = (*Store)(nil)
 
-var dialect = sqlstore.Dialect{IntTimes: true, SerializeWrites: true, NumberChecks: true}
+var dialect = sqlstore.Dialect{IntTimes: true, SerializeWrites: true, NumberChecks: true, LocalReads: true}
 
 // Open opens (creating if needed) the database file at path and applies any
 // pending migrations.

@@ -26,6 +26,9 @@ const (
 // read-only transaction (on PostgreSQL at REPEATABLE READ, so that the
 // three see one snapshot; a SQLite read transaction is one already).
 func (s *Store) DomainDetail(ctx context.Context, name string, checkLimit int) (store.Detail, error) {
+	if s.d.LocalReads {
+		ctx = context.WithoutCancel(ctx)
+	}
 	checks, checkArgs := checksQuery+checksOrder, []any{name}
 	if checkLimit > 0 {
 		checks += ` LIMIT ?`
