@@ -186,7 +186,7 @@ func (c historyChart) draw() template.HTML {
 			at := m.At.UTC()
 			lastAt = m.At
 			rfc3339 = at.AppendFormat(rfc3339[:0], time.RFC3339)
-			titleTime = at.AppendFormat(titleTime[:0], "2006-01-02 15:04 UTC")
+			titleTime = at.AppendFormat(titleTime[:0], timeLayout)
 		}
 		str(`<rect class="mark `, class, `" x="`)
 		num(m.X)

@@ -146,7 +146,7 @@ or the record.
 
 Status of %[2]s: %[9]s
 `, what, p.Domain, map[bool]string{true: "from", false: "to"}[what == "remove"], s.base.String(), link,
-		p.Expires.UTC().Format("2006-01-02 15:04 UTC"), p.DNSName, p.DNSValue, s.absURL("/domains/"+p.Domain), declared)
+		p.Expires.UTC().Format(timeLayout), p.DNSName, p.DNSValue, s.absURL("/domains/"+p.Domain), declared)
 	// RFC 2142 §2: postmaster@ reaches whoever runs the domain's mail.
 	msg := notify.Message{
 		To:      p.MailTo,

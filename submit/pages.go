@@ -409,11 +409,13 @@ type statusData struct {
 	LastAt       any
 	LastFindings []validate.Finding
 	Decisions    []admission.DecisionEntry
-	VerifyPath   string
-	RemovalPath  string
-	CanRemove    bool
-	RemovalNote  string
-	DropNote     string
+	// The rows of LastFindings and Decisions (fragments.go).
+	LastFindingsHTML, DecisionsHTML template.HTML
+	VerifyPath                      string
+	RemovalPath                     string
+	CanRemove                       bool
+	RemovalNote                     string
+	DropNote                        string
 }
 
 func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
@@ -432,7 +434,9 @@ func (s *Server) statusPage(w http.ResponseWriter, r *http.Request) {
 	if len(v.Checks) > 0 {
 		d.LastAt = v.Checks[0].At
 		d.LastFindings = decodeFindings(v.Checks[0].Findings)
+		d.LastFindingsHTML = findingItems(d.LastFindings)
 	}
+	d.DecisionsHTML = decisionRows(d.Decisions)
 	switch v.State {
 	case store.StateRemovalRequested:
 		d.RemovalNote = "It leaves the next list. " + s.dropNote()

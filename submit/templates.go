@@ -26,16 +26,19 @@ var (
 	pagesErr  error
 )
 
+// timeLayout is how pages and mails write a time.
+const timeLayout = "2006-01-02 15:04 UTC"
+
 var funcs = template.FuncMap{
 	"fmtTime": func(t any) string {
 		switch v := t.(type) {
 		case time.Time:
-			return v.UTC().Format("2006-01-02 15:04 UTC")
+			return v.UTC().Format(timeLayout)
 		case *time.Time:
 			if v == nil {
 				return ""
 			}
-			return v.UTC().Format("2006-01-02 15:04 UTC")
+			return v.UTC().Format(timeLayout)
 		}
 		return ""
 	},
