@@ -272,9 +272,9 @@ func Run(ctx context.Context, l Load) (*Result, error) {
 // client sends a load's requests. It is fasthttp's HostClient rather than
 // net/http's: the load generator runs on the cores of the server it
 // measures, and net/http's client hands each request between three
-// goroutines (caller, writer, reader), which cost ~100 µs of CPU per
-// request here against ~40 µs (BENCHMARKS.md, "Web"). Each client
-// goroutine does its own write and read on its keep-alive connection.
+// goroutines (caller, writer, reader), which cost ~45 µs more CPU per
+// status page request here (BENCHMARKS.md, "Web"). Each client goroutine
+// does its own write and read on its keep-alive connection.
 type client struct {
 	hc      *fasthttp.HostClient
 	timeout time.Duration
@@ -308,6 +308,7 @@ func newClient(l Load) (*client, error) {
 		IsTLS:                    u.Scheme == "https",
 		Dial:                     func(a string) (net.Conn, error) { return d.Dial("tcp", a) },
 		MaxConns:                 l.Concurrency,
+		MaxConnWaitTimeout:       l.Timeout, // wait for a connection, never fail for want of one
 		MaxIdleConnDuration:      time.Minute,
 		ReadTimeout:              l.Timeout,
 		WriteTimeout:             l.Timeout,
