@@ -16,6 +16,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -815,6 +816,26 @@ func testDomainDetail(t *testing.T, s store.Store) {
 	if len(ds) != 2 {
 		t.Errorf("decisions = %+v, want two", ds)
 	}
+
+	// Every column of the domain set, with text that needs escaping in
+	// JSON, and a worker's claim.
+	since, failing := at(-48*time.Hour), at(-time.Hour)
+	must(t, s.AddDomain(ctx, store.Domain{
+		Name: "full.example", State: store.StateValidating, Contact: `o"dd\name <x@exämple.test>`,
+		MXPatterns: []string{"mx1.full.example", `.mx"\.example`}, WantEnforce: true, FollowMTASTS: true,
+		Source: "https://github.com/o/r/pull/1", CreatedAt: T0, NextCheck: T0, ChecksPassed: 3,
+		PassingSince: &since, FailingSince: &failing,
+	}))
+	claimed, err := s.ClaimDue(ctx, "worker \"1\"", T0, 10, time.Minute)
+	must(t, err)
+	if !slices.ContainsFunc(claimed, func(d store.Domain) bool { return d.Name == "full.example" }) {
+		t.Fatalf("claimed %+v, want full.example among them", claimed)
+	}
+	full, err := s.GetDomain(ctx, "full.example")
+	must(t, err)
+	got, err := s.DomainDetail(ctx, "full.example", 10)
+	must(t, err)
+	same(t, "DomainDetail(full.example)", got, store.Detail{Domain: full, Checks: []store.CheckRecord{}, Decisions: []store.Decision{}})
 }
 
 // testDomainDetailProofs: UnusedProofs is set while the domain has a proof

@@ -22,12 +22,13 @@ const (
 		AND proofs.used_at IS NULL AND proofs.superseded_at IS NULL) FROM domains WHERE name = ?`
 )
 
-// DomainDetail implements store.Store: three prepared statements in one
-// read-only transaction (on PostgreSQL at REPEATABLE READ, so that the
-// three see one snapshot; a SQLite read transaction is one already).
+// DomainDetail implements store.Store: on SQLite (LocalReads) with
+// detailOne, one statement; otherwise three prepared statements in one
+// read-only transaction at REPEATABLE READ, so that the three see one
+// snapshot.
 func (s *Store) DomainDetail(ctx context.Context, name string, checkLimit int) (store.Detail, error) {
 	if s.d.LocalReads {
-		ctx = context.WithoutCancel(ctx)
+		return s.detailOne(context.WithoutCancel(ctx), name, checkLimit)
 	}
 	checks, checkArgs := checksQuery+checksOrder, []any{name}
 	if checkLimit > 0 {

@@ -44,12 +44,13 @@ type Dialect struct {
 	// (SQLite: clustered by domain, WITHOUT ROWID); the writer gives each
 	// check an id, one more than the largest, under the write lock.
 	NumberChecks bool
-	// LocalReads: the database is a local file (SQLite), so a status
-	// read (a few index look-ups, at most a page of rows) runs to its end
-	// instead of watching its caller's context: modernc.org/sqlite starts
-	// a goroutine per statement to interrupt it when a cancellable
-	// context ends, four per status read, which cost more than the read's
-	// own work on two cores.
+	// LocalReads: the database is a local SQLite file, so a status read
+	// (DomainDetail) is one statement, detailOneQuery, which sees one
+	// snapshot without BEGIN and ROLLBACK, and runs to its end instead of
+	// watching its caller's context (a few index look-ups, at most a page
+	// of rows): modernc.org/sqlite starts a goroutine per statement to
+	// interrupt it when a cancellable context ends, which cost more than
+	// the read's own work on two cores.
 	LocalReads bool
 	// MigrationLock is executed first in the migration transaction to
 	// keep concurrent openers apart (empty: the transaction is enough).
