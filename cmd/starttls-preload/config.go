@@ -40,20 +40,19 @@ type Config struct {
 
 // archiveDir is the archive of signed lists: publish.archive, by default
 // under the data directory.
-func (c *Config) archiveDir() string {
-	if c.Publish.Archive != "" {
-		return c.Publish.Archive
-	}
-	return filepath.Join(c.DataDir, "archive")
-}
+func (c *Config) archiveDir() string { return c.orDataDir(c.Publish.Archive, "archive") }
 
 // listKeyPath is the list signing key's file: list.key, by default under
 // the data directory.
-func (c *Config) listKeyPath() string {
-	if c.List.Key != "" {
-		return c.List.Key
+func (c *Config) listKeyPath() string { return c.orDataDir(c.List.Key, "list-signing.key") }
+
+// orDataDir is a configured path, or, when none is set, name under the
+// data directory.
+func (c *Config) orDataDir(set, name string) string {
+	if set != "" {
+		return set
 	}
-	return filepath.Join(c.DataDir, "list-signing.key")
+	return filepath.Join(c.DataDir, name)
 }
 
 // WebConfig holds the web door's settings (web.*).
@@ -77,12 +76,7 @@ type WebConfig struct {
 }
 
 // webSecretPath is web.secret_file, by default under the data directory.
-func (c *Config) webSecretPath() string {
-	if c.Web.SecretFile != "" {
-		return c.Web.SecretFile
-	}
-	return filepath.Join(c.DataDir, "web-secret")
-}
+func (c *Config) webSecretPath() string { return c.orDataDir(c.Web.SecretFile, "web-secret") }
 
 // GitHubConfig holds the GitHub pull-request door's settings (github.*).
 // With Repository and Token set, serve and worker watch the repository's

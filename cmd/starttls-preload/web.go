@@ -27,12 +27,13 @@ func webRoutes(ctx context.Context, p serveParts) ([]service.Route, error) {
 	if err != nil {
 		return nil, usagef("web.trusted_proxies: %v", err)
 	}
-	secret, created, err := service.LoadOrCreateSecret(c.webSecretPath())
+	secretPath := c.webSecretPath()
+	secret, created, err := service.LoadOrCreateSecret(secretPath)
 	if err != nil {
 		return nil, err
 	}
 	if created {
-		slog.Info("created the web door's secret (web.secret_file)", "file", c.webSecretPath())
+		slog.Info("created the web door's secret (web.secret_file)", "file", secretPath)
 	}
 	var fps []string
 	if keys, err := listgen.ParsePublicKeys(p.Keys.PubPEM); err == nil {
